@@ -36,9 +36,8 @@ class RealServer:
 @contextmanager
 def run_uvicorn(app: ASGIApp, **config: object) -> Iterator[RealServer]:
     """Serve ``app`` with uvicorn in a thread on a free loopback port; stop it afterwards."""
-    cfg = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", **config
-    )
+    options: dict[str, object] = {"log_level": "warning", "lifespan": "off", **config}
+    cfg = uvicorn.Config(app, host="127.0.0.1", port=0, **options)  # type: ignore[arg-type]
     server = uvicorn.Server(cfg)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

@@ -1,14 +1,7 @@
-"""ssechat.cli: `ssechat serve` as a real process answering on a loopback port."""
+"""ssechat.cli: `ssechat serve` as a real process, flags and errors."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,59 +9,19 @@ import pytest
 
 from ssechat.cli import main
 
-BIN = Path(sys.executable).parent / "ssechat"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def serve_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    port = free_port()
-    env = {**os.environ, "SSECHAT_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen(
-        [str(BIN), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    try:
-        yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
-
-
-def wait_healthy(port: int, proc: subprocess.Popen[str]) -> httpx.Response:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+from .server_process import free_port, ssechat_serve
 
 
 @pytest.mark.real_server
-def test_serve_answers_health(serve_process: tuple[subprocess.Popen[str], int]) -> None:
-    proc, port = serve_process
-    response = wait_healthy(port, proc)
-    assert response.status_code == 200
-    assert response.json()["status"] == "ok"
+def test_serve_with_no_key_answers_health_with_the_demo_model(tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    with ssechat_serve({}, tmp_path, args=("--db", str(db))) as server:
+        health = httpx.get(f"{server.base_url}/api/health").json()
+        models = httpx.get(f"{server.base_url}/api/models").json()
+    assert health["status"] == "ok"
+    assert health["demo"] is True
+    assert models["default"] == "demo"
+    assert db.exists()
 
 
 def test_bad_env_setting_is_a_clear_error(
@@ -84,3 +37,11 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith("ssechat ")
+
+
+def test_chat_without_a_server_says_how_to_start_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    port = free_port()  # nothing listens there
+    assert main(["chat", "hello", "--url", f"http://127.0.0.1:{port}"]) == 1
+    assert "start one with `ssechat serve`" in capsys.readouterr().err

@@ -1,19 +1,30 @@
 """Settings: one typed object, read from ``SSECHAT_*`` environment variables.
 
-CLI flags override the same fields. Defaults work offline on a fresh machine. This module must
-never read a setting anywhere else, nor log a secret.
+Two standard variables are read as well, unprefixed, because every OpenAI-compatible tool reads
+them: ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``. CLI flags override the same fields. Defaults work
+offline on a fresh machine (the ``demo`` model, a SQLite file in the user's data directory).
+This module must never read a setting anywhere else, nor show the key in a repr or a log line.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, get_args
 
-__all__ = ["Settings"]
+__all__ = ["DEMO_MODEL", "ENV_ALIASES", "ENV_PREFIX", "Settings"]
 
 ENV_PREFIX = "SSECHAT_"
+DEMO_MODEL = "demo"
+
+# Fields that also (and first) come from a standard, unprefixed variable.
+ENV_ALIASES: Mapping[str, str] = {
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
+}
+
+OnDisconnect = Literal["continue", "cancel"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,24 +33,73 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    heartbeat: float = 15.0
     log_level: str = "info"
+    # Where conversations live: a SQLAlchemy URL or a file path; empty = the user's data dir.
+    database_url: str = ""
+    # The model new conversations use; empty = the upstream's default, or "demo" with none.
+    model: str = ""
+    openai_api_key: str = field(default="", repr=False)
+    openai_base_url: str = ""
+    # Seconds of silence before an event stream sends a ":" heartbeat comment.
+    heartbeat: float = 15.0
+    # A reconnecting EventSource waits this long (ms), sent as "retry:" on every run stream.
+    retry_ms: int = 3000
+    max_content_chars: int = 100_000
+    # Characters of history sent upstream; the oldest messages are dropped first.
+    context_budget_chars: int = 32_000
+    # What a run does when its last subscriber leaves: go on and save ("continue"), or stop
+    # the upstream request after disconnect_grace seconds ("cancel", the tutorial's behaviour).
+    on_disconnect: OnDisconnect = "continue"
+    disconnect_grace: float = 10.0
+    # How long a finished run stays replayable by id, in seconds.
+    run_retention: float = 600.0
+    # At most this many seconds between two saves of a growing answer.
+    persist_interval: float = 0.5
+    upstream_connect_timeout: float = 10.0
+    upstream_idle_timeout: float = 60.0
+    upstream_max_retries: int = 2
+    demo_tokens_per_second: float = 40.0
+    # The built web UI served at "/"; empty = web/dist of this source checkout.
+    web_dir: str = ""
+
+    @property
+    def has_upstream(self) -> bool:
+        """An OpenAI-compatible upstream is configured (a key, or a base URL such as Ollama's)."""
+        return bool(self.openai_api_key or self.openai_base_url)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``env`` (default ``os.environ``), then apply non-None overrides."""
         env = os.environ if env is None else env
+        defaults = cls()
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
+            name = ENV_PREFIX + f.name.upper()
+            raw = env.get(name)
+            alias = ENV_ALIASES.get(f.name)
+            if alias and env.get(alias):
+                name, raw = alias, env[alias]
             if raw is None or raw == "":
                 continue
-            values[f.name] = _parse(f.name, type(getattr(cls(), f.name)), raw)
+            values[f.name] = _parse(name, f.name, type(getattr(defaults, f.name)), raw)
         settings = cls(**values)
-        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.on_disconnect not in get_args(OnDisconnect):
+            raise ValueError(
+                f"{ENV_PREFIX}ON_DISCONNECT must be one of {', '.join(get_args(OnDisconnect))}"
+            )
+        for name in ("max_content_chars", "context_budget_chars", "retry_ms"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port} is out of range")
 
 
-def _parse(name: str, kind: type, raw: str) -> Any:
+def _parse(variable: str, name: str, kind: type, raw: str) -> Any:
     try:
         if kind is bool:
             lowered = raw.strip().lower()
@@ -50,6 +110,5 @@ def _parse(name: str, kind: type, raw: str) -> Any:
             raise ValueError(raw)
         return kind(raw)
     except ValueError:
-        raise ValueError(
-            f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}"
-        ) from None
+        shown = "<hidden>" if name == "openai_api_key" else repr(raw)
+        raise ValueError(f"{variable}={shown} is not a valid {kind.__name__}") from None

@@ -1,0 +1,193 @@
+"""The chat service: the one place where the store, the providers and the runs meet.
+
+Routes call it; it adds messages, builds the context sent upstream (system prompt plus the
+branch from the root, trimmed oldest-first), starts runs and names conversations after their
+first answer. It must never speak HTTP: it takes values and raises ``ssechat.errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ssechat.config import Settings
+from ssechat.context import build_context, make_title
+from ssechat.errors import ConflictError, InvalidRequestError, PayloadTooLargeError
+from ssechat.providers.base import GenerationParams
+from ssechat.providers.registry import ProviderRegistry
+from ssechat.runs import Run, RunManager, RunSpec
+from ssechat.store import Conversation, Message, Store
+
+__all__ = ["ChatService", "Started"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    run: Run
+    user_message_id: str
+    message_id: str
+
+
+class ChatService:
+    def __init__(
+        self, settings: Settings, store: Store, providers: ProviderRegistry, runs: RunManager
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.providers = providers
+        self.runs = runs
+
+    @classmethod
+    async def open(cls, settings: Settings) -> ChatService:
+        store = await Store.open(settings.database_url or None)
+        interrupted = await store.mark_streaming_interrupted()
+        if interrupted:
+            logger.warning(
+                "marked %d answer(s) left streaming by a crash as interrupted", interrupted
+            )
+        providers = ProviderRegistry.from_settings(settings)
+        runs = RunManager(
+            store,
+            retry_ms=settings.retry_ms,
+            persist_interval=settings.persist_interval,
+            retention=settings.run_retention,
+            on_disconnect=settings.on_disconnect,
+            disconnect_grace=settings.disconnect_grace,
+        )
+        return cls(settings, store, providers, runs)
+
+    async def close(self) -> None:
+        await self.runs.shutdown()
+        await self.providers.aclose()
+        await self.store.close()
+
+    # --- checks ---------------------------------------------------------------------------
+
+    def check_content(self, content: str, what: str = "content") -> None:
+        limit = self.settings.max_content_chars
+        if len(content) > limit:
+            raise PayloadTooLargeError(f"{what} is {len(content)} characters; the limit is {limit}")
+
+    def resolve_model(self, requested: str | None, conversation: Conversation | None) -> str:
+        model = requested or (conversation.model if conversation else None)
+        model = model or self.providers.default_model
+        self.providers.resolve(model)  # raises a clear error for an unavailable model
+        return model
+
+    # --- generation -----------------------------------------------------------------------
+
+    async def send(
+        self,
+        conversation_id: str,
+        content: str,
+        *,
+        parent_id: str | None,
+        params: GenerationParams,
+        model: str | None,
+        parent_given: bool,
+    ) -> Started:
+        """Add a user message under ``parent_id`` (default: the current leaf) and answer it."""
+        self.check_content(content)
+        conversation = await self.store.get_conversation(conversation_id)
+        model_name = self.resolve_model(model, conversation)
+        if not parent_given:
+            parent_id = conversation.current_leaf_id
+        if parent_id is not None:
+            parent = await self.store.get_message(parent_id)
+            self._check_parent(parent, conversation_id)
+        user, answer = await self.store.add_exchange(
+            conversation_id, parent_id=parent_id, user_content=content, model=model_name
+        )
+        if conversation.model is None:
+            await self.store.update_conversation(conversation_id, model=model_name)
+        return await self._start(conversation, user.id, answer, model_name, params)
+
+    async def regenerate(
+        self, message_id: str, *, params: GenerationParams, model: str | None
+    ) -> Started:
+        """Answer again: a new assistant sibling of ``message_id`` (or a first child of a user
+        message), as ChatGPT's Regenerate does."""
+        message = await self.store.get_message(message_id)
+        conversation = await self.store.get_conversation(message.conversation_id)
+        if message.role == "assistant":
+            if message.parent_id is None:
+                raise ConflictError("this answer has no question to answer again")
+            question = await self.store.get_message(message.parent_id)
+        elif message.role == "user":
+            question = message
+        else:
+            raise ConflictError("only a question or an answer can be regenerated")
+        self._check_parent(question, conversation.id)
+        model_name = self.resolve_model(model or message.model, conversation)
+        answer = await self.store.add_assistant(
+            conversation.id, parent_id=question.id, model=model_name
+        )
+        return await self._start(conversation, question.id, answer, model_name, params)
+
+    def _check_parent(self, parent: Message, conversation_id: str) -> None:
+        if parent.conversation_id != conversation_id:
+            raise InvalidRequestError("parent_id belongs to another conversation")
+        if parent.status == "streaming" or self.runs.live_run_for_message(parent.id):
+            raise ConflictError("that answer is still being generated; stop it first")
+
+    async def _start(
+        self,
+        conversation: Conversation,
+        question_id: str,
+        answer: Message,
+        model: str,
+        params: GenerationParams,
+    ) -> Started:
+        branch = await self.store.path_to(question_id)
+        messages = build_context(
+            conversation.system_prompt, branch, budget_chars=self.settings.context_budget_chars
+        )
+        spec = RunSpec(
+            conversation_id=conversation.id,
+            user_message_id=question_id,
+            message_id=answer.id,
+            model=model,
+            messages=messages,
+            params=params,
+        )
+        first_question = next((m.content for m in branch if m.role == "user"), "")
+
+        async def name_conversation(run: Run) -> None:
+            if run.status in ("complete", "length") and conversation.title is None:
+                await self.store.set_title_if_empty(
+                    conversation.id, make_title(first_question, run.text)
+                )
+
+        run = self.runs.start(spec, self.providers.resolve(model), on_finish=name_conversation)
+        return Started(run=run, user_message_id=question_id, message_id=answer.id)
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def conversation_with_messages(self, conversation_id: str) -> dict[str, Any]:
+        conversation = await self.store.get_conversation(conversation_id)
+        messages = await self.store.list_messages(conversation_id)
+        return {
+            **conversation.as_dict(),
+            "messages": [self.message_dict(m) for m in messages],
+        }
+
+    def message_dict(self, message: Message) -> dict[str, Any]:
+        data = message.as_dict()
+        run = self.runs.live_run_for_message(message.id)
+        data["run_id"] = run.id if run is not None else None
+        if run is not None:
+            # The stored text lags by up to persist_interval; the run has it all.
+            data["content"] = run.text
+        return data
+
+    async def cancel_conversation_runs(self, conversation_id: str) -> None:
+        for run in self.runs.live_runs():
+            if run.spec.conversation_id == conversation_id:
+                await self.runs.cancel(run.id)
+
+
+def params_of(temperature: float | None, max_tokens: int | None) -> GenerationParams:
+    return GenerationParams(temperature=temperature, max_tokens=max_tokens)

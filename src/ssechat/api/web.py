@@ -1,0 +1,46 @@
+"""Serves the built web UI (``web/dist``) at ``/``, with index.html for client-side routes.
+
+It must never shadow ``/api``: an unknown API path stays a JSON 404.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+__all__ = ["default_web_dir", "mount_web"]
+
+NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>ssechat</title>
+<p>The ssechat API is running, but the web UI has not been built.
+Run <code>make run</code> from the source checkout (it builds <code>web/dist</code>),
+or point <code>SSECHAT_WEB_DIR</code> at a built UI.</p>"""
+
+
+def default_web_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "web" / "dist"
+
+
+class _SinglePageApp(StaticFiles):
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as exc:
+            if exc.status_code != 404 or path == "api" or path.startswith("api/"):
+                raise
+            return await super().get_response("index.html", scope)
+
+
+def mount_web(app: FastAPI, web_dir: str) -> None:
+    directory = Path(web_dir) if web_dir else default_web_dir()
+    if (directory / "index.html").is_file():
+        app.mount("/", _SinglePageApp(directory=directory, html=True), name="web")
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def not_built() -> HTMLResponse:
+        return HTMLResponse(NOT_BUILT)

@@ -1,0 +1,111 @@
+"""Every error ssechat raises on purpose, in one tree.
+
+    SSEChatError                      code              HTTP   retryable
+    ├── InvalidRequestError           invalid_request    400
+    │   └── PayloadTooLargeError      payload_too_large  413
+    ├── NotFoundError                 not_found          404
+    ├── ConflictError                 conflict           409
+    └── ProviderError                 upstream_error     502    (varies)
+        ├── ProviderConnectionError   upstream_unreachable 502  yes  (connect refused, reset)
+        ├── ProviderTimeoutError      upstream_timeout   504    yes  (connect or idle timeout)
+        ├── ProviderStatusError       upstream_status    502    408/409/429/5xx: yes
+        │   └── ProviderAuthError     upstream_auth      502    no   (401/403: the key is wrong)
+        └── ProviderStreamError       upstream_stream_error 502 no (error frame after 200,
+                                                                 malformed or cut-off stream)
+
+``api`` turns these into ``{"error": {"code", "message"}}`` answers; ``runs`` turns them into SSE
+``error`` events ``{code, message, retryable}``. This module imports nothing of ssechat, and no
+message may carry a provider key.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConflictError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "ProviderAuthError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderStatusError",
+    "ProviderStreamError",
+    "ProviderTimeoutError",
+    "SSEChatError",
+]
+
+
+class SSEChatError(Exception):
+    """Base of the tree; ``code`` is stable and machine-readable, the message is for people."""
+
+    code = "error"
+    status_code = 500
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequestError(SSEChatError):
+    code = "invalid_request"
+    status_code = 400
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    code = "payload_too_large"
+    status_code = 413
+
+
+class NotFoundError(SSEChatError):
+    code = "not_found"
+    status_code = 404
+
+
+class ConflictError(SSEChatError):
+    code = "conflict"
+    status_code = 409
+
+
+class ProviderError(SSEChatError):
+    """The upstream model API failed; ``retryable`` says whether trying again may help."""
+
+    code = "upstream_error"
+    status_code = 502
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ProviderConnectionError(ProviderError):
+    code = "upstream_unreachable"
+    retryable = True
+
+
+class ProviderTimeoutError(ProviderError):
+    code = "upstream_timeout"
+    status_code = 504
+    retryable = True
+
+
+class ProviderStatusError(ProviderError):
+    """The upstream answered with an HTTP error status before streaming anything."""
+
+    code = "upstream_status"
+
+    def __init__(self, message: str, *, status: int, retry_after: float | None = None) -> None:
+        super().__init__(message, retryable=status in (408, 409, 429) or status >= 500)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ProviderAuthError(ProviderStatusError):
+    code = "upstream_auth"
+
+
+class ProviderStreamError(ProviderError):
+    """The stream itself carried an error frame, or broke off in a way that is not retried."""
+
+    code = "upstream_stream_error"

@@ -1,0 +1,304 @@
+"""Runs: a generation is a server-side job, not tied to the connection that started it.
+
+A run calls its provider in a task of its own and writes each step to its ``RunLog`` as an SSE
+frame: ``run`` (id 0), ``delta`` (``{"text"}``), ``error`` (``{code, message, retryable}``) and
+last ``done`` (``{status, finish_reason, usage}``). Subscribers follow the log from any id, so a
+browser that drops off and comes back with ``Last-Event-ID`` continues exactly where it left:
+no gap, no duplicate, no second upstream call.
+
+The answer is saved through ``AnswerStore`` at most every ``persist_interval`` seconds and at
+the end, never once per token, and its text is kept as a list of parts joined only when read.
+A run ends as ``complete``, ``length``, ``stopped``, ``error`` or ``interrupted``.
+
+This module must never import the store or the API: it sees persistence only through the small
+``AnswerStore`` protocol, and must never write to the database on the per-token path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ssechat.errors import NotFoundError, ProviderError, SSEChatError
+from ssechat.providers.base import ChatMessage, GenerationParams, Provider, Usage
+from ssechat.runs.log import MemoryRunLog, RunLog
+from ssechat.sse import encode, json_data
+
+__all__ = ["AnswerStore", "Run", "RunManager", "RunSpec", "RunStatus"]
+
+logger = logging.getLogger(__name__)
+
+RunStatus = Literal["running", "complete", "length", "stopped", "error", "interrupted"]
+OnFinish = Callable[["Run"], Awaitable[None]]
+
+
+class AnswerStore(Protocol):
+    """What a run needs of the store: saving its answer message."""
+
+    async def update_message(
+        self,
+        id: str,
+        *,
+        content: str | None = None,
+        status: str | None = None,
+        finish_reason: str | None = None,
+        usage: dict[str, int] | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """What to generate, and where the answer goes."""
+
+    conversation_id: str
+    user_message_id: str
+    message_id: str
+    model: str
+    messages: Sequence[ChatMessage]
+    params: GenerationParams = field(default_factory=GenerationParams)
+
+
+class Run:
+    """One generation: its state, its log, and the task that drives it."""
+
+    def __init__(self, spec: RunSpec, log: RunLog) -> None:
+        self.id = uuid.uuid4().hex
+        self.spec = spec
+        self.log = log
+        self.status: RunStatus = "running"
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.error: SSEChatError | None = None
+        self.created_at = time.time()
+        self.finished_at: float | None = None
+        self.subscribers = 0
+        self.parts: list[str] = []
+        self.task: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def live(self) -> bool:
+        return self.status == "running"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "conversation_id": self.spec.conversation_id,
+            "user_message_id": self.spec.user_message_id,
+            "message_id": self.spec.message_id,
+            "model": self.spec.model,
+            "status": self.status,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage.as_dict() if self.usage else None,
+            "error": _error_dict(self.error) if self.error else None,
+            "text": self.text,
+            "last_event_id": self.log.last_seq,
+        }
+
+
+def _error_dict(error: SSEChatError) -> dict[str, Any]:
+    return {"code": error.code, "message": error.message, "retryable": error.retryable}
+
+
+class RunManager:
+    """Starts runs, finds them by id, lets clients follow and cancel them."""
+
+    def __init__(
+        self,
+        store: AnswerStore,
+        *,
+        retry_ms: int = 3000,
+        persist_interval: float = 0.5,
+        retention: float = 600.0,
+        on_disconnect: Literal["continue", "cancel"] = "continue",
+        disconnect_grace: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.retry_frame = encode(retry=retry_ms)
+        self.persist_interval = persist_interval
+        self.retention = retention
+        self.on_disconnect = on_disconnect
+        self.disconnect_grace = disconnect_grace
+        self._runs: dict[str, Run] = {}
+        self._by_message: dict[str, Run] = {}
+        self._closing = False
+
+    # --- lookup ---------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> Run:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id!r} not found (unknown, or finished long ago)")
+        return run
+
+    def live_run_for_message(self, message_id: str) -> Run | None:
+        run = self._by_message.get(message_id)
+        return run if run is not None and run.live else None
+
+    def live_runs(self) -> list[Run]:
+        return [run for run in self._runs.values() if run.live]
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self, spec: RunSpec, provider: Provider, on_finish: OnFinish | None = None) -> Run:
+        if self._closing:
+            raise SSEChatError("the server is shutting down")
+        run = Run(spec, MemoryRunLog())
+        run.log.append(
+            encode(
+                json_data(
+                    {
+                        "run_id": run.id,
+                        "conversation_id": spec.conversation_id,
+                        "user_message_id": spec.user_message_id,
+                        "message_id": spec.message_id,
+                        "model": spec.model,
+                    }
+                ),
+                event="run",
+                id="0",
+            )
+        )
+        self._runs[run.id] = run
+        self._by_message[spec.message_id] = run
+        run.task = asyncio.create_task(self._drive(run, provider, on_finish), name=f"run-{run.id}")
+        return run
+
+    async def cancel(self, run_id: str) -> Run:
+        """Stop a run (idempotent) and return it once its final state is saved."""
+        run = self.get(run_id)
+        if run.live and run.task is not None:
+            run.task.cancel()
+        await run.finished.wait()
+        return run
+
+    async def shutdown(self) -> None:
+        """Stop every live run as ``interrupted``, saving what each has so far."""
+        self._closing = True
+        tasks = [run.task for run in self._runs.values() if run.live and run.task]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- following ------------------------------------------------------------------------
+
+    async def follow(self, run: Run, after: int = -1) -> AsyncIterator[bytes]:
+        """The frames a client should get: ``retry``, then the log after ``after``, live."""
+        run.subscribers += 1
+        try:
+            yield self.retry_frame
+            async for batch in run.log.follow(after):
+                yield batch
+        finally:
+            run.subscribers -= 1
+            if run.subscribers == 0 and run.live and self.on_disconnect == "cancel":
+                asyncio.get_running_loop().call_later(
+                    self.disconnect_grace, self._cancel_if_abandoned, run
+                )
+
+    def _cancel_if_abandoned(self, run: Run) -> None:
+        if run.subscribers == 0 and run.live and run.task is not None:
+            logger.info("run %s: no subscriber for %ss, stopping it", run.id, self.disconnect_grace)
+            run.task.cancel()
+
+    # --- the run itself -------------------------------------------------------------------
+
+    async def _drive(self, run: Run, provider: Provider, on_finish: OnFinish | None) -> None:
+        spec = run.spec
+        status: RunStatus = "complete"
+        saver = asyncio.create_task(self._save_periodically(run))
+        log, parts = run.log, run.parts
+        try:
+            stream = provider.stream(spec.messages, spec.model, spec.params)
+            async with contextlib.aclosing(stream):
+                async for delta in stream:
+                    if delta.text:
+                        parts.append(delta.text)
+                        # The hot path: one encode, one append; no IO, no join.
+                        log.append(
+                            encode(
+                                json_data({"text": delta.text}),
+                                event="delta",
+                                id=str(log.last_seq + 1),
+                            )
+                        )
+                    if delta.finish_reason is not None:
+                        run.finish_reason = delta.finish_reason
+                    if delta.usage is not None:
+                        run.usage = delta.usage
+            status = "length" if run.finish_reason == "length" else "complete"
+        except asyncio.CancelledError:
+            status = "interrupted" if self._closing else "stopped"
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+        except ProviderError as exc:
+            status = "error"
+            run.error = exc
+        except Exception:
+            logger.exception("run %s failed", run.id)
+            status = "error"
+            run.error = SSEChatError("the run failed unexpectedly; see the server log")
+        finally:
+            saver.cancel()
+        await self._finish(run, status, on_finish)
+
+    async def _save_periodically(self, run: Run) -> None:
+        saved = 0
+        while True:
+            await asyncio.sleep(self.persist_interval)
+            if len(run.parts) != saved:
+                saved = len(run.parts)
+                try:
+                    await self.store.update_message(run.spec.message_id, content=run.text)
+                except Exception:
+                    logger.exception("run %s: could not save the partial answer", run.id)
+
+    async def _finish(self, run: Run, status: RunStatus, on_finish: OnFinish | None) -> None:
+        run.status = status
+        run.finished_at = time.time()
+        try:
+            await self.store.update_message(
+                run.spec.message_id,
+                content=run.text,
+                status=status,
+                finish_reason=run.finish_reason,
+                usage=run.usage.as_dict() if run.usage else None,
+                error=run.error.message if run.error else None,
+            )
+            if on_finish is not None:
+                await on_finish(run)
+        except Exception:
+            logger.exception("run %s: could not save the final answer", run.id)
+        log = run.log
+        if run.error is not None:
+            log.append(
+                encode(json_data(_error_dict(run.error)), event="error", id=str(log.last_seq + 1))
+            )
+        done = {
+            "status": status,
+            "finish_reason": run.finish_reason,
+            "usage": run.usage.as_dict() if run.usage else None,
+        }
+        log.append(encode(json_data(done), event="done", id=str(log.last_seq + 1)))
+        log.close()
+        run.finished.set()
+        if not self._closing:
+            asyncio.get_running_loop().call_later(self.retention, self._forget, run)
+
+    def _forget(self, run: Run) -> None:
+        self._runs.pop(run.id, None)
+        if self._by_message.get(run.spec.message_id) is run:
+            del self._by_message[run.spec.message_id]

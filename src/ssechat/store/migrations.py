@@ -1,0 +1,148 @@
+"""Versioned schema migrations: an ordered list of small named functions, applied once each.
+
+Every function takes a synchronous SQLAlchemy ``Connection`` inside the migration transaction and
+changes the schema one step; its name is recorded in the ``_migrations`` table (name, applied_at)
+when it has run, so opening a database again applies only what is new. Each migration describes
+the tables it creates with its own ``MetaData`` snapshot, never with ``schema``'s current tables:
+what an old migration does must not change when the schema moves on.
+
+Rules for adding one: append a new function to ``MIGRATIONS`` (never edit, reorder or remove an
+applied one), use Core DDL or portable SQL only (the store is meant to grow a PostgreSQL backend),
+and keep each one small. This module must never touch rows it does not have to migrate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ssechat.store import schema
+
+__all__ = ["MIGRATIONS", "Migration", "applied_migrations", "apply_migrations"]
+
+Migration = Callable[[Connection], None]
+
+_ID = sa.String(32)
+
+
+def m001_conversations(conn: Connection) -> None:
+    snapshot = sa.MetaData()
+    sa.Table(
+        "conversations",
+        snapshot,
+        sa.Column("id", _ID, primary_key=True),
+        sa.Column("title", sa.Text),
+        sa.Column("model", sa.Text),
+        sa.Column("system_prompt", sa.Text),
+        sa.Column("owner", sa.Text),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+        sa.Column("current_leaf_id", _ID),
+    ).create(conn)
+
+
+def m002_messages(conn: Connection) -> None:
+    snapshot = sa.MetaData()
+    # Only what the foreign key needs to resolve; the table itself exists already.
+    sa.Table("conversations", snapshot, sa.Column("id", _ID, primary_key=True))
+    sa.Table(
+        "messages",
+        snapshot,
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id", _ID, nullable=False, unique=True),
+        sa.Column(
+            "conversation_id",
+            _ID,
+            sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("parent_id", _ID, sa.ForeignKey("messages.id", ondelete="CASCADE")),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("content", sa.Text, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("model", sa.Text),
+        sa.Column("finish_reason", sa.Text),
+        sa.Column("usage", sa.JSON(none_as_null=True)),
+        sa.Column("error", sa.Text),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+    ).create(conn)
+
+
+def m003_indexes(conn: Connection) -> None:
+    snapshot = sa.MetaData()
+    conversations = sa.Table(
+        "conversations",
+        snapshot,
+        sa.Column("id", _ID),
+        sa.Column("updated_at", sa.Double),
+    )
+    messages = sa.Table(
+        "messages",
+        snapshot,
+        sa.Column("seq", sa.Integer),
+        sa.Column("conversation_id", _ID),
+        sa.Column("parent_id", _ID),
+        sa.Column("status", sa.String(16)),
+    )
+    # The conversation list is read newest first, page by page, on (updated_at, id).
+    sa.Index(
+        "ix_conversations_updated_at_id", conversations.c.updated_at, conversations.c.id
+    ).create(conn)
+    sa.Index("ix_messages_conversation_id_seq", messages.c.conversation_id, messages.c.seq).create(
+        conn
+    )
+    # Children are looked up when a conversation's messages are deleted (the self foreign key).
+    sa.Index("ix_messages_parent_id", messages.c.parent_id).create(conn)
+    # Startup looks for answers a crash left "streaming".
+    sa.Index("ix_messages_status", messages.c.status).create(conn)
+
+
+MIGRATIONS: Sequence[Migration] = (m001_conversations, m002_messages, m003_indexes)
+"""Every migration, oldest first. Append only."""
+
+
+def applied_migrations(conn: Connection) -> list[str]:
+    """The names recorded in ``_migrations``, in the order they were applied."""
+    if not sa.inspect(conn).has_table(schema.migrations.name):
+        return []
+    table = schema.migrations
+    rows = conn.execute(sa.select(table.c.name).order_by(table.c.applied_at, table.c.name))
+    return list(rows.scalars())
+
+
+def apply_migrations(
+    conn: Connection,
+    migrations: Sequence[Migration] | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> list[str]:
+    """Apply, in order, each migration not yet recorded; return the names applied now.
+
+    ``migrations`` defaults to ``MIGRATIONS``. Run it inside one transaction: a failure leaves
+    the database as it was. A database that records a migration this code does not know was
+    written by a newer ssechat; it is refused rather than used with a schema this code cannot
+    describe.
+    """
+    if migrations is None:
+        migrations = MIGRATIONS
+    schema.migrations.create(conn, checkfirst=True)
+    done = set(applied_migrations(conn))
+    unknown = sorted(done - {migration.__name__ for migration in migrations})
+    if unknown:
+        raise RuntimeError(
+            "the database was migrated by a newer version of ssechat "
+            f"(unknown migrations: {', '.join(unknown)}); upgrade ssechat to open it"
+        )
+    applied: list[str] = []
+    for migration in migrations:
+        name = migration.__name__
+        if name in done:
+            continue
+        migration(conn)
+        conn.execute(sa.insert(schema.migrations).values(name=name, applied_at=clock()))
+        applied.append(name)
+    return applied

@@ -1,0 +1,108 @@
+"""The records the store hands out: conversations and the messages of their tree.
+
+They are frozen values, built from rows by the store and turned into JSON-ready dicts for the API
+by ``as_dict``. This module must never touch a database or import anything of ssechat: it is what
+the rest of the application may hold on to without holding a connection.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+__all__ = [
+    "MESSAGE_STATUSES",
+    "ROLES",
+    "UNSET",
+    "Conversation",
+    "Message",
+    "Unset",
+    "iso_utc",
+]
+
+ROLES: Final = ("system", "user", "assistant")
+"""The roles a message may have."""
+
+MESSAGE_STATUSES: Final = ("streaming", "complete", "length", "stopped", "error", "interrupted")
+"""A user message is ``complete``; an answer is ``streaming`` until its run ends with one of the
+others (``interrupted``: the server stopped, or crashed, while it was being written)."""
+
+
+class Unset(enum.Enum):
+    """The type of ``UNSET``: "leave this field as it is", so that ``None`` can clear a field."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = Unset.UNSET
+
+
+def iso_utc(timestamp: float) -> str:
+    """Unix seconds as ISO-8601 UTC with millisecond precision and a ``Z``, as browsers parse it."""
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    title: str | None
+    model: str | None
+    system_prompt: str | None
+    owner: str | None
+    created_at: float
+    updated_at: float
+    current_leaf_id: str | None
+    """The message the conversation's view ends at: the newest message added, or one chosen."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "model": self.model,
+            "system_prompt": self.system_prompt,
+            "owner": self.owner,
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
+            "current_leaf_id": self.current_leaf_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One node of a conversation's tree; siblings (same parent) are regenerations or edits."""
+
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    role: str
+    content: str
+    status: str
+    model: str | None
+    finish_reason: str | None
+    usage: dict[str, int] | None
+    created_at: float
+    updated_at: float
+    error: str | None = None
+    """Why the run that wrote this answer failed (status ``error``), for people."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "conversation_id": self.conversation_id,
+            "parent_id": self.parent_id,
+            "role": self.role,
+            "content": self.content,
+            "status": self.status,
+            "model": self.model,
+            "finish_reason": self.finish_reason,
+            "usage": dict(self.usage) if self.usage is not None else None,
+            "error": self.error,
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
+        }

@@ -1,0 +1,79 @@
+"""Run `ssechat serve` as a real process on a free loopback port, and stop it by pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent / "ssechat"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
+        self.proc = proc
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.base_url}/api/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ssechat serve exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("ssechat serve did not become healthy")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """kill -9: no shutdown code runs."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+@contextmanager
+def ssechat_serve(
+    env: Mapping[str, str], cwd: Path, args: tuple[str, ...] = ()
+) -> Iterator[ServerProcess]:
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SSECHAT_", "OPENAI_"))}
+    log = (cwd / "server.log").open("ab")  # kept beside the test's files for a post-mortem
+    proc = subprocess.Popen(
+        [str(BIN), "serve", "--port", str(port), *args],
+        env={**clean, "SSECHAT_LOG_LEVEL": "warning", **env},
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    server = ServerProcess(proc, port)
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

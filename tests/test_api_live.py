@@ -1,0 +1,312 @@
+"""The API over real sockets: a real uvicorn, the fake OpenAI-compatible upstream, real clients.
+
+What only a real connection shows: a client that drops mid-run and resumes with Last-Event-ID,
+cancel closing the upstream connection, a second subscriber, heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ssechat.api import create_app
+from ssechat.config import Settings
+from ssechat.fake_upstream import FakeUpstream, Scenario
+from ssechat.sse import Event, EventDecoder
+
+from .conftest import RealServer
+
+pytestmark = pytest.mark.real_server
+
+ANSWER = (
+    "Server-sent events stream text one way.\nThey resume with Last-Event-ID, "
+    "carry naïve UTF-8 (20 °C) and\r\nmulti-line tokens.\n\n- a list\n- of items\n"
+) * 4
+MODEL = "gpt-test"
+
+
+@dataclass
+class Stack:
+    upstream: FakeUpstream
+    server: RealServer
+    client: httpx.Client
+
+    def on_upstream(self, coro: Any, timeout: float = 5.0) -> Any:
+        """Run a coroutine of the fake upstream's own loop (its ``wait_*`` helpers)."""
+        loop = self.upstream._loop  # type: ignore[attr-defined]
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    def new_conversation(self) -> str:
+        response = self.client.post("/api/conversations", json={"model": MODEL})
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def start_run(self, content: str = "go") -> dict[str, Any]:
+        cid = self.new_conversation()
+        response = self.client.post(f"/api/conversations/{cid}/messages", json={"content": content})
+        assert response.status_code == 202, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+def make_stack(
+    tmp_path: Path, real_server: Callable[..., RealServer]
+) -> Iterator[Callable[..., Stack]]:
+    upstreams: list[Any] = []
+    clients: list[httpx.Client] = []
+
+    def make(scenario: Scenario, **settings: Any) -> Stack:
+        cm = FakeUpstream.running_in_thread(scenario)
+        upstream = cm.__enter__()
+        upstreams.append(cm)
+        # The fake's wait_* coroutines must run on its loop: find it from its server task.
+        upstream._loop = _loop_of(upstream)  # type: ignore[attr-defined]
+        config = Settings(
+            database_url=str(tmp_path / f"chat-{len(upstreams)}.db"),
+            openai_base_url=upstream.base_url,
+            openai_api_key="sk-test-secret-key-0123456789",
+            model=MODEL,
+            heartbeat=settings.pop("heartbeat", 30.0),
+            web_dir=str(tmp_path / "no-web"),
+            upstream_max_retries=0,
+            **settings,
+        )
+        server = real_server(create_app(config), lifespan="on")
+        client = httpx.Client(base_url=server.base_url, timeout=10)
+        clients.append(client)
+        return Stack(upstream, server, client)
+
+    yield make
+    for client in clients:
+        client.close()
+    for cm in reversed(upstreams):
+        cm.__exit__(None, None, None)
+
+
+def _loop_of(upstream: FakeUpstream) -> asyncio.AbstractEventLoop:
+    server = upstream._server  # type: ignore[attr-defined]
+    loop: asyncio.AbstractEventLoop = server.get_loop()
+    return loop
+
+
+class Follower:
+    """Reads a run's event stream over a real connection, event by event."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.decoder = EventDecoder()
+        self.events: list[Event] = []
+        self._chunks = response.iter_raw()
+        self._read = 0  # events handed out by next_event
+
+    def next_event(self) -> Event | None:
+        while self._read == len(self.events):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return None
+            self.events.extend(self.decoder.feed(chunk))
+        self._read += 1
+        return self.events[self._read - 1]
+
+    def until(self, predicate: Callable[[Event], bool]) -> Event:
+        while True:
+            event = self.next_event()
+            assert event is not None, f"the stream ended first: {self.events}"
+            if predicate(event):
+                return event
+
+    @property
+    def text(self) -> str:
+        return "".join(json.loads(e.data)["text"] for e in self.events if e.type == "delta")
+
+
+def deltas(n: int) -> Callable[[Event], bool]:
+    seen = 0
+
+    def predicate(event: Event) -> bool:
+        nonlocal seen
+        seen += event.type == "delta"
+        return seen >= n
+
+    return predicate
+
+
+def is_done(event: Event) -> bool:
+    return event.type == "done"
+
+
+def test_reconnect_with_last_event_id_gets_exactly_the_upstream_text(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(Scenario(text=ANSWER, rate=400))
+    cid = stack.new_conversation()
+    with stack.client.stream(
+        "POST",
+        f"/api/conversations/{cid}/messages",
+        json={"content": "tell me"},
+        headers={"Accept": "text/event-stream"},
+    ) as response:
+        first = Follower(response)
+        run = json.loads(first.until(lambda e: e.type == "run").data)
+        first.until(deltas(5))
+    # The connection is gone mid-run. Come back with the last id seen, twice over.
+    last_id = first.decoder.last_event_id
+    seen_text = first.text
+    with stack.client.stream(
+        "GET", f"/api/runs/{run['run_id']}/events", headers={"Last-Event-ID": last_id}
+    ) as response:
+        second = Follower(response)
+        second.until(deltas(3))
+    with stack.client.stream(
+        "GET",
+        f"/api/runs/{run['run_id']}/events",
+        params={"last_event_id": second.decoder.last_event_id},
+    ) as response:
+        third = Follower(response)
+        done = json.loads(third.until(is_done).data)
+
+    assert seen_text + second.text + third.text == ANSWER
+    assert done["status"] == "complete"
+    chat_requests = [r for r in stack.upstream.requests if r.path.endswith("/chat/completions")]
+    assert len(chat_requests) == 1
+    saved = stack.client.get(f"/api/conversations/{cid}").json()
+    answer = next(m for m in saved["messages"] if m["id"] == run["message_id"])
+    assert answer["content"] == ANSWER
+    assert answer["status"] == "complete"
+
+
+def test_cancel_closes_the_upstream_connection_within_100ms(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(Scenario(tokens=10_000, rate=100))
+    run = stack.start_run()
+    with stack.client.stream("GET", run["events_url"]) as response:
+        follower = Follower(response)
+        follower.until(deltas(2))
+        cancelled_at = time.monotonic()
+        state = stack.client.post(f"/api/runs/{run['run_id']}/cancel").json()
+        closed_at = stack.on_upstream(stack.upstream.wait_closed(), timeout=1.0)
+        done = json.loads(follower.until(is_done).data)
+    assert closed_at - cancelled_at <= 0.1, f"upstream closed {closed_at - cancelled_at:.3f}s late"
+    assert stack.upstream.connections[-1].closed_by == "client"
+    assert state["status"] == "stopped"
+    assert done["status"] == "stopped"
+    assert state["text"].startswith(follower.text)
+    saved = stack.client.get(f"/api/conversations/{state['conversation_id']}").json()
+    answer = next(m for m in saved["messages"] if m["id"] == run["message_id"])
+    assert answer["status"] == "stopped"
+    assert answer["content"] == state["text"]
+
+
+def test_a_run_goes_on_when_its_client_leaves(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(Scenario(text=ANSWER, rate=300))
+    run = stack.start_run()
+    with stack.client.stream("GET", run["events_url"]) as response:
+        Follower(response).until(deltas(2))
+    # Nobody listens now; the answer is still generated and saved.
+    with stack.client.stream("GET", run["events_url"]) as response:
+        follower = Follower(response)
+        done = json.loads(follower.until(is_done).data)
+    assert done["status"] == "complete"
+    assert follower.text == ANSWER
+    assert len(stack.upstream.requests) == 1
+    saved = stack.client.get(f"/api/conversations/{run['conversation_id']}").json()
+    answer = next(m for m in saved["messages"] if m["id"] == run["message_id"])
+    assert answer["content"] == ANSWER
+    assert answer["status"] == "complete"
+
+
+def test_on_disconnect_cancel_stops_the_upstream(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(
+        Scenario(tokens=10_000, rate=100), on_disconnect="cancel", disconnect_grace=0.05
+    )
+    run = stack.start_run()
+    with stack.client.stream("GET", run["events_url"]) as response:
+        Follower(response).until(deltas(2))
+    stack.on_upstream(stack.upstream.wait_closed(), timeout=5.0)
+    state = stack.client.post(f"/api/runs/{run['run_id']}/cancel").json()
+    assert state["status"] == "stopped"
+
+
+def test_a_second_subscriber_sees_the_same_live_answer(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(Scenario(text=ANSWER, rate=300))
+    run = stack.start_run()
+    with (
+        stack.client.stream("GET", run["events_url"]) as one,
+        stack.client.stream("GET", run["events_url"]) as two,
+    ):
+        a, b = Follower(one), Follower(two)
+        a.until(deltas(3))
+        b.until(deltas(3))
+        a.until(is_done)
+        b.until(is_done)
+    assert a.text == b.text == ANSWER
+    assert [e.last_event_id for e in a.events] == [e.last_event_id for e in b.events]
+
+
+def test_heartbeats_fill_a_stalled_run(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(Scenario(tokens=50, stall_after=2), heartbeat=0.05)
+    run = stack.start_run()
+    with stack.client.stream("GET", run["events_url"]) as response:
+        buffer = b""
+        for chunk in response.iter_raw():
+            buffer += chunk
+            if b": ping\n\n" in buffer.split(b"event: delta", 1)[-1]:
+                break
+    assert b"event: delta" in buffer
+    stack.client.post(f"/api/runs/{run['run_id']}/cancel")
+
+
+@pytest.mark.parametrize("done_after_error", [False, True])
+def test_an_upstream_error_mid_stream_ends_the_run_as_error(
+    make_stack: Callable[..., Stack], done_after_error: bool
+) -> None:
+    stack = make_stack(
+        Scenario(
+            tokens=20,
+            error_after=4,
+            error_message="The model is overloaded",
+            done_after_error=done_after_error,
+        )
+    )
+    run = stack.start_run()
+    with stack.client.stream("GET", run["events_url"]) as response:
+        follower = Follower(response)
+        done = json.loads(follower.until(is_done).data)
+    errors = [json.loads(e.data) for e in follower.events if e.type == "error"]
+    assert len(errors) == 1
+    assert errors[0]["code"] == "upstream_stream_error"
+    assert "overloaded" in errors[0]["message"]
+    assert done["status"] == "error"
+    saved = stack.client.get(f"/api/runs/{run['run_id']}").json()
+    assert saved["text"] == follower.text
+    assert len(follower.text) > 0
+
+
+def test_an_upstream_status_error_is_an_error_event_without_the_key(
+    make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture
+) -> None:
+    stack = make_stack(Scenario(status=401))
+    run = stack.start_run()
+    with stack.client.stream("GET", run["events_url"]) as response:
+        follower = Follower(response)
+        follower.until(is_done)
+    error = json.loads(next(e for e in follower.events if e.type == "error").data)
+    assert error["code"] == "upstream_auth"
+    assert error["retryable"] is False
+    everything = b"".join(
+        stack.client.get(url).content
+        for url in (f"/api/runs/{run['run_id']}", f"/api/conversations/{run['conversation_id']}")
+    )
+    assert b"sk-test-secret" not in everything
+    assert "sk-test-secret" not in json.dumps(error)
+    assert "sk-test-secret" not in caplog.text
