@@ -6,7 +6,6 @@ cancel closing the upstream connection, a second subscriber, heartbeats.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -41,8 +40,7 @@ class Stack:
 
     def on_upstream(self, coro: Any, timeout: float = 5.0) -> Any:
         """Run a coroutine of the fake upstream's own loop (its ``wait_*`` helpers)."""
-        loop = self.upstream._loop  # type: ignore[attr-defined]
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+        return self.upstream.run(coro, timeout)
 
     def new_conversation(self) -> str:
         response = self.client.post("/api/conversations", json={"model": MODEL})
@@ -68,8 +66,6 @@ def make_stack(
         cm = FakeUpstream.running_in_thread(scenario)
         upstream = cm.__enter__()
         upstreams.append(cm)
-        # The fake's wait_* coroutines must run on its loop: find it from its server task.
-        upstream._loop = _loop_of(upstream)  # type: ignore[attr-defined]
         config = Settings(
             database_url=str(tmp_path / f"chat-{len(upstreams)}.db"),
             openai_base_url=upstream.base_url,
@@ -90,12 +86,6 @@ def make_stack(
         client.close()
     for cm in reversed(upstreams):
         cm.__exit__(None, None, None)
-
-
-def _loop_of(upstream: FakeUpstream) -> asyncio.AbstractEventLoop:
-    server = upstream._server  # type: ignore[attr-defined]
-    loop: asyncio.AbstractEventLoop = server.get_loop()
-    return loop
 
 
 class Follower:
@@ -310,3 +300,122 @@ def test_an_upstream_status_error_is_an_error_event_without_the_key(
     assert b"sk-test-secret" not in everything
     assert "sk-test-secret" not in json.dumps(error)
     assert "sk-test-secret" not in caplog.text
+
+
+def test_continuing_while_the_answer_streams_is_a_conflict(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(Scenario(tokens=10_000, rate=100))
+    run = stack.start_run()
+    with stack.client.stream("GET", run["events_url"]) as response:
+        Follower(response).until(deltas(1))
+        before = stack.client.get(f"/api/conversations/{run['conversation_id']}").json()
+        busy = stack.client.post(
+            f"/api/conversations/{run['conversation_id']}/messages", json={"content": "more"}
+        )
+        regen = stack.client.post(f"/api/messages/{run['user_message_id']}/regenerate")
+    assert busy.status_code == 409
+    assert busy.json()["error"]["code"] == "conflict"
+    # Regenerating the question while its answer streams is allowed: it makes a sibling.
+    assert regen.status_code == 202
+    after = stack.client.get(f"/api/conversations/{run['conversation_id']}").json()
+    assert len(after["messages"]) == len(before["messages"]) + 1
+    for run_id in (run["run_id"], regen.json()["run_id"]):
+        stack.client.post(f"/api/runs/{run_id}/cancel")
+
+
+def test_deleting_a_conversation_stops_its_run(
+    make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture
+) -> None:
+    stack = make_stack(Scenario(tokens=10_000, rate=100))
+    run = stack.start_run()
+    with stack.client.stream("GET", run["events_url"]) as response:
+        follower = Follower(response)
+        follower.until(deltas(1))
+        assert (
+            stack.client.delete(f"/api/conversations/{run['conversation_id']}").status_code == 204
+        )
+        done = json.loads(follower.until(is_done).data)
+    assert done["status"] == "stopped"
+    stack.on_upstream(stack.upstream.wait_closed(), timeout=1.0)
+    assert stack.client.get(f"/api/conversations/{run['conversation_id']}").status_code == 404
+    assert "Traceback" not in caplog.text
+
+
+def test_models_lists_the_upstreams_models_the_default_and_demo(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(Scenario())
+    models = stack.client.get("/api/models").json()
+    ids = [m["id"] for m in models["models"]]
+    assert models["default"] == MODEL
+    assert ids[0] == MODEL
+    assert "demo" in ids
+    upstream_ids = [r for r in ids if r not in (MODEL, "demo")]
+    assert upstream_ids, "the upstream's /v1/models were not listed"
+    assert any(r.path.endswith("/models") for r in stack.upstream.requests)
+
+
+def test_the_context_sent_upstream_is_the_branch_trimmed_oldest_first(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(Scenario(mode="echo"), context_budget_chars=120)
+    cid = stack.client.post(
+        "/api/conversations", json={"model": MODEL, "system_prompt": "Answer in French."}
+    ).json()["id"]
+
+    def say(content: str, **extra: Any) -> dict[str, Any]:
+        response = stack.client.post(
+            f"/api/conversations/{cid}/messages",
+            json={"content": content, **extra},
+            headers={"Accept": "text/event-stream"},
+        )
+        events = EventDecoder().feed(response.content)
+        return {e.type: json.loads(e.data) for e in events}
+
+    first = say("q1 " + "a" * 40)
+    say("q2 " + "b" * 40)
+    say("q3 " + "c" * 40)
+    sent = stack.upstream.requests[-1].body["messages"]
+    # The system prompt always; then as much of the branch as fits, newest kept, oldest gone.
+    assert sent[0] == {"role": "system", "content": "Answer in French."}
+    assert sent[-1] == {"role": "user", "content": "q3 " + "c" * 40}
+    assert all("q1" not in m["content"] for m in sent)
+    assert sent[1]["role"] == "user"
+    assert sum(len(m["content"]) for m in sent[1:]) <= 120 or len(sent) == 2
+
+    # Editing the first question branches off the root: its context holds nothing else.
+    say("q1 edited", parent_id=None)
+    assert stack.upstream.requests[-1].body["messages"] == [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "q1 edited"},
+    ]
+    # Regenerating the first answer resends exactly the first question.
+    stack.client.post(
+        f"/api/messages/{first['run']['message_id']}/regenerate",
+        headers={"Accept": "text/event-stream"},
+    )
+    assert stack.upstream.requests[-1].body["messages"][-1]["content"] == "q1 " + "a" * 40
+    assert len(stack.upstream.requests[-1].body["messages"]) == 2
+
+
+def test_max_tokens_ends_the_run_as_length(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(Scenario(tokens=50))
+    cid = stack.new_conversation()
+    response = stack.client.post(
+        f"/api/conversations/{cid}/messages",
+        json={"content": "long please", "max_tokens": 3, "temperature": 0.2},
+        headers={"Accept": "text/event-stream"},
+    )
+    events = EventDecoder().feed(response.content)
+    done = json.loads(events[-1].data)
+    assert done["status"] == "length"
+    assert done["finish_reason"] == "length"
+    assert sum(e.type == "delta" for e in events) == 3
+    body = stack.upstream.requests[-1].body
+    assert body["max_tokens"] == 3
+    assert body["temperature"] == 0.2
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    saved = stack.client.get(f"/api/conversations/{cid}").json()
+    assert saved["messages"][-1]["status"] == "length"

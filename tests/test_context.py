@@ -194,3 +194,8 @@ def test_plain_words_are_kept_or_cut_at_a_word(words: list[str]) -> None:
         assert text.startswith(title[:-1])
         # At the end of a word, unless the last word boundary would waste half the room.
         assert text[len(title) - 1] == " " or " " not in title[10:]
+
+
+def test_a_cut_default_title_has_no_trailing_space() -> None:
+    # Found by test_title_properties: "New chat"[:4] is "New ".
+    assert make_title("", max_chars=4) == "New"

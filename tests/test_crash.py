@@ -19,13 +19,19 @@ pytestmark = pytest.mark.real_server
 ANSWER = " ".join(f"word{i}" for i in range(400))
 
 
-def saved_content(db: Path, message_id: str) -> str:
+def saved_row(db: Path, message_id: str) -> tuple[str, str]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        row = conn.execute("SELECT content FROM messages WHERE id = ?", (message_id,)).fetchone()
+        row = conn.execute(
+            "SELECT status, content FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
     finally:
         conn.close()
-    return str(row[0]) if row else ""
+    return (str(row[0]), str(row[1])) if row else ("", "")
+
+
+def saved_content(db: Path, message_id: str) -> str:
+    return saved_row(db, message_id)[1]
 
 
 def test_kill_9_mid_run_leaves_the_partial_answer_marked_interrupted(tmp_path: Path) -> None:
@@ -64,3 +70,30 @@ def test_kill_9_mid_run_leaves_the_partial_answer_marked_interrupted(tmp_path: P
     assert ANSWER.startswith(answer["content"])
     assert len(answer["content"]) < len(ANSWER)
     assert answer["run_id"] is None
+
+
+def test_a_graceful_shutdown_mid_run_saves_the_answer_as_interrupted(tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    with FakeUpstream.running_in_thread(Scenario(text=ANSWER, rate=50)) as upstream:
+        env = {
+            "SSECHAT_DATABASE_URL": str(db),
+            "OPENAI_BASE_URL": upstream.base_url,
+            "SSECHAT_MODEL": "gpt-test",
+        }
+        with ssechat_serve(env, tmp_path) as server:
+            client = httpx.Client(base_url=server.base_url, timeout=10)
+            cid = client.post("/api/conversations", json={}).json()["id"]
+            run = client.post(f"/api/conversations/{cid}/messages", json={"content": "go"}).json()
+            with client.stream("GET", run["events_url"]) as response:
+                decoder = EventDecoder()
+                for chunk in response.iter_raw():
+                    if any(e.type == "delta" for e in decoder.feed(chunk)):
+                        break
+            client.close()
+            server.proc.terminate()  # SIGTERM: the lifespan's end runs
+            server.proc.wait(timeout=15)  # uvicorn re-raises SIGTERM once it has shut down
+        # Before any restart (which would mark it too), the file already says "interrupted".
+        status, content = saved_row(db, run["message_id"])
+    assert status == "interrupted"
+    assert content
+    assert ANSWER.startswith(content)

@@ -22,16 +22,11 @@ import pytest
 
 from ssechat.fake_upstream import FakeUpstream, Scenario, parse_model
 
+from .fixtures import OPENAI_STREAMS
+
 pytestmark = pytest.mark.anyio
 
-FIXTURES = next(
-    p
-    for p in (
-        Path(__file__).parent / "fixtures" / "openai-streams",
-        Path("/work/shared/fixtures/openai-streams"),
-    )
-    if p.is_dir()
-)
+FIXTURES = OPENAI_STREAMS
 RECORDINGS = sorted(FIXTURES.glob("*.sse"))
 RECORDED = {p.stem: p.read_bytes() for p in RECORDINGS}
 
@@ -478,9 +473,15 @@ async def test_stop_cuts_stalled_streams_promptly(anyio_backend: str) -> None:
 
 def test_running_in_a_thread_for_sync_tests() -> None:
     with FakeUpstream.running_in_thread(Scenario(tokens=3)) as upstream:
-        response = httpx.post(f"{upstream.base_url}/chat/completions", json=chat("m"), timeout=5)
+        with httpx.Client(headers={"connection": "close"}, timeout=5) as client:
+            response = client.post(f"{upstream.base_url}/chat/completions", json=chat("m"))
         assert len(payloads(response.content)) == 1 + 3 + 2
         assert upstream.requests[0].body["model"] == "m"
+        # The wait_* coroutines run on the fake's own loop.
+        closed_at = upstream.run(upstream.wait_closed(0), timeout=2)
+        assert closed_at == upstream.connections[0].closed_at
+        with pytest.raises(TimeoutError):
+            upstream.run(upstream.wait_requests(2), timeout=0.05)
         url = upstream.base_url
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/models", timeout=2)

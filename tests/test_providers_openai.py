@@ -42,16 +42,11 @@ from ssechat.providers import (
 )
 from ssechat.providers.openai import parse_retry_after
 
+from .fixtures import OPENAI_STREAMS
+
 pytestmark = pytest.mark.anyio
 
-FIXTURES = next(
-    p
-    for p in (
-        Path(__file__).parent / "fixtures" / "openai-streams",
-        Path("/work/shared/fixtures/openai-streams"),
-    )
-    if p.is_dir()
-)
+FIXTURES = OPENAI_STREAMS
 RECORDINGS = sorted(FIXTURES.glob("*.sse"))
 MESSAGES = [ChatMessage("system", "be brief"), ChatMessage("user", "hello there")]
 KEY = "sk-test-DO-NOT-LEAK-4f1c9a7e2b"
@@ -304,6 +299,41 @@ async def test_connections_are_reused_after_done(
     assert len(upstream.requests) == 3
     assert len(upstream.connections) == 1
     assert upstream.connections[0].closed_at is None
+
+
+async def test_many_concurrent_streams_are_spread_over_pools_and_reuse_connections(
+    provider: OpenAIProvider, upstream: FakeUpstream
+) -> None:
+    # httpcore's pool gets slow with many connections, so the provider opens more pools rather
+    # than growing one; every connection must still be kept alive and reused.
+    upstream.default = Scenario(tokens=3, rate=100)
+    rounds: list[list[list[Delta]]] = []
+    for _ in range(2):
+        results: list[list[Delta]] = []
+
+        async def one(results: list[list[Delta]] = results) -> None:
+            results.append(await collect(provider))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(70):
+                tg.start_soon(one)
+        rounds.append(results)
+    assert all(len([d for d in r if d.text]) == 3 for results in rounds for r in results)
+    assert len(upstream.requests) == 140
+    assert len(upstream.connections) == 70
+    assert all(c.closed_at is None for c in upstream.connections)
+    assert len(provider._shards) == 3  # 70 streams, at most 32 per pool
+
+
+async def test_a_shared_client_is_never_sharded(upstream: FakeUpstream) -> None:
+    upstream.default = Scenario(tokens=1, rate=100)
+    async with httpx.AsyncClient() as client:
+        provider = make_provider(upstream.base_url, client=client)
+        async with anyio.create_task_group() as tg:
+            for _ in range(40):
+                tg.start_soon(collect, provider)
+        assert [shard.client for shard in provider._shards] == [client]
+        await provider.aclose()
 
 
 # --- retries -------------------------------------------------------------------------------------
@@ -652,8 +682,21 @@ async def test_shared_client_is_not_closed(upstream: FakeUpstream) -> None:
         assert not client.is_closed
     owned = make_provider(upstream.base_url)
     await owned.aclose()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ProviderConnectionError, match="closed") as info:
         await collect(owned)
+    assert info.value.retryable is False
+
+
+async def test_a_base_url_without_scheme_fails_clearly_and_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="ssechat")
+    provider = make_provider("localhost:11434/v1")
+    with pytest.raises(ProviderConnectionError, match="not usable") as info:
+        await collect(provider)
+    await provider.aclose()
+    assert info.value.retryable is False
+    assert not caplog.records  # no retries
 
 
 async def test_a_whole_json_completion_is_accepted(anyio_backend: str) -> None:

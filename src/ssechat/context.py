@@ -92,7 +92,9 @@ def make_title(user_text: str, answer_text: str = "", *, max_chars: int = 48) ->
         raise ValueError("max_chars must be at least 2")
     line = _first_line(user_text) or _first_line(answer_text)
     if not line:
-        return DEFAULT_TITLE if len(DEFAULT_TITLE) <= max_chars else DEFAULT_TITLE[:max_chars]
+        return (
+            DEFAULT_TITLE if len(DEFAULT_TITLE) <= max_chars else DEFAULT_TITLE[:max_chars].rstrip()
+        )
     return _shorten(line, max_chars)
 
 

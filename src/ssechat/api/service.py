@@ -121,7 +121,8 @@ class ChatService:
         else:
             raise ConflictError("only a question or an answer can be regenerated")
         self._check_parent(question, conversation.id)
-        model_name = self.resolve_model(model or message.model, conversation)
+        # The model picked now, as in ChatGPT: regenerating is how one tries another model.
+        model_name = self.resolve_model(model, conversation)
         answer = await self.store.add_assistant(
             conversation.id, parent_id=question.id, model=model_name
         )

@@ -4,7 +4,8 @@ Per connection, one task reads the socket for the connection's whole life (reque
 reset) while a second one answers the requests in order: so a client that leaves is recorded the
 moment its FIN or RST arrives, even while the answer is stalled or paced, and the answer stops.
 HTTP support is the minimum a client such as httpx needs: request line, headers, a
-Content-Length body, keep-alive, chunked responses.
+Content-Length body, keep-alive, chunked responses. A client's EOF counts as the client leaving
+(clients that half-close their side after a request are not supported).
 
 This is a test and benchmark tool: it must never be used as a real provider, never reach the
 network beyond the socket it listens on, and never be exposed beyond loopback in production.
@@ -21,10 +22,10 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -33,9 +34,12 @@ from ssechat.fake_upstream.scenario import Scenario, parse_model
 
 __all__ = ["ConnectionRecord", "FakeUpstream", "RecordedRequest"]
 
+_T = TypeVar("_T")
+
 logger = logging.getLogger(__name__)
 
 _HEAD_LIMIT = 64 * 1024
+_BACKLOG = 4096
 _CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 _MODELS_PATHS = ("/v1/models", "/models")
 _DEFAULT_STREAM_ERROR = "The server had an error while processing your request."
@@ -101,6 +105,7 @@ class FakeUpstream:
         self.connections: list[ConnectionRecord] = []
         self.host = ""
         self.port = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._queue: deque[Scenario] = deque()
         self._failures: Counter[Scenario] = Counter()
         self._replays: dict[str, list[bytes]] = {}
@@ -114,8 +119,16 @@ class FakeUpstream:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(
-            self._on_connect, host, port, limit=_HEAD_LIMIT, reuse_address=True
+            self._on_connect,
+            host,
+            port,
+            limit=_HEAD_LIMIT,
+            reuse_address=True,
+            # A benchmark opens a thousand connections at once; asyncio's default backlog of
+            # 100 would drop most SYNs and stall them for seconds of TCP retransmission.
+            backlog=_BACKLOG,
         )
         self.host, self.port = self._server.sockets[0].getsockname()[:2]
 
@@ -161,7 +174,8 @@ class FakeUpstream:
         """Run a fake upstream on its own event loop in a thread, for synchronous tests.
 
         ``enqueue`` and reading ``requests`` are safe from the calling thread; the ``wait_*``
-        coroutines belong to the fake's loop.
+        coroutines run on the fake's loop through ``run``:
+        ``upstream.run(upstream.wait_closed(0), timeout=1)``.
         """
         upstream = cls(default, fixtures_dir=fixtures_dir)
         loop = asyncio.new_event_loop()
@@ -177,6 +191,18 @@ class FakeUpstream:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
             loop.close()
+
+    def run(self, coroutine: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
+        """Run ``coroutine`` on the fake's loop from another thread and return its result."""
+        if self.loop is None:
+            coroutine.close()
+            raise RuntimeError("the fake upstream is not started")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     @property
     def base_url(self) -> str:

@@ -13,6 +13,12 @@ yielded nothing is retried (the caller already has part of an answer): a broken 
 raises ``ProviderConnectionError`` and a silent one ``ProviderTimeoutError``, both keeping
 ``retryable=True`` because a new request may well succeed, just not transparently.
 
+Connections: httpcore 1.0's pool does work proportional to (connections x queued requests) on
+every request and every close (encode/httpcore#1035), which at a thousand concurrent streams
+costs more CPU than the streams themselves. So an owned pool is split into shards, httpx clients
+opened on demand that each carry at most ``_SHARD_STREAMS`` streams at a time; each keeps its
+connections alive for reuse, and they share one SSL context.
+
 This module must never read the environment, let an httpx or orjson exception escape, or put the
 API key in an exception message, a repr or a log line.
 """
@@ -58,14 +64,24 @@ _JSON_BODY_LIMIT = 8 * 1024 * 1024
 # lets the connection go back to the pool. A server that keeps talking is cut off.
 _DRAIN_LIMIT = 64 * 1024
 _DRAIN_TIMEOUT = 0.25
+# Streams one pooled client carries before another is opened (see the module docstring).
+_SHARD_STREAMS = 32
+
+
+class _Shard:
+    __slots__ = ("active", "client")
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.active = 0
 
 
 class OpenAIProvider:
     """Streams chat completions from one OpenAI-compatible API.
 
-    ``client`` lets several providers share a connection pool; a client created here is owned
-    and closed by ``aclose()``. ``backoff_initial`` and ``backoff_max`` (seconds) are the SDK's
-    0.5 and 8 by default; tests make them small.
+    ``client`` lets several providers share a connection pool (used as it is, unsharded); the
+    clients created here are owned and closed by ``aclose()``. ``backoff_initial`` and
+    ``backoff_max`` (seconds) are the SDK's 0.5 and 8 by default; tests make them small.
     """
 
     name = "openai"
@@ -96,11 +112,10 @@ class OpenAIProvider:
         self._timeout = httpx.Timeout(
             connect=connect_timeout, read=idle_timeout, write=idle_timeout, pool=connect_timeout
         )
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(
-            timeout=self._timeout,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=1000),
-        )
+        self._owns_clients = client is None
+        self._ssl_context = httpx.create_ssl_context() if client is None else None
+        self._shards = [_Shard(client)] if client is not None else []
+        self._closed = False
         auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._models_headers = {"accept": "application/json", **auth}
         self._stream_headers = {
@@ -120,8 +135,30 @@ class OpenAIProvider:
         return f"OpenAIProvider(base_url={self._shown_url!r}, api_key={key})"
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        self._closed = True
+        if self._owns_clients:
+            for shard in self._shards:
+                await shard.client.aclose()
+
+    def _acquire(self) -> _Shard:
+        """The first shard with room (first fit keeps reusing the same warm connections); a new
+        one when all are full. A shared client is the only shard, however busy."""
+        for shard in self._shards:
+            if shard.active < _SHARD_STREAMS or not self._owns_clients:
+                break
+        else:
+            shard = _Shard(
+                httpx.AsyncClient(
+                    verify=self._ssl_context or True,
+                    timeout=self._timeout,
+                    limits=httpx.Limits(
+                        max_connections=None, max_keepalive_connections=2 * _SHARD_STREAMS
+                    ),
+                )
+            )
+            self._shards.append(shard)
+        shard.active += 1
+        return shard
 
     # --- streaming ----------------------------------------------------------------------------
 
@@ -139,23 +176,19 @@ class OpenAIProvider:
         if params.max_tokens is not None:
             payload["max_tokens"] = params.max_tokens
         content = orjson.dumps(payload)
-        retries = 0
-        while True:
-            yielded = False
-            response: httpx.Response | None = None
-            chunks: AsyncIterator[bytes] | None = None
-            try:
+        if self._closed or (not self._owns_clients and self._shards[0].client.is_closed):
+            # httpx would raise a bare RuntimeError.
+            raise ProviderConnectionError("the upstream provider is closed", retryable=False)
+        shard = self._acquire()
+        try:
+            retries = 0
+            while True:
+                yielded = False
+                response: httpx.Response | None = None
+                chunks: AsyncIterator[bytes] | None = None
+                error: ProviderError
                 try:
-                    request = self._client.build_request(
-                        "POST",
-                        self._chat_url,
-                        content=content,
-                        headers=self._stream_headers,
-                        timeout=self._timeout,
-                    )
-                    response = await self._client.send(request, stream=True)
-                    if not 200 <= response.status_code < 300:
-                        raise await self._status_error(response)
+                    response = await self._open(shard.client, content)
                     if _is_json(response):  # the server ignored "stream": a whole completion
                         for delta in _completion_deltas(await _read(response, _JSON_BODY_LIMIT)):
                             yielded = True
@@ -172,44 +205,65 @@ class OpenAIProvider:
                                 await _drain(chunks)
                                 return
                             if event.type == "error":
-                                raise ProviderStreamError(
-                                    f"upstream stream error: {_frame_error(data)}"
-                                )
+                                message = f"upstream stream error: {_frame_error(data)}"
+                                raise ProviderStreamError(message)
                             step = _parse_chunk(data)
                             if step is not None:
                                 yielded = True
                                 yield step
                     # The body ended without [DONE]: what arrived is the whole answer.
                     return
+                except ProviderError as exc:
+                    error = exc
                 except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
-                    raise self._transport_error(exc, yielded) from _cause(exc, self._api_key)
+                    error = self._transport_error(exc, yielded)
+                    error.__cause__ = _cause(exc, self._api_key)
                 except EventTooLargeError as exc:
-                    raise ProviderStreamError(f"upstream sent an oversized event: {exc}") from None
-            except ProviderError as exc:
-                _scrub(exc, self._api_key)
-                if yielded or not exc.retryable or retries >= self.max_retries:
+                    error = ProviderStreamError(f"upstream sent an oversized event: {exc}")
+                finally:
+                    # Shielded: a cancelled caller must still close the upstream response now,
+                    # so the connection is dropped (or pooled) at once, not left half-read.
+                    with anyio.CancelScope(shield=True):
+                        if chunks is not None:
+                            await _aclose_iterator(chunks)
+                        if response is not None:
+                            await response.aclose()
+                _scrub(error, self._api_key)
+                if yielded or not error.retryable or retries >= self.max_retries:
                     if retries:
-                        _set_message(exc, f"{exc.message} (after {retries} retries)")
-                    raise
-                delay = self._retry_delay(retries, exc)
+                        _set_message(error, f"{error.message} (after {retries} retries)")
+                    raise error
+                delay = self._retry_delay(retries, error)
                 logger.info(
                     "upstream request to %s failed (%s); retry %d of %d in %.2f s",
                     self._shown_url,
-                    exc.message,
+                    error.message,
                     retries + 1,
                     self.max_retries,
                     delay,
                 )
+                retries += 1
+                await anyio.sleep(delay)
+        finally:
+            shard.active -= 1
+
+    async def _open(self, client: httpx.AsyncClient, content: bytes) -> httpx.Response:
+        """Send the request; the response, its body unread, if the status is a success."""
+        request = client.build_request(
+            "POST",
+            self._chat_url,
+            content=content,
+            headers=self._stream_headers,
+            timeout=self._timeout,
+        )
+        response = await client.send(request, stream=True)
+        if not 200 <= response.status_code < 300:
+            try:
+                raise await self._status_error(response)
             finally:
-                # Shielded: a cancelled caller must still close the upstream response now, so
-                # the connection is dropped (or pooled) at once rather than left half-read.
                 with anyio.CancelScope(shield=True):
-                    if chunks is not None:
-                        await _aclose_iterator(chunks)
-                    if response is not None:
-                        await response.aclose()
-            retries += 1
-            await anyio.sleep(delay)
+                    await response.aclose()
+        return response
 
     def _retry_delay(self, retries: int, exc: ProviderError) -> float:
         retry_after = exc.retry_after if isinstance(exc, ProviderStatusError) else None
@@ -270,7 +324,11 @@ class OpenAIProvider:
     async def list_models(self) -> list[str]:
         """The ids of ``GET {base_url}/models``, sorted; ``[]`` when that fails in any way."""
         try:
-            response = await self._client.get(
+            if self._closed:
+                raise RuntimeError("the provider is closed")
+            shard = self._acquire()
+            shard.active -= 1  # a short request: it does not hold the shard
+            response = await shard.client.get(
                 self._models_url, headers=self._models_headers, timeout=self._timeout
             )
             if response.status_code != 200:

@@ -280,6 +280,8 @@ class RunManager:
             )
             if on_finish is not None:
                 await on_finish(run)
+        except NotFoundError:
+            logger.info("run %s: its conversation was deleted; nothing to save", run.id)
         except Exception:
             logger.exception("run %s: could not save the final answer", run.id)
         log = run.log
