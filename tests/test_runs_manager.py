@@ -98,3 +98,15 @@ async def test_shutdown_stops_live_runs_as_interrupted(store: CountingStore) -> 
     assert saved.status == "interrupted"
     assert saved.content == run.text
     assert run.log.closed
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain", " naïve 20 °C", "line\nbreak\r\n", '"quoted" \\ back', "\u2028\u2029", "🙂", ""],
+)
+def test_the_fast_delta_frame_is_the_generic_encoding(text: str) -> None:
+    from ssechat.runs.manager import delta_frame
+    from ssechat.sse import encode, json_data
+
+    assert delta_frame(41, text) == encode(json_data({"text": text}), event="delta", id="41")
+    assert delta_frame(41, text).isascii()

@@ -87,6 +87,11 @@ def encode_comment(text: str = "") -> bytes:
     return ("".join(f": {line}\n" if line else ":\n" for line in lines) + "\n").encode()
 
 
+# One encoder for every call: json.dumps with non-default options builds a new one each time,
+# which costs more than the encoding itself on the per-token path.
+_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
 def json_data(value: Any) -> str:
     """Serialize ``value`` as compact JSON for a ``data`` field.
 
@@ -94,7 +99,7 @@ def json_data(value: Any) -> str:
     in older JavaScript) never travel raw, and CR or LF can only appear escaped: the result is
     always a single ``data:`` line.
     """
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    return _JSON.encode(value)
 
 
 def _check_single_line(name: str, value: str) -> None:
