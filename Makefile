@@ -1,17 +1,21 @@
-# Two commands do everything: `make run` and `make test`. Both are idempotent: the virtualenv
-# is (re)built only when pyproject.toml or the constraints change.
+# Two commands do everything: `make run` and `make test`. Both are idempotent: the virtualenv,
+# the web UI's node_modules and its build are redone only when their inputs change.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
+WEB_BUILD := web/dist/index.html
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html \
+	web/vite.config.ts web/tsconfig.json
 
-.PHONY: run test lint typecheck pytest clean
+.PHONY: run test lint typecheck pytest webtest chromium bench-ui clean
 
-run: $(STAMP)
+run: $(STAMP) $(WEB_BUILD)
 	$(BIN)/ssechat serve
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) $(WEB_BUILD) chromium lint typecheck webtest pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
@@ -20,7 +24,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-pytest: $(STAMP)
+webtest: $(WEB_STAMP)
+	cd web && npm run check
+
+pytest: $(STAMP) $(WEB_BUILD) chromium
 	$(BIN)/pytest
 
 $(STAMP): pyproject.toml constraints.txt
@@ -29,5 +36,23 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+# tsc --noEmit (TypeScript strict) runs as part of the build.
+$(WEB_BUILD): $(WEB_STAMP) $(WEB_SOURCES)
+	cd web && npm run build
+
+# The end-to-end tests drive Debian's Chromium (never a browser downloaded by a test tool).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the end-to-end tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Not part of `make test`: a few minutes, mostly the naive baseline.
+bench-ui: $(STAMP) $(WEB_STAMP) chromium
+	$(BIN)/python bench/ui/render_bench.py --check
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache web/node_modules web/dist

@@ -402,3 +402,29 @@ async def test_bad_inputs_get_4xx_and_change_nothing(
         if code:
             assert error["code"] == code, (method, url, error)
     assert await snapshot(client) == before
+
+
+async def test_the_web_ui_is_served_with_a_single_page_fallback(tmp_path: Path) -> None:
+    web = tmp_path / "web"
+    (web / "assets").mkdir(parents=True)
+    (web / "index.html").write_text("<!doctype html><title>ssechat</title>")
+    (web / "assets" / "app.js").write_text("console.log(1)")
+    settings = Settings(database_url=str(tmp_path / "w.db"), web_dir=str(web))
+    async with api_client(settings) as client:
+        index = await client.get("/")
+        deep = await client.get("/c/some-conversation")
+        asset = await client.get("/assets/app.js")
+        api_404 = await client.get("/api/unknown")
+    assert index.status_code == 200
+    assert "ssechat" in index.text
+    assert index.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert deep.text == index.text
+    assert asset.text == "console.log(1)"
+    assert api_404.status_code == 404
+    assert api_404.json()["error"]["code"] == "not_found"
+
+
+async def test_without_a_built_ui_the_root_says_how_to_build_it(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.status_code == 200
+    assert "make run" in response.text

@@ -25,14 +25,24 @@ def default_web_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "web" / "dist"
 
 
+# The page's own <meta> CSP cannot say frame-ancestors; these hold for every file served.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 class _SinglePageApp(StaticFiles):
     async def get_response(self, path: str, scope: Scope) -> Response:
         try:
-            return await super().get_response(path, scope)
+            response = await super().get_response(path, scope)
         except HTTPException as exc:
             if exc.status_code != 404 or path == "api" or path.startswith("api/"):
                 raise
-            return await super().get_response("index.html", scope)
+            response = await super().get_response("index.html", scope)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
 
 def mount_web(app: FastAPI, web_dir: str) -> None:
@@ -43,4 +53,4 @@ def mount_web(app: FastAPI, web_dir: str) -> None:
 
     @app.get("/", include_in_schema=False)
     async def not_built() -> HTMLResponse:
-        return HTMLResponse(NOT_BUILT)
+        return HTMLResponse(NOT_BUILT, headers=SECURITY_HEADERS)

@@ -1,0 +1,128 @@
+/**
+ * The rendering benchmark page: streams a long Markdown answer token by token into the real
+ * <Markdown> component (finished blocks memoized, only the open block re-rendered) and into a
+ * naive one that parses, sanitizes and replaces the whole answer on every token. Each token is
+ * one synchronous React commit followed by a forced layout, timed on the main thread.
+ * Driven by bench/ui/render_bench.py through `window.runBench`.
+ */
+
+import "katex/dist/katex.min.css";
+import "../src/styles.css";
+
+import { flushSync } from "react-dom";
+import { createRoot, type Root } from "react-dom/client";
+
+import { Markdown } from "../src/components/Markdown";
+import { StreamingMarkdown } from "../src/markdown/incremental";
+import { createMarkdown } from "../src/markdown/md";
+import { sanitizeHtml } from "../src/markdown/sanitize";
+import { makeAnswer, tokenize } from "./answer";
+
+const md = createMarkdown();
+
+function NaiveMarkdown({ text }: { text: string }) {
+  return <div className="markdown" dangerouslySetInnerHTML={{ __html: sanitizeHtml(md.render(text)) }} />;
+}
+
+export interface BenchResult {
+  mode: string;
+  chars: number;
+  tokens: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+  totalMs: number;
+  /** p50 and p99 over the first and the last quarter of the tokens: flat means alike. */
+  firstQuarter: { p50: number; p99: number };
+  lastQuarter: { p50: number; p99: number };
+  /** The slowest tokens, with the text just before them: where the time goes. */
+  slowest: { index: number; ms: number; context: string }[];
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, index)] as number;
+}
+
+/** The parser and renderer alone, with no React and no DOM: the floor of the cost. */
+function engineOnly(tokens: string[], sanitize = true): number[] {
+  const engine = new StreamingMarkdown(md, sanitize ? sanitizeHtml : (html) => html);
+  const times: number[] = [];
+  let text = "";
+  for (const token of tokens) {
+    text += token;
+    const t0 = performance.now();
+    engine.update(text);
+    times.push(performance.now() - t0);
+  }
+  return times;
+}
+
+function quantiles(times: number[]): { p50: number; p99: number } {
+  const sorted = [...times].sort((a, b) => a - b);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+}
+
+function stream(root: Root, host: HTMLElement, tokens: string[], naive: boolean): number[] {
+  const times: number[] = [];
+  let text = "";
+  for (const token of tokens) {
+    text += token;
+    const t0 = performance.now();
+    flushSync(() => root.render(naive ? <NaiveMarkdown text={text} /> : <Markdown key="m" text={text} />));
+    void host.offsetHeight; // style and layout are part of the cost
+    times.push(performance.now() - t0);
+  }
+  return times;
+}
+
+async function runBench(options: {
+  mode: "incremental" | "naive" | "engine" | "engine-raw";
+  chars: number;
+}): Promise<BenchResult> {
+  const host = document.getElementById("bench") as HTMLElement;
+  const answer = makeAnswer(options.chars);
+  const tokens = tokenize(answer);
+  // Warm up the JIT on a different text, then start from an empty host.
+  const warm = createRoot(host);
+  stream(warm, host, tokenize(makeAnswer(3000).replaceAll("Part", "Warm-up")), options.mode === "naive");
+  warm.unmount();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const root = createRoot(host);
+  const started = performance.now();
+  const times = options.mode.startsWith("engine")
+    ? engineOnly(tokens, options.mode === "engine")
+    : stream(root, host, tokens, options.mode === "naive");
+  const totalMs = performance.now() - started;
+  root.unmount();
+  const sorted = [...times].sort((a, b) => a - b);
+  const round = (x: number): number => Math.round(x * 1000) / 1000;
+  return {
+    mode: options.mode,
+    chars: answer.length,
+    tokens: tokens.length,
+    p50: round(percentile(sorted, 50)),
+    p95: round(percentile(sorted, 95)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted[sorted.length - 1] ?? 0),
+    mean: round(times.reduce((a, b) => a + b, 0) / Math.max(1, times.length)),
+    totalMs: round(totalMs),
+    firstQuarter: quantiles(times.slice(0, times.length >> 2)),
+    lastQuarter: quantiles(times.slice(times.length - (times.length >> 2))),
+    slowest: times
+      .map((ms, index) => ({
+        index,
+        ms: round(ms),
+        context: tokens.slice(Math.max(0, index - 12), index + 1).join(""),
+      }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 25),
+  };
+}
+
+(window as unknown as { runBench: typeof runBench }).runBench = runBench;
+
+document.body.dataset.ready = "true";

@@ -1,0 +1,490 @@
+import { beforeEach, describe, expect, it } from "vitest";
+
+import {
+  ApiError,
+  type Conversation,
+  type ConversationDetail,
+  type Message,
+  NetworkError,
+  type RunInfo,
+  type RunStream,
+  type StreamItem,
+} from "../api";
+import { type ChatApi, ChatCore } from "./core";
+import { threadTo } from "./tree";
+
+/** An async stream the test pushes items into, then ends or breaks. */
+class Channel implements AsyncIterable<StreamItem> {
+  private items: StreamItem[] = [];
+  private waiting: (() => void) | null = null;
+  private ended = false;
+  private failure: Error | null = null;
+
+  push(...items: StreamItem[]): void {
+    this.items.push(...items);
+    this.wakeUp();
+  }
+
+  end(): void {
+    this.ended = true;
+    this.wakeUp();
+  }
+
+  fail(error: Error): void {
+    this.failure = error;
+    this.wakeUp();
+  }
+
+  private wakeUp(): void {
+    this.waiting?.();
+    this.waiting = null;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<StreamItem> {
+    for (;;) {
+      const item = this.items.shift();
+      if (item) {
+        yield item;
+        continue;
+      }
+      if (this.failure) throw this.failure;
+      if (this.ended) return;
+      await new Promise<void>((resolve) => (this.waiting = resolve));
+    }
+  }
+}
+
+const T0 = Date.UTC(2025, 0, 1);
+let tick = 0;
+const stamp = (): string => new Date(T0 + ++tick * 1000).toISOString();
+
+function conversation(id: string, extra: Partial<Conversation> = {}): Conversation {
+  return {
+    id,
+    title: null,
+    model: null,
+    system_prompt: null,
+    created_at: stamp(),
+    updated_at: stamp(),
+    current_leaf_id: null,
+    ...extra,
+  };
+}
+
+function message(id: string, parent: string | null, role: Message["role"], extra: Partial<Message> = {}): Message {
+  const at = stamp();
+  return {
+    id,
+    conversation_id: "c1",
+    parent_id: parent,
+    role,
+    content: `${id} text`,
+    status: "complete",
+    model: "demo",
+    finish_reason: null,
+    usage: null,
+    error: null,
+    created_at: at,
+    updated_at: at,
+    run_id: null,
+    ...extra,
+  };
+}
+
+const runEvent = (userId: string, messageId: string): StreamItem => ({
+  type: "run",
+  id: 0,
+  run: { run_id: "r1", conversation_id: "c1", user_message_id: userId, message_id: messageId, model: "demo" },
+});
+const delta = (id: number, text: string): StreamItem => ({ type: "delta", id, text });
+const done = (id: number, status: "complete" | "stopped" = "complete"): StreamItem => ({
+  type: "done",
+  id,
+  done: { status, finish_reason: "stop", usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 } },
+});
+
+class FakeApi implements ChatApi {
+  conversations: Conversation[] = [];
+  details = new Map<string, ConversationDetail>();
+  calls: string[] = [];
+  streams: Channel[] = [];
+  sendError: Error | null = null;
+  follows: { runId: string; lastEventId: number | null }[] = [];
+  patches: unknown[] = [];
+  /** When set, getConversation waits for it. */
+  gate: Promise<void> | null = null;
+
+  private next(): Channel {
+    const channel = new Channel();
+    this.streams.push(channel);
+    return channel;
+  }
+
+  async health() {
+    return { status: "ok", version: "0", default_model: "demo", demo: true };
+  }
+  async models() {
+    return { models: [{ id: "demo", provider: "demo" }], default: "demo" };
+  }
+  async listConversations(options: { limit?: number; cursor?: string | null } = {}) {
+    this.calls.push("list");
+    const start = Number(options.cursor ?? 0);
+    const end = start + (options.limit ?? 50);
+    const next = end < this.conversations.length ? String(end) : null;
+    return { conversations: this.conversations.slice(start, end), next_cursor: next };
+  }
+  async createConversation() {
+    const created = conversation("c1");
+    this.conversations = [created, ...this.conversations];
+    this.details.set("c1", { ...created, messages: [] });
+    return created;
+  }
+  async getConversation(id: string) {
+    this.calls.push(`get ${id}`);
+    if (this.gate) await this.gate;
+    const detail = this.details.get(id);
+    if (!detail) throw new ApiError(404, "not_found", "no such conversation");
+    return structuredClone(detail);
+  }
+  async updateConversation(id: string, patch: object) {
+    this.patches.push(patch);
+    const detail = this.details.get(id) as ConversationDetail;
+    Object.assign(detail, patch);
+    return structuredClone(detail);
+  }
+  async deleteConversation(id: string) {
+    this.conversations = this.conversations.filter((c) => c.id !== id);
+  }
+  async getRun(): Promise<RunInfo> {
+    throw new Error("unused");
+  }
+  async cancelRun(id: string): Promise<RunInfo> {
+    this.calls.push(`cancel ${id}`);
+    return {
+      id,
+      status: "running",
+      text: "",
+      message_id: "a1",
+      conversation_id: "c1",
+      model: "demo",
+      finish_reason: null,
+      usage: null,
+      error: null,
+      last_event_id: 0,
+    };
+  }
+  async sendMessage(conversationId: string, body: object): Promise<RunStream> {
+    this.calls.push(`send ${conversationId} ${JSON.stringify(body)}`);
+    if (this.sendError) throw this.sendError;
+    return this.next();
+  }
+  async regenerate(messageId: string): Promise<RunStream> {
+    this.calls.push(`regenerate ${messageId}`);
+    return this.next();
+  }
+  async followRun(runId: string, lastEventId: number | null): Promise<RunStream> {
+    this.follows.push({ runId, lastEventId });
+    return this.next();
+  }
+}
+
+/** What the fake server holds for c1 once an answer is saved. */
+function saved(api: FakeApi, leaf: string, ...messages: Message[]): void {
+  api.details.set("c1", { ...conversation("c1", { current_leaf_id: leaf }), messages });
+}
+
+/** Let every pending promise callback run. */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+};
+
+describe("ChatCore", () => {
+  let api: FakeApi;
+  let frames: (() => void)[];
+  let core: ChatCore;
+  const frame = (): void => {
+    const pending = frames;
+    frames = [];
+    for (const callback of pending) callback();
+  };
+  const shown = (): string[] =>
+    threadTo(core.getState().messages, core.getState().leafId).map((e) => `${e.message.role}:${e.message.content}`);
+
+  beforeEach(() => {
+    api = new FakeApi();
+    frames = [];
+    core = new ChatCore(api, { schedule: (cb) => frames.push(cb), reconnectDelays: [0] });
+  });
+
+  it("creates the conversation on the first message and streams the answer", async () => {
+    await core.start(null);
+    const accepted = core.send("Hi there");
+    await settle();
+    expect(core.getState().currentId).toBe("c1");
+    expect(shown()).toEqual(["user:Hi there", "assistant:"]);
+
+    const stream = api.streams[0] as Channel;
+    stream.push(runEvent("u1", "a1"));
+    await settle();
+    expect(await accepted).toBe(true);
+    expect(core.getState().leafId).toBe("a1");
+    expect(core.getState().live.a1?.runId).toBe("r1");
+
+    stream.push(delta(1, "Hel"), delta(2, "lo"));
+    await settle();
+    expect(shown()).toEqual(["user:Hi there", "assistant:"]); // not before the next frame
+    frame();
+    expect(shown()).toEqual(["user:Hi there", "assistant:Hello"]);
+
+    api.details.set("c1", {
+      ...conversation("c1", { title: "Greeting", current_leaf_id: "a1" }),
+      messages: [
+        message("u1", null, "user", { content: "Hi there" }),
+        message("a1", "u1", "assistant", { content: "Hello" }),
+      ],
+    });
+    stream.push(done(3));
+    await settle();
+    const a1 = core.getState().messages.a1 as Message;
+    expect(a1.status).toBe("complete");
+    expect(core.getState().live).toEqual({});
+    expect(api.calls).toContain("get c1"); // re-read after the answer, for the title
+    expect(api.calls.filter((c) => c === "list").length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("publishes many deltas in one frame as one update", async () => {
+    await core.start(null);
+    void core.send("x");
+    await settle();
+    const stream = api.streams[0] as Channel;
+    stream.push(runEvent("u1", "a1"));
+    await settle();
+    let updates = 0;
+    core.subscribe(() => updates++);
+    for (let i = 1; i <= 50; i++) stream.push(delta(i, "t"));
+    await settle();
+    frame();
+    expect(updates).toBe(1);
+    expect(core.getState().messages.a1?.content).toBe("t".repeat(50));
+  });
+
+  it("reconnects after the last event id and never duplicates text", async () => {
+    await core.start(null);
+    void core.send("x");
+    await settle();
+    const first = api.streams[0] as Channel;
+    first.push(runEvent("u1", "a1"), delta(1, "one "), delta(2, "two "));
+    await settle();
+    first.fail(new NetworkError("cut"));
+    await settle();
+    expect(api.follows).toEqual([{ runId: "r1", lastEventId: 2 }]);
+    const second = api.streams[1] as Channel;
+    // The server may replay an event we have; it is skipped.
+    saved(api, "a1", message("u1", null, "user"), message("a1", "u1", "assistant", { content: "one two three" }));
+    second.push(delta(2, "two "), delta(3, "three"), done(4));
+    await settle();
+    expect(core.getState().messages.a1?.content).toBe("one two three");
+    expect(core.getState().messages.a1?.status).toBe("complete");
+  });
+
+  it("reconnects when a stream ends without done", async () => {
+    await core.start(null);
+    void core.send("x");
+    await settle();
+    const first = api.streams[0] as Channel;
+    first.push(runEvent("u1", "a1"), delta(1, "a"));
+    first.end();
+    await settle();
+    expect(api.follows).toEqual([{ runId: "r1", lastEventId: 1 }]);
+    saved(api, "a1", message("u1", null, "user"), message("a1", "u1", "assistant", { content: "ab" }));
+    (api.streams[1] as Channel).push(delta(2, "b"), done(3));
+    await settle();
+    expect(core.getState().messages.a1?.content).toBe("ab");
+  });
+
+  it("gives up after the reconnect limit, then Retry resumes from the same id", async () => {
+    core = new ChatCore(api, { schedule: (cb) => frames.push(cb), reconnectDelays: [0], maxReconnects: 1 });
+    await core.start(null);
+    void core.send("x");
+    await settle();
+    (api.streams[0] as Channel).push(runEvent("u1", "a1"), delta(1, "a"));
+    await settle();
+    (api.streams[0] as Channel).fail(new NetworkError("cut"));
+    await settle();
+    (api.streams[1] as Channel).fail(new NetworkError("cut again"));
+    await settle();
+    expect(core.getState().live.a1?.connection).toBe("lost");
+    await core.retry("a1");
+    await settle();
+    expect(api.follows.at(-1)).toEqual({ runId: "r1", lastEventId: 1 });
+    saved(api, "a1", message("u1", null, "user"), message("a1", "u1", "assistant", { content: "ab" }));
+    (api.streams[2] as Channel).push(delta(2, "b"), done(3));
+    await settle();
+    expect(core.getState().messages.a1?.content).toBe("ab");
+  });
+
+  it("takes the placeholders back when the send is refused, so the text can be restored", async () => {
+    api.details.set("c1", {
+      ...conversation("c1", { current_leaf_id: "a0" }),
+      messages: [message("u0", null, "user"), message("a0", "u0", "assistant")],
+    });
+    api.conversations = [conversation("c1")];
+    await core.start("c1");
+    api.sendError = new ApiError(400, "invalid_request", "model 'x' is not available");
+    const accepted = await core.send("hello");
+    expect(accepted).toBe(false);
+    expect(shown()).toEqual(["user:u0 text", "assistant:a0 text"]);
+    expect(core.getState().notice?.text).toContain("model 'x' is not available");
+    expect(core.isBusy()).toBe(false);
+  });
+
+  it("resumes a streaming answer on open, from the start, without flashing shorter text", async () => {
+    api.details.set("c1", {
+      ...conversation("c1", { current_leaf_id: "a1" }),
+      messages: [
+        message("u1", null, "user"),
+        message("a1", "u1", "assistant", { content: "Hello wo", status: "streaming", run_id: "r1" }),
+      ],
+    });
+    await core.start("c1");
+    await settle();
+    expect(api.follows).toEqual([{ runId: "r1", lastEventId: null }]);
+    const stream = api.streams[0] as Channel;
+    stream.push(runEvent("u1", "a1"), delta(1, "Hel"));
+    await settle();
+    frame();
+    expect(core.getState().messages.a1?.content).toBe("Hello wo");
+    stream.push(delta(2, "lo world"));
+    await settle();
+    frame();
+    expect(core.getState().messages.a1?.content).toBe("Hello world");
+  });
+
+  it("waits for a conversation still loading before sending, to continue its branch", async () => {
+    api.details.set("c1", {
+      ...conversation("c1", { current_leaf_id: "a1" }),
+      messages: [message("u1", null, "user"), message("a1", "u1", "assistant")],
+    });
+    let release = (): void => {};
+    api.gate = new Promise((resolve) => (release = resolve));
+    const starting = core.start("c1");
+    const sent = core.send("follow-up");
+    await settle();
+    expect(api.calls.some((c) => c.startsWith("send"))).toBe(false);
+    release();
+    await starting;
+    await settle();
+    expect(api.calls.at(-1)).toBe('send c1 {"content":"follow-up","parent_id":"a1"}');
+    expect(shown()).toEqual(["user:u1 text", "assistant:a1 text", "user:follow-up", "assistant:"]);
+    (api.streams[0] as Channel).push(runEvent("u2", "a2"));
+    expect(await sent).toBe(true);
+  });
+
+  it("edits a user message into a sibling branch and moves between siblings", async () => {
+    api.details.set("c1", {
+      ...conversation("c1", { current_leaf_id: "a1" }),
+      messages: [message("u1", null, "user"), message("a1", "u1", "assistant")],
+    });
+    await core.start("c1");
+    void core.edit("u1", "better question");
+    await settle();
+    expect(api.calls.at(-1)).toBe('send c1 {"content":"better question","parent_id":null}');
+    let thread = threadTo(core.getState().messages, core.getState().leafId);
+    expect(thread[0]?.siblingCount).toBe(2);
+    expect(thread[0]?.siblingIndex).toBe(1);
+
+    const before = (api.details.get("c1") as ConversationDetail).messages;
+    saved(api, "a2", ...before, message("u2", null, "user"), message("a2", "u2", "assistant"));
+    (api.streams[0] as Channel).push(runEvent("u2", "a2"), delta(1, "ok"), done(2));
+    await settle();
+    expect(core.getState().leafId).toBe("a2");
+
+    await core.selectSibling("u2", -1);
+    expect(core.getState().leafId).toBe("a1");
+    expect(api.patches.at(-1)).toEqual({ current_leaf_id: "a1" });
+    thread = threadTo(core.getState().messages, core.getState().leafId);
+    expect(thread.map((e) => e.message.id)).toEqual(["u1", "a1"]);
+  });
+
+  it("regenerates an answer as a sibling", async () => {
+    api.details.set("c1", {
+      ...conversation("c1", { current_leaf_id: "a1" }),
+      messages: [message("u1", null, "user"), message("a1", "u1", "assistant")],
+    });
+    await core.start("c1");
+    void core.regenerate("a1");
+    await settle();
+    expect(api.calls).toContain("regenerate a1");
+    (api.streams[0] as Channel).push(runEvent("u1", "a1b"), delta(1, "again"));
+    await settle();
+    frame();
+    const thread = threadTo(core.getState().messages, core.getState().leafId);
+    expect(thread.map((e) => [e.message.id, e.siblingIndex, e.siblingCount])).toEqual([
+      ["u1", 0, 1],
+      ["a1b", 1, 2],
+    ]);
+  });
+
+  it("stops a run: cancel, then the stream's done says stopped", async () => {
+    await core.start(null);
+    void core.send("x");
+    await settle();
+    const stream = api.streams[0] as Channel;
+    void core.stop(); // before the run is even named: cancelled when it is
+    stream.push(runEvent("u1", "a1"), delta(1, "part"));
+    await settle();
+    expect(api.calls).toContain("cancel r1");
+    expect(core.getState().live.a1?.stopping).toBe(true);
+    saved(
+      api,
+      "a1",
+      message("u1", null, "user"),
+      message("a1", "u1", "assistant", { content: "part", status: "stopped" }),
+    );
+    stream.push(done(2, "stopped"));
+    await settle();
+    expect(core.getState().messages.a1?.status).toBe("stopped");
+    expect(core.getState().messages.a1?.content).toBe("part");
+  });
+
+  it("pages the conversation list and keeps older pages when refreshing", async () => {
+    api.conversations = Array.from({ length: 120 }, (_, i) => conversation(`k${i}`));
+    await core.start(null);
+    expect(core.getState().conversations).toHaveLength(50);
+    expect(core.getState().nextCursor).toBe("50");
+    await core.loadMoreConversations();
+    expect(core.getState().conversations).toHaveLength(100);
+    api.conversations = [conversation("fresh"), ...api.conversations];
+    await core.refreshConversations();
+    const ids = core.getState().conversations.map((c) => c.id);
+    expect(ids[0]).toBe("fresh");
+    expect(ids).toHaveLength(101);
+    expect(new Set(ids).size).toBe(101);
+    await core.loadMoreConversations();
+    expect(
+      core
+        .getState()
+        .conversations.map((c) => c.id)
+        .at(-1),
+    ).toBe("k119");
+  });
+
+  it("shows an expired run as interrupted", async () => {
+    api.details.set("c1", {
+      ...conversation("c1", { current_leaf_id: "a1" }),
+      messages: [
+        message("u1", null, "user"),
+        message("a1", "u1", "assistant", { content: "half", status: "streaming", run_id: "r9" }),
+      ],
+    });
+    const follow = api.followRun.bind(api);
+    api.followRun = async (runId, lastEventId) => {
+      await follow(runId, lastEventId);
+      throw new ApiError(404, "not_found", "no such run");
+    };
+    await core.start("c1");
+    await settle();
+    expect(core.getState().messages.a1?.status).toBe("interrupted");
+    expect(core.getState().live).toEqual({});
+  });
+});

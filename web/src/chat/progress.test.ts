@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+
+import type { RunEvent } from "../api";
+import { advance, NO_PROGRESS, type RunProgress, resumeFrom, shownText } from "./progress";
+
+const run: RunEvent = {
+  type: "run",
+  id: 0,
+  run: { run_id: "r", conversation_id: "c", user_message_id: "u", message_id: "m", model: "demo" },
+};
+const delta = (id: number, text: string): RunEvent => ({ type: "delta", id, text });
+const done: RunEvent = {
+  type: "done",
+  id: 4,
+  done: { status: "complete", finish_reason: "stop", usage: null },
+};
+
+function apply(events: RunEvent[], from: RunProgress = NO_PROGRESS): RunProgress {
+  let progress = from;
+  for (const event of events) progress = advance(progress, event) ?? progress;
+  return progress;
+}
+
+describe("run progress", () => {
+  it("builds the text from deltas and remembers the last id", () => {
+    const p = apply([run, delta(1, "Hel"), delta(2, "lo")]);
+    expect(p.text).toBe("Hello");
+    expect(p.lastEventId).toBe(2);
+    expect(p.started?.message_id).toBe("m");
+    expect(resumeFrom(p)).toBe(2);
+  });
+
+  it("ignores replayed events, so a reconnect never duplicates text", () => {
+    const before = apply([run, delta(1, "Hel"), delta(2, "lo")]);
+    // The server replays from an older id: 1 and 2 again, then new ones.
+    const after = apply([delta(1, "Hel"), delta(2, "lo"), delta(3, " world"), done], before);
+    expect(after.text).toBe("Hello world");
+    expect(after.done?.status).toBe("complete");
+    expect(advance(after, delta(3, " world"))).toBeNull();
+  });
+
+  it("resumes from the start when nothing was applied", () => {
+    expect(resumeFrom(NO_PROGRESS)).toBeNull();
+  });
+
+  it("rebuilds the text when followed from the start, showing the saved text until caught up", () => {
+    const saved = "Hello wo";
+    let p = apply([run, delta(1, "Hel")]);
+    expect(shownText(p, saved)).toBe(saved);
+    p = apply([delta(2, "lo"), delta(3, " world")], p);
+    expect(shownText(p, saved)).toBe("Hello world");
+  });
+
+  it("shows the rebuilt text once done, even if shorter", () => {
+    const p = apply([run, delta(1, "Hi"), done]);
+    expect(shownText(p, "something longer")).toBe("Hi");
+  });
+
+  it("keeps the error event", () => {
+    const p = apply([
+      run,
+      delta(1, "partial"),
+      { type: "error", id: 2, error: { code: "upstream_status", message: "boom", retryable: true } },
+    ]);
+    expect(p.error?.message).toBe("boom");
+    expect(p.text).toBe("partial");
+  });
+});

@@ -1,0 +1,207 @@
+import { memo, useEffect, useRef, useState } from "react";
+
+import type { Conversation } from "../api";
+
+interface Props {
+  conversations: readonly Conversation[];
+  currentId: string | null;
+  hasMore: boolean;
+  /** The list has been fetched (until then, an empty list means nothing). */
+  loaded: boolean;
+  open: boolean;
+  onNewChat(): void;
+  onSelect(id: string): void;
+  onRename(id: string, title: string): void;
+  onDelete(id: string): Promise<void>;
+  onLoadMore(): void;
+  onClose(): void;
+}
+
+export const Sidebar = memo(function Sidebar(props: Props) {
+  const { conversations, currentId, hasMore, open } = props;
+  const [confirming, setConfirming] = useState<Conversation | null>(null);
+  return (
+    <nav className={`sidebar${open ? " open" : ""}`} aria-label="Conversations">
+      <div className="sidebar-head">
+        <span className="brand">ssechat</span>
+        <button type="button" className="button new-chat" onClick={props.onNewChat}>
+          <svg
+            width="14"
+            height="14"
+            viewBox="0 0 24 24"
+            fill="none"
+            stroke="currentColor"
+            strokeWidth="2.4"
+            aria-hidden="true"
+          >
+            <path d="M12 5v14M5 12h14" />
+          </svg>
+          New chat
+        </button>
+      </div>
+      <ul className="conversation-list">
+        {conversations.map((conversation) => (
+          <ConversationItem
+            key={conversation.id}
+            conversation={conversation}
+            current={conversation.id === currentId}
+            onSelect={props.onSelect}
+            onRename={props.onRename}
+            onDelete={setConfirming}
+          />
+        ))}
+      </ul>
+      {hasMore && (
+        <button type="button" className="button subtle load-more" onClick={props.onLoadMore}>
+          Show older
+        </button>
+      )}
+      {props.loaded && conversations.length === 0 && <p className="sidebar-empty">No conversations yet.</p>}
+      <ConfirmDelete
+        conversation={confirming}
+        onCancel={() => setConfirming(null)}
+        onConfirm={async () => {
+          const doomed = confirming;
+          setConfirming(null);
+          if (doomed) await props.onDelete(doomed.id);
+        }}
+      />
+    </nav>
+  );
+});
+
+export function titleOf(conversation: Conversation | null): string {
+  return conversation?.title?.trim() || "New chat";
+}
+
+function ConversationItem({
+  conversation,
+  current,
+  onSelect,
+  onRename,
+  onDelete,
+}: {
+  conversation: Conversation;
+  current: boolean;
+  onSelect(id: string): void;
+  onRename(id: string, title: string): void;
+  onDelete(conversation: Conversation): void;
+}) {
+  const [renaming, setRenaming] = useState<string | null>(null);
+  const title = titleOf(conversation);
+
+  if (renaming !== null) {
+    const finish = (save: boolean): void => {
+      if (save && renaming.trim() !== "" && renaming !== title) onRename(conversation.id, renaming);
+      setRenaming(null);
+    };
+    return (
+      <li className="conversation renaming">
+        <input
+          className="rename-input"
+          aria-label="Conversation title"
+          value={renaming}
+          autoFocus
+          maxLength={200}
+          onChange={(e) => setRenaming(e.target.value)}
+          onBlur={() => finish(true)}
+          onKeyDown={(e) => {
+            if (e.key === "Enter") finish(true);
+            else if (e.key === "Escape") finish(false);
+          }}
+        />
+      </li>
+    );
+  }
+
+  return (
+    <li className={`conversation${current ? " current" : ""}`}>
+      <a
+        href={`/c/${encodeURIComponent(conversation.id)}`}
+        className="conversation-link"
+        aria-current={current ? "page" : undefined}
+        onClick={(e) => {
+          if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+          e.preventDefault();
+          onSelect(conversation.id);
+        }}
+      >
+        {title}
+      </a>
+      <span className="conversation-actions">
+        <button
+          type="button"
+          className="icon-button"
+          aria-label={`Rename ${title}`}
+          title="Rename"
+          onClick={() => setRenaming(title)}
+        >
+          <svg
+            width="14"
+            height="14"
+            viewBox="0 0 24 24"
+            fill="none"
+            stroke="currentColor"
+            strokeWidth="2"
+            aria-hidden="true"
+          >
+            <path d="M12 20h9" />
+            <path d="M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4Z" />
+          </svg>
+        </button>
+        <button
+          type="button"
+          className="icon-button danger"
+          aria-label={`Delete ${title}`}
+          title="Delete"
+          onClick={() => onDelete(conversation)}
+        >
+          <svg
+            width="14"
+            height="14"
+            viewBox="0 0 24 24"
+            fill="none"
+            stroke="currentColor"
+            strokeWidth="2"
+            aria-hidden="true"
+          >
+            <path d="M3 6h18M8 6V4h8v2M6 6l1 14h10l1-14" />
+          </svg>
+        </button>
+      </span>
+    </li>
+  );
+}
+
+/** "Delete this chat?" as a modal <dialog>: focus is trapped and Escape cancels. */
+function ConfirmDelete({
+  conversation,
+  onCancel,
+  onConfirm,
+}: {
+  conversation: Conversation | null;
+  onCancel(): void;
+  onConfirm(): void;
+}) {
+  const dialog = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const el = dialog.current;
+    if (!el) return;
+    if (conversation && !el.open) el.showModal();
+    if (!conversation && el.open) el.close();
+  }, [conversation]);
+  return (
+    <dialog ref={dialog} className="confirm" aria-labelledby="confirm-title" onCancel={onCancel} onClose={onCancel}>
+      <h2 id="confirm-title">Delete this chat?</h2>
+      <p>“{titleOf(conversation)}” and all its messages will be deleted. This cannot be undone.</p>
+      <div className="confirm-actions">
+        <button type="button" className="button" onClick={onCancel} autoFocus>
+          Cancel
+        </button>
+        <button type="button" className="button danger" onClick={onConfirm}>
+          Delete
+        </button>
+      </div>
+    </dialog>
+  );
+}
