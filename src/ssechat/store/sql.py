@@ -18,6 +18,7 @@ SQLite-only SQL (that lives in ``store.sqlite``), and never call a model or spea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -187,18 +188,7 @@ class Store:
             current_leaf_id=None,
         )
         async with self._write() as conn:
-            await conn.execute(
-                sa.insert(_conversations).values(
-                    id=conversation.id,
-                    title=title,
-                    model=model,
-                    system_prompt=system_prompt,
-                    owner=owner,
-                    created_at=now,
-                    updated_at=now,
-                    current_leaf_id=None,
-                )
-            )
+            await conn.execute(sa.insert(_conversations).values(dataclasses.asdict(conversation)))
         return conversation
 
     @_completes
