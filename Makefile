@@ -10,7 +10,7 @@ WEB_BUILD := web/dist/index.html
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html \
 	web/vite.config.ts web/tsconfig.json
 
-.PHONY: run test lint typecheck pytest webtest chromium bench-ui clean
+.PHONY: run test lint typecheck pytest webtest chromium bench bench-ui clean
 
 run: $(STAMP) $(WEB_BUILD)
 	$(BIN)/ssechat serve
@@ -18,8 +18,8 @@ run: $(STAMP) $(WEB_BUILD)
 test: $(STAMP) $(WEB_BUILD) chromium lint typecheck webtest pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
@@ -49,6 +49,12 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing Debian's chromium for the end-to-end tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# The relay benchmark (6-15 minutes): writes bench/RESULTS.md and bench/results.json. It installs
+# its peers itself (bench/.venv-peers, npm ci in bench/peers). A 10-second smoke run of it is
+# part of `make test` (tests/test_bench_smoke.py).
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
 
 # Not part of `make test`: a few minutes, mostly the naive baseline.
 bench-ui: $(STAMP) $(WEB_STAMP) chromium

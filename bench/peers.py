@@ -1,0 +1,207 @@
+"""The servers under test ("peers") and the fake upstream: how to install, start and ask each.
+
+- ``direct``: the load generator talks to the fake upstream itself (the floor);
+- ``fastapi``: FastAPI + sse-starlette + the openai SDK (``bench/peers/fastapi_relay.py``), in
+  its own virtualenv ``bench/.venv-peers``;
+- ``koa``: the tutorial's Koa relay (``bench/peers/koa_relay.mjs``), installed with ``npm ci``;
+- ``ssechat``: ``ssechat serve`` through its full path: a conversation, a run, its log, SQLite;
+- ``ssechat-chat``: ssechat's stateless ``/api/chat`` relay (no run, no store), for comparison;
+- ``rawpy``: the barest Python relay (``bench/peers/raw_relay.py``: uvloop, httptools, no task
+  or timer per token): what a Python server can reach on this machine.
+
+Each server runs pinned on the server CPU and is started afresh for every measurement, so
+memory and CPU baselines are clean. This module never edits anything outside ``bench/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import orjson
+
+from bench.client import Kind, fetch, request
+from bench.procs import CpuPlan, Procs, ProcStat, free_port, wait_http_ok
+
+__all__ = ["PEERS", "Peer", "Upstream", "install_peers", "start_peer", "start_upstream"]
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PEERS_DIR = BENCH / "peers"
+PEERS_VENV = BENCH / ".venv-peers"
+PROJECT_BIN = Path(sys.executable).parent
+
+PEERS = ("direct", "fastapi", "koa", "ssechat", "ssechat-chat", "rawpy")
+LABELS = {
+    "direct": "direct to the fake upstream (floor)",
+    "fastapi": "FastAPI + sse-starlette + openai SDK",
+    "koa": "Koa + PassThrough + openai (Node)",
+    "ssechat": "ssechat, full path (run, log, SQLite)",
+    "ssechat-chat": "ssechat /api/chat (stateless relay)",
+    "rawpy": "bare uvloop + httptools relay (a Python floor)",
+}
+
+
+@dataclass
+class Upstream:
+    port: int
+    proc: subprocess.Popen[bytes]
+    stat: ProcStat
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+@dataclass
+class Peer:
+    """One server under test, started; ``stat`` watches the server process (None: direct)."""
+
+    name: str
+    kind: Kind
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    stat: ProcStat | None = None
+    sep: bytes = b"\n\n"
+    conversations: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.name]
+
+    def stream_request(self, model: str, index: int) -> bytes:
+        """The request that opens stream number ``index`` answered by ``model``."""
+        port = self.port
+        if self.name == "direct":
+            body = {
+                "model": model,
+                "messages": [{"role": "user", "content": "Tell me about streaming."}],
+                "stream": True,
+            }
+            return request("POST", "/v1/chat/completions", port, body=body, headers=_SSE)
+        if self.name == "ssechat":
+            conversation = self.conversations[index % len(self.conversations)]
+            # parent_id null: a new root branch, so one conversation may hold several live runs
+            body = {"content": "Tell me about streaming.", "model": model, "parent_id": None}
+            path = f"/api/conversations/{conversation}/messages"
+            return request("POST", path, port, body=body, headers=_SSE)
+        path = "/api/chat" if self.name == "ssechat-chat" else "/chat"
+        query = f"?message={quote('Tell me about streaming.')}&model={quote(model)}"
+        return request("GET", path + query, port, headers=_SSE)
+
+    def resume_request(self, run_id: str, last_id: int) -> bytes:
+        headers = {**_SSE, "Last-Event-ID": str(last_id)}
+        return request("GET", f"/api/runs/{run_id}/events", self.port, headers=headers)
+
+    async def prepare(self, streams: int, model: str, per_conversation: int = 1) -> None:
+        """ssechat: create the conversations the streams will post to (not timed)."""
+        if self.name != "ssechat":
+            return
+        count = max(1, -(-streams // per_conversation))
+        semaphore = asyncio.Semaphore(32)
+
+        async def create() -> str:
+            async with semaphore:
+                status, body = await fetch(
+                    self.port, "POST", "/api/conversations", {"model": model}
+                )
+            if status != 201:
+                raise RuntimeError(f"creating a conversation: HTTP {status} {body[:200]!r}")
+            return str(orjson.loads(body)["id"])
+
+        self.conversations = list(await asyncio.gather(*(create() for _ in range(count))))
+
+
+_SSE = {"Accept": "text/event-stream"}
+
+
+def _child_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSECHAT_", "OPENAI_"))}
+    env.update(extra)
+    return env
+
+
+def install_peers(names: tuple[str, ...]) -> None:
+    """Create ``bench/.venv-peers`` and run ``npm ci`` when needed (idempotent, bounded)."""
+    if "fastapi" in names:
+        stamp = PEERS_VENV / ".installed"
+        requirements = PEERS_DIR / "requirements.txt"
+        if not stamp.exists() or stamp.stat().st_mtime < requirements.stat().st_mtime:
+            _run([sys.executable, "-m", "venv", str(PEERS_VENV)])
+            pip = [str(PEERS_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+            _run([*pip, "--disable-pip-version-check", "-r", str(requirements)])
+            stamp.touch()
+    if "koa" in names:
+        stamp = PEERS_DIR / "node_modules" / ".package-lock.json"
+        lock = PEERS_DIR / "package-lock.json"
+        if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
+            _run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PEERS_DIR)
+
+
+def _run(argv: list[str], cwd: Path | None = None) -> None:
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def start_upstream(procs: Procs, plan: CpuPlan, *, uvloop: bool = True) -> Upstream:
+    """The fake upstream, on the load generator's side of the machine."""
+    port = free_port()
+    if uvloop:
+        argv = [sys.executable, "-m", "bench.upstream", "--port", str(port)]
+    else:
+        argv = [sys.executable, "-m", "ssechat.fake_upstream", "--host", "127.0.0.1"]
+        argv += ["--port", str(port)]
+    proc = procs.spawn("upstream", argv, cpus=plan.upstream, env=_child_env({}), cwd=ROOT)
+    wait_http_ok(port, "/v1/models", proc)
+    return Upstream(port, proc, ProcStat(proc.pid))
+
+
+@contextmanager
+def start_peer(
+    name: str,
+    procs: Procs,
+    plan: CpuPlan,
+    upstream: Upstream,
+    work: Path,
+    *,
+    ssechat_env: dict[str, str] | None = None,
+) -> Iterator[Peer]:
+    """Start one server under test (nothing for ``direct``); kill it when the block ends."""
+    if name == "direct":
+        yield Peer(name, "openai", upstream.port, stat=None)
+        return
+    port = free_port()
+    env = {"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": "sk-bench"}
+    if name == "fastapi":
+        argv = [str(PEERS_VENV / "bin" / "python"), str(PEERS_DIR / "fastapi_relay.py")]
+        health, kind, sep = "/health", "tutorial", b"\r\n\r\n"
+    elif name == "koa":
+        argv = ["node", str(PEERS_DIR / "koa_relay.mjs")]
+        health, kind, sep = "/health", "tutorial", b"\n\n"
+    elif name == "rawpy":
+        argv = [sys.executable, str(PEERS_DIR / "raw_relay.py")]
+        health, kind, sep = "/health", "tutorial", b"\n\n"
+    elif name in ("ssechat", "ssechat-chat"):
+        work.mkdir(parents=True, exist_ok=True)
+        db = work / f"ssechat-{port}.db"
+        argv = [str(PROJECT_BIN / "ssechat"), "serve", "--db", str(db)]
+        env.update({"SSECHAT_LOG_LEVEL": "warning", **(ssechat_env or {})})
+        health, sep = "/api/health", b"\n\n"
+        kind = "run" if name == "ssechat" else "tutorial"
+    else:
+        raise ValueError(f"unknown peer {name!r}; choose from {', '.join(PEERS)}")
+    proc = procs.spawn(name, [*argv, "--port", str(port)], cpus=plan.server, env=_child_env(env))
+    try:
+        wait_http_ok(port, health, proc)
+        yield Peer(name, kind, port, proc, ProcStat(proc.pid), sep)  # type: ignore[arg-type]
+    finally:
+        # Killed, not stopped: a graceful shutdown would only save half-streamed answers.
+        procs.kill(proc)

@@ -1,0 +1,92 @@
+"""The benchmark keeps working: ``python -m bench.run --quick`` across direct + ssechat.
+
+A few seconds of tiny sizes through the real harness (fake upstream, ``ssechat serve``, the raw
+load generator), then the shape of what it wrote. Timings are never asserted: this machine may
+be busy; only that every stream completed, none failed, and every resume was exact.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.real_server
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--peers=direct,ssechat", f"--out={out}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads((out / "results.json").read_text())
+    return data, (out / "RESULTS.md").read_text()
+
+
+def test_results_have_every_section(results: tuple[dict[str, Any], str]) -> None:
+    data, markdown = results
+    assert data["mode"] == "quick"
+    for key in ("machine", "paced", "saturated", "starts", "idle", "resume", "goals"):
+        assert key in data, key
+    assert set(data["paced"]["peers"]) == {"direct", "ssechat"}
+    assert set(data["saturated"]) == {"direct", "ssechat"}
+    assert "cpu_model" in data["machine"]
+    for heading in ("## Machine", "## 1. Paced", "## 2. Saturated", "## 3. Starting", "## 4. Idle"):
+        assert heading in markdown
+
+
+def test_paced_streams_all_complete(results: tuple[dict[str, Any], str]) -> None:
+    data, _ = results
+    for name, peer in data["paced"]["peers"].items():
+        for level in peer["levels"]:
+            assert level["errors"] == 0, (name, level["error_examples"])
+            assert level["warmup_failures"] == 0, name
+            assert level["tokens_received"] == level["streams"] * 20, name
+            assert level["ttft_ms"]["p50"] is not None, name
+
+
+def test_saturated_streams_flow_without_errors(results: tuple[dict[str, Any], str]) -> None:
+    data, _ = results
+    for name, run in data["saturated"].items():
+        assert run["errors"] == 0, (name, run["error_examples"])
+        assert run["warmup_failures"] == 0, name
+        assert isinstance(run["window"], dict), name
+
+
+def test_stream_starts_without_errors(results: tuple[dict[str, Any], str]) -> None:
+    for name, run in results[0]["starts"].items():
+        assert run["errors"] == 0, (name, run["error_examples"])
+        assert run["lone_ttft_ms"]["p50"] is not None, name
+
+
+def test_idle_streams_get_heartbeats(results: tuple[dict[str, Any], str]) -> None:
+    idle = results[0]["idle"]
+    assert isinstance(idle, dict)
+    assert idle["all_open"] is True
+    assert idle["errors"] == 0, idle["error_examples"]
+    assert idle["streams_without_heartbeat"] == 0
+    assert idle["rss_kib_per_stream"] is not None
+
+
+def test_every_resume_is_gap_free_and_duplicate_free(
+    results: tuple[dict[str, Any], str],
+) -> None:
+    resume = results[0]["resume"]
+    assert isinstance(resume, dict)
+    assert resume["passed"] is True, resume["error_examples"]
+    assert resume["ok"] == resume["reconnects"] > 0
+    assert resume["missing_ids"] == 0
+    assert resume["duplicate_ids"] == 0
