@@ -39,7 +39,7 @@ __all__ = ["main"]
 
 BENCH_DIR = Path(__file__).resolve().parent
 SCENARIOS = ("paced", "saturated", "starts", "idle", "resume", "profile")
-PATIENCE = 600.0  # seconds of a full run after which disturbed measurements are kept as they are
+PATIENCE = 480.0  # seconds of a full run after which disturbed measurements are kept as they are
 
 
 @dataclass(frozen=True)
