@@ -9,20 +9,24 @@ for comparison on one machine, not absolute.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import anyio
 import h11
 import httptools
+import httpx
 import orjson
 import uvloop
 
 from ssechat.fake_upstream.wire import ChunkWriter, chunked
-from ssechat.providers.openai import _parse_chunk
+from ssechat.providers import ChatMessage, GenerationParams, OpenAIProvider
+from ssechat.providers.chunks import FrameSplitter, parse_chunk
 from ssechat.runs.manager import delta_frame
 from ssechat.sse import EventDecoder, encode, json_data
 from ssechat.store import Store
@@ -68,11 +72,23 @@ def parsing() -> list[tuple[str, float]]:
 
     def current() -> None:
         for event in decoder.feed(FRAME):
-            _parse_chunk(event.data)
+            parse_chunk(event.data)
 
     return [
         ("EventDecoder.feed + _parse_chunk, one frame", timeit(current, 50_000)),
         ("split on blank line + orjson (proposed)", timeit(lambda: fast_parse(FRAME), 50_000)),
+    ]
+
+
+def splitting() -> list[tuple[str, float]]:
+    splitter = FrameSplitter()
+
+    def provider_path() -> None:
+        for frame in splitter.feed(FRAME):
+            parse_chunk(frame if isinstance(frame, bytes) else frame.data)
+
+    return [
+        ("FrameSplitter.feed + parse_chunk (the provider's path)", timeit(provider_path, 50_000))
     ]
 
 
@@ -173,12 +189,193 @@ async def persistence() -> list[tuple[str, float]]:
     ]
 
 
+# --- starting a turn: the store's part of a stream start -------------------------------------
+#
+# On a real SQLite file, each start in a conversation of its own that already holds two finished
+# turns. CPU is ``time.process_time``, which counts every thread of the process: the store's
+# threads as well as the loop's.
+
+
+async def _turns(store: Store, count: int) -> list[tuple[str, str]]:
+    """``count`` conversations of two finished turns: (conversation id, last answer id)."""
+    leaves: list[tuple[str, str]] = []
+    for _ in range(count):
+        conversation = await store.create_conversation()
+        parent: str | None = None
+        for turn in range(2):
+            started = await store.start_exchange(
+                conversation.id, parent_id=parent, user_content=f"question {turn}", model="m"
+            )
+            await store.update_message(
+                started.answer.id, content="an answer " * 40, status="complete"
+            )
+            parent = started.answer.id
+        assert parent is not None
+        leaves.append((conversation.id, parent))
+    return leaves
+
+
+async def store_starts() -> list[tuple[str, float]]:
+    n, warm = 500, 50
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await Store.open(str(Path(tmp) / "starts.db"))
+        try:
+            leaves = await _turns(store, n + warm)
+
+            async def three_calls(conversation_id: str, parent_id: str) -> None:
+                await store.get_conversation(conversation_id)
+                user, _ = await store.add_exchange(
+                    conversation_id, parent_id=parent_id, user_content="hi", model="m"
+                )
+                await store.path_to(user.id)
+
+            async def one_call(conversation_id: str, parent_id: str) -> None:
+                await store.start_exchange(
+                    conversation_id, parent_id=parent_id, user_content="hi", model="m"
+                )
+
+            best = {three_calls: float("inf"), one_call: float("inf")}
+            for _ in range(2):  # alternated, best of two: both see the same file sizes
+                for start in best:
+                    for conversation_id, parent_id in leaves[:warm]:
+                        await start(conversation_id, parent_id)
+                    used = time.process_time()
+                    for conversation_id, parent_id in leaves[warm:]:
+                        await start(conversation_id, parent_id)
+                    best[start] = min(best[start], (time.process_time() - used) / n * 1e6)
+        finally:
+            await store.close()
+    return [
+        ("get_conversation + add_exchange + path_to (before)", best[three_calls]),
+        ("Store.start_exchange, one write transaction", best[one_call]),
+    ]
+
+
+# --- the provider: upstream socket bytes in, Delta out ----------------------------------------
+#
+# A raw HTTP/1.1 server in a child process (so that its CPU is not counted) answers every POST
+# with pre-built chunked frames, asked for through the model name: ``burst-N`` writes N frames
+# in one write (the saturated case: many frames per read), ``paced-N-MS`` one frame every MS
+# milliseconds (the paced case: one frame per read). The parent streams them through
+# ``OpenAIProvider.stream`` and counts its own CPU time (``time.process_time``) per token.
+
+_STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    b"transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n"
+)
+
+
+class _FrameServer(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[:end].decode("latin-1").lower()
+        length = int(head.split("content-length:", 1)[1].split("\r\n", 1)[0])
+        if len(self.buffer) < end + 4 + length:
+            return
+        body = orjson.loads(self.buffer[end + 4 : end + 4 + length])
+        self.buffer = self.buffer[end + 4 + length :]
+        asyncio.get_running_loop().create_task(self.answer(body["model"]))
+
+    async def answer(self, model: str) -> None:
+        assert self.transport is not None
+        kind, count, *interval = model.split("-")
+        frames = [CHUNK] * int(count) + [chunked(b"data: [DONE]\n\n"), b"0\r\n\r\n"]
+        if kind == "burst":
+            self.transport.write(_STREAM_HEAD + b"".join(frames))
+            return
+        self.transport.write(_STREAM_HEAD)
+        loop = asyncio.get_running_loop()
+        step = float(interval[0]) / 1000
+        next_at = loop.time()
+        for frame in frames:
+            next_at += step
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            if self.transport.is_closing():
+                return
+            self.transport.write(frame)
+
+
+def _serve_frames(ready: multiprocessing.SimpleQueue[int]) -> None:
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_FrameServer, "127.0.0.1", 0, backlog=1024)
+        ready.put(server.sockets[0].getsockname()[1])
+        await asyncio.Future()
+
+    uvloop.run(serve())
+
+
+async def _tokens_per_cpu(provider: OpenAIProvider, model: str, streams: int) -> float:
+    messages = [ChatMessage("user", "hi")]
+    counts: list[int] = []
+
+    async def one() -> None:
+        n = 0
+        async for delta in provider.stream(messages, model, GenerationParams()):
+            n += bool(delta.text)
+        counts.append(n)
+
+    start = time.process_time()
+    async with anyio.create_task_group() as tg:
+        for _ in range(streams):
+            tg.start_soon(one)
+    used = time.process_time() - start
+    tokens = sum(counts)
+    assert tokens == streams * int(model.split("-")[1]), counts
+    return used / tokens * 1e6
+
+
+async def provider_path() -> list[tuple[str, float]]:
+    context = multiprocessing.get_context("spawn")
+    ready: multiprocessing.SimpleQueue[int] = context.SimpleQueue()
+    server = context.Process(target=_serve_frames, args=(ready,), daemon=True)
+    server.start()
+    try:
+        base_url = f"http://127.0.0.1:{ready.get()}/v1"
+        rows: list[tuple[str, float]] = []
+        for label in ("owned connections (default)", "an injected httpx.AsyncClient"):
+            client = httpx.AsyncClient(timeout=60) if "httpx" in label else None
+            provider = OpenAIProvider(base_url=base_url, max_retries=0, client=client)
+            try:
+                await _tokens_per_cpu(provider, "burst-100", 4)  # warm: connections, imports
+                burst = min([await _tokens_per_cpu(provider, "burst-20000", 1) for _ in range(3)])
+                paced = await _tokens_per_cpu(provider, "paced-200-5", 50)
+            finally:
+                await provider.aclose()
+                if client is not None:
+                    await client.aclose()
+            rows.append((f"{label}: saturated, 20 000 frames in one write", burst))
+            rows.append((f"{label}: paced, 50 streams x 200 frames at 200/s", paced))
+        return rows
+    finally:
+        server.kill()
+        server.join()
+
+
 async def _async_parts() -> list[tuple[str, list[tuple[str, float]]]]:
-    return [("scheduling", await scheduling()), ("persistence", await persistence())]
+    return [
+        ("scheduling", await scheduling()),
+        ("persistence", await persistence()),
+        ("starting a turn in the store, CPU per start (process_time)", await store_starts()),
+        ("OpenAIProvider.stream, CPU per token (process_time)", await provider_path()),
+    ]
 
 
 def main() -> None:
-    sections = [("encoding a delta", encoding()), ("reading an upstream chunk", parsing())]
+    sections = [
+        ("encoding a delta", encoding()),
+        ("reading an upstream chunk", parsing() + splitting()),
+    ]
     sections.append(("HTTP/1.1 chunked body", http_body()))
     sections += uvloop.run(_async_parts())
     for title, rows in sections:

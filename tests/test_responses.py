@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from ssechat.responses import HEARTBEAT_FRAME, EventStreamResponse
+from ssechat.runs.log import MemoryRunLog
 from ssechat.sse import encode
 
 from .conftest import RealServer
@@ -285,3 +286,92 @@ def test_real_server_socket_has_tcp_nodelay(real_server: Callable[..., RealServe
         for protocol in connections:
             server_sock = protocol.transport.get_extra_info("socket")  # type: ignore[attr-defined]
             assert server_sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+# --- a frame source (a run log's reader): no producer task, one write per wake-up -------------
+
+
+class ClosingReader:
+    """A run log reader that records its close."""
+
+    def __init__(self, log: MemoryRunLog, after: int = -1) -> None:
+        self.reader = log.reader(after)
+        self.closed = False
+
+    def take(self) -> bytes:
+        return self.reader.take()
+
+    @property
+    def ended(self) -> bool:
+        return self.reader.ended
+
+    def notify(self, waiter: Any) -> None:
+        self.reader.notify(waiter)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_frame_source_is_sent_batch_by_batch_then_ended() -> None:
+    log = MemoryRunLog()
+    for i in range(3):
+        log.append(encode(str(i), id=str(i)))
+    source = ClosingReader(log)
+    send = Recorder()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(EventStreamResponse(source), SCOPE, never_disconnect, send)
+            await send.wait_for_bodies(1)  # the backlog, in one write
+            log.append(encode("3", id="3"))
+            await send.wait_for_bodies(2)
+            log.append(encode("4", id="4"))
+            log.append(encode("5", id="5"))
+            log.close()
+    frames = [encode(str(i), id=str(i)) for i in range(6)]
+    assert send.bodies[0] == b"".join(frames[:3])
+    assert send.bodies[1] == frames[3]
+    assert b"".join(send.bodies[2:-1]) == b"".join(frames[4:])
+    assert send.bodies[-1] == b""
+    assert send.messages[-1]["more_body"] is False
+    assert source.closed
+
+
+async def test_a_frame_source_is_closed_when_the_client_leaves() -> None:
+    log = MemoryRunLog()
+    log.append(encode("first"))
+    source = ClosingReader(log)
+    disconnect = anyio.Event()
+
+    async def receive() -> Message:
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    send = Recorder()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(EventStreamResponse(source), SCOPE, receive, send)
+            await send.wait_for_bodies(1)
+            disconnect.set()
+    assert source.closed
+    assert send.bodies == [encode("first")]  # nothing more to a client that is gone
+    log.append(encode("later"))  # the run goes on without it
+
+
+async def test_a_busy_stream_sends_no_heartbeat_and_an_idle_one_does() -> None:
+    log = MemoryRunLog()
+    send = Recorder()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            response = EventStreamResponse(log.reader(), heartbeat=0.25)
+            tg.start_soon(response, SCOPE, never_disconnect, send)
+            # Frames every ~10 ms for over 0.4 s: the timer fires, finds the stream busy and
+            # re-arms for the rest of the interval.
+            for i in range(40):
+                log.append(encode(str(i)))
+                await anyio.sleep(0.01)
+            busy = list(send.bodies)
+            while HEARTBEAT_FRAME not in send.bodies:
+                await send.changed.wait()
+            tg.cancel_scope.cancel()
+    assert HEARTBEAT_FRAME not in busy
+    assert b"".join(busy) == b"".join(encode(str(i)) for i in range(40))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,16 @@ class CountingStore(Store):
     """The real store, counting the saves a run makes."""
 
     saves: list[dict[str, Any]]
+    batches: list[dict[str, str]]
 
     async def update_message(self, id: str, **fields: Any) -> None:
         self.saves.append(fields)
         await super().update_message(id, **fields)
+
+    async def save_partial_answers(self, contents: Mapping[str, str]) -> None:
+        self.batches.append(dict(contents))
+        self.saves.extend({"content": text} for text in contents.values())
+        await super().save_partial_answers(contents)
 
 
 @pytest.fixture
@@ -32,6 +38,7 @@ async def store(tmp_path: Path) -> AsyncIterator[CountingStore]:
     store = await CountingStore.open(tmp_path / "runs.db")
     assert isinstance(store, CountingStore)
     store.saves = []
+    store.batches = []
     try:
         yield store
     finally:
@@ -62,7 +69,7 @@ async def test_a_fast_run_is_saved_once_at_the_end_not_per_token(store: Counting
         await run.finished.wait()
         await provider.aclose()
     assert run.status == "complete"
-    assert len(run.parts) == 500
+    assert run.log.last_seq == 501  # the run frame, 500 deltas, done
     assert len(store.saves) == 1
     assert store.saves[0]["status"] == "complete"
     saved = await store.get_message(message_id)
@@ -110,3 +117,57 @@ def test_the_fast_delta_frame_is_the_generic_encoding(text: str) -> None:
 
     assert delta_frame(41, text) == encode(json_data({"text": text}), event="delta", id="41")
     assert delta_frame(41, text).isascii()
+
+
+async def test_live_runs_are_saved_together_in_one_write_per_tick(store: CountingStore) -> None:
+    async with FakeUpstream(Scenario(tokens=40, rate=100)) as upstream:
+        manager = RunManager(store, persist_interval=0.05)
+        first, provider_a, id_a = await start(store, upstream, manager)
+        second, provider_b, id_b = await start(store, upstream, manager)
+        await first.finished.wait()
+        await second.finished.wait()
+        await provider_a.aclose()
+        await provider_b.aclose()
+    assert any(set(batch) == {id_a, id_b} for batch in store.batches), store.batches
+    for batch in store.batches:  # each text saved is a prefix of the final one
+        for message_id, text in batch.items():
+            final = first.text if message_id == id_a else second.text
+            assert final.startswith(text)
+    for message_id, run in ((id_a, first), (id_b, second)):
+        saved = await store.get_message(message_id)
+        assert (saved.status, saved.content) == ("complete", run.text)
+
+
+async def test_the_saver_stops_when_no_run_is_live_and_restarts(store: CountingStore) -> None:
+    async with FakeUpstream(Scenario(tokens=30, rate=200)) as upstream:
+        manager = RunManager(store, persist_interval=0.02)
+        run, provider, _ = await start(store, upstream, manager)
+        saver = manager._saver
+        assert saver is not None
+        await run.finished.wait()
+        await saver  # it ends by itself once no run is live
+        assert manager._saver is None
+        again, provider_again, _ = await start(store, upstream, manager)
+        assert manager._saver is not None
+        assert manager._saver is not saver
+        await again.finished.wait()
+        await provider.aclose()
+        await provider_again.aclose()
+    await manager.shutdown()
+
+
+def test_reading_the_text_compacts_the_parts() -> None:
+    from ssechat.runs.log import MemoryRunLog
+    from ssechat.runs.manager import Run
+
+    spec = RunSpec("c", "u", "m", "model", [ChatMessage("user", "hi")])
+    run = Run(spec, MemoryRunLog())
+    run.parts.extend(["a", "b", "c"])
+    assert run.unsaved
+    assert run.text == "abc"
+    assert run.parts == ["abc"]
+    run.saved_length = 3
+    assert not run.unsaved
+    run.parts.append("d")
+    assert run.unsaved
+    assert run.text == "abcd"

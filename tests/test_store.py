@@ -7,12 +7,14 @@ import functools
 import math
 import sqlite3
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import platformdirs
 import pytest
 import sqlalchemy as sa
@@ -48,6 +50,26 @@ async def store(db_path: Path) -> AsyncIterator[Store]:
         yield opened
 
 
+class Gate:
+    """Holds a store thread inside an operation until released (events, never sleeps)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+    def hold(self) -> None:
+        """Called on a store thread: say so, then wait for ``release``."""
+        self.entered.set()
+        if not self.released.wait(10):
+            raise TimeoutError("the gate was never released")
+
+    async def wait_entered(self) -> None:
+        assert await anyio.to_thread.run_sync(self.entered.wait, 10)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 def table_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the store's tables, read with the stdlib driver, for before/after checks."""
     with contextlib.closing(sqlite3.connect(path)) as con:
@@ -65,6 +87,7 @@ def test_all_names_the_public_api() -> None:
         "ROLES",
         "UNSET",
         "Conversation",
+        "Exchange",
         "Message",
         "Store",
         "Unset",
@@ -462,15 +485,15 @@ async def test_limit_must_be_positive(store: Store) -> None:
 async def test_sqlite_runs_in_wal_mode_with_its_pragmas(store: Store, db_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(db_path)) as con:
         assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    for engine in (store._reader, store._writer):
-        async with engine.connect() as conn:
-            for pragma, value in [
-                ("journal_mode", "wal"),
-                ("foreign_keys", 1),
-                ("busy_timeout", 5000),
-                ("synchronous", 1),  # NORMAL
-            ]:
-                assert await conn.scalar(sa.text(f"PRAGMA {pragma}")) == value
+
+    def pragmas(conn: sa.Connection) -> list[Any]:
+        names = ["journal_mode", "foreign_keys", "busy_timeout", "synchronous"]
+        return [conn.scalar(sa.text(f"PRAGMA {name}")) for name in names]
+
+    # The connections the store's own threads use, reader and writer.
+    expected = ["wal", 1, 5000, 1]  # synchronous 1 is NORMAL
+    assert await store._read(pragmas) == expected
+    assert await store._write(pragmas) == expected
 
 
 async def test_data_persists_across_close_and_reopen(db_path: Path) -> None:
@@ -531,12 +554,20 @@ async def test_two_stores_on_one_file_both_write(db_path: Path) -> None:
 
 async def test_reads_do_not_wait_for_an_open_write(store: Store) -> None:
     conversation = await store.create_conversation(title="before")
+    gate = Gate()
+
+    def rename_and_hold(conn: sa.Connection) -> None:
+        conn.execute(sa.update(schema.conversations).values(title="uncommitted"))
+        gate.hold()
+
     with anyio.fail_after(10):
-        async with store._write() as conn:
-            await conn.execute(sa.update(schema.conversations).values(title="uncommitted"))
-            # A read uses its own connection: it does not queue behind the writer, and it sees
-            # the last committed state.
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store._write, rename_and_hold)
+            await gate.wait_entered()
+            # A read runs on its own thread and connection: it does not queue behind the
+            # writer, and it sees the last committed state.
             assert (await store.get_conversation(conversation.id)).title == "before"
+            gate.release()
     assert (await store.get_conversation(conversation.id)).title == "uncommitted"
 
 
@@ -548,13 +579,21 @@ async def test_writes_wait_for_one_another(store: Store) -> None:
         await store.update_conversation(conversation.id, title="second")
         finished.append("second")
 
+    gate = Gate()
+
+    def rename_first_and_hold(conn: sa.Connection) -> None:
+        conn.execute(sa.update(schema.conversations).values(title="first"))
+        gate.hold()
+
     with anyio.fail_after(10):
-        # The first write commits as the block ends; only then can the second begin: it wins.
-        async with anyio.create_task_group() as tg, store._write() as conn:
-            await conn.execute(sa.update(schema.conversations).values(title="first"))
+        # The first write commits once released; only then can the second begin: it wins.
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store._write, rename_first_and_hold)
+            await gate.wait_entered()
             tg.start_soon(rename)
             await anyio.wait_all_tasks_blocked()
             assert finished == []
+            gate.release()
     assert finished == ["second"]
     assert (await store.get_conversation(conversation.id)).title == "second"
 
@@ -574,13 +613,17 @@ async def test_a_cancelled_caller_stops_waiting_but_the_write_completes(db_path:
                 await store.update_message(answer.id, content="saved", status="stopped")
             outcome.append("cancelled" if scope.cancelled_caught else "returned")
 
+        gate = Gate()
         with anyio.fail_after(10):
-            async with anyio.create_task_group() as tg, store._write():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(store._write, lambda conn: gate.hold())
+                await gate.wait_entered()
                 tg.start_soon(save)
                 await anyio.wait_all_tasks_blocked()  # save() waits for the writer we hold
                 scope.cancel()
                 await anyio.wait_all_tasks_blocked()
                 assert outcome == ["cancelled"]  # at once, though the writer is still held
+                gate.release()
     finally:
         await store.close()  # waits for the write its caller left behind
 
@@ -621,14 +664,15 @@ async def test_cancellation_at_any_point_keeps_the_store_whole(store: Store, db_
 # --- opening --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("form", ["path", "str", "sqlite", "aiosqlite"])
+@pytest.mark.parametrize("form", ["path", "str", "sqlite", "pysqlite", "aiosqlite"])
 async def test_open_accepts_paths_and_sqlite_urls(tmp_path: Path, form: str) -> None:
     path = tmp_path / "nested" / "dir" / "chat.db"
     target: str | Path = {
         "path": path,
         "str": str(path),
         "sqlite": f"sqlite:///{path}",
-        "aiosqlite": f"sqlite+aiosqlite:///{path}",
+        "pysqlite": f"sqlite+pysqlite:///{path}",
+        "aiosqlite": f"sqlite+aiosqlite:///{path}",  # what older configurations hold
     }[form]
     async with await Store.open(target) as store:
         await store.create_conversation(title="here")
@@ -651,7 +695,7 @@ async def test_open_without_a_url_uses_the_user_data_dir(
 ) -> None:
     data_dir = tmp_path / "data" / "ssechat"
     monkeypatch.setattr(platformdirs, "user_data_dir", lambda appname: str(data_dir))
-    assert default_database_url() == f"sqlite+aiosqlite:///{data_dir / 'ssechat.db'}"
+    assert default_database_url() == f"sqlite:///{data_dir / 'ssechat.db'}"
     async with await Store.open(None) as store:
         await store.create_conversation()
     assert (data_dir / "ssechat.db").is_file()
@@ -662,7 +706,7 @@ async def test_open_without_a_url_uses_the_user_data_dir(
     [
         "postgresql://user:s3cret@db.example/chat",
         "mysql+aiomysql://user:s3cret@db/chat",
-        "sqlite+pysqlite:///x.db",
+        "sqlite+aiosqlite://",
         "sqlite://",
         "sqlite+aiosqlite:///:memory:",
         ":memory:",
@@ -671,7 +715,7 @@ async def test_open_without_a_url_uses_the_user_data_dir(
     ],
 )
 async def test_open_refuses_what_is_not_a_sqlite_file(url: str) -> None:
-    with pytest.raises(ValueError, match=r"sqlite\+aiosqlite:///") as caught:
+    with pytest.raises(ValueError, match=r"sqlite:///path/to/file\.db") as caught:
         await Store.open(url)
     assert "s3cret" not in str(caught.value)
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection, Engine
 
 from ssechat.store import Store, migrations, schema
 from ssechat.store.migrations import MIGRATIONS, applied_migrations, apply_migrations
@@ -27,15 +26,15 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "ssechat.db"
 
 
-@contextlib.asynccontextmanager
-async def writer(path: Path) -> AsyncIterator[AsyncEngine]:
+@contextlib.contextmanager
+def writer(path: Path) -> Iterator[Engine]:
     """The store's own write engine for ``path`` (same hooks), without opening a Store."""
     reader, write_engine = create_engines(resolve_url(path))
     try:
         yield write_engine
     finally:
-        await write_engine.dispose()
-        await reader.dispose()
+        write_engine.dispose()
+        reader.dispose()
 
 
 def describe(conn: Connection) -> dict[str, Any]:
@@ -76,9 +75,9 @@ async def test_an_empty_database_migrates_to_the_current_schema(db_path: Path) -
     async with await Store.open(db_path, clock=lambda: 1234.5):
         pass
     assert recorded(db_path) == [(name, 1234.5) for name in NAMES]
-    async with writer(db_path) as engine, engine.connect() as conn:
-        assert await conn.run_sync(describe) == expected_description()
-        assert await conn.run_sync(applied_migrations) == NAMES
+    with writer(db_path) as engine, engine.connect() as conn:
+        assert describe(conn) == expected_description()
+        assert applied_migrations(conn) == NAMES
 
 
 async def test_reopening_applies_nothing(db_path: Path) -> None:
@@ -88,14 +87,14 @@ async def test_reopening_applies_nothing(db_path: Path) -> None:
     async with await Store.open(db_path) as store:
         assert (await store.get_conversation(conversation.id)).title == "kept"
     assert recorded(db_path) == first
-    async with writer(db_path) as engine, engine.begin() as conn:
-        assert await conn.run_sync(apply_migrations) == []
+    with writer(db_path) as engine, engine.begin() as conn:
+        assert apply_migrations(conn) == []
 
 
 async def test_an_older_database_is_brought_up_to_date(db_path: Path) -> None:
-    async with writer(db_path) as engine, engine.begin() as conn:
-        assert await conn.run_sync(apply_migrations, MIGRATIONS[:1]) == NAMES[:1]
-        await conn.execute(
+    with writer(db_path) as engine, engine.begin() as conn:
+        assert apply_migrations(conn, MIGRATIONS[:1]) == NAMES[:1]
+        conn.execute(
             sa.text(
                 "INSERT INTO conversations (id, title, created_at, updated_at) "
                 "VALUES ('c1', 'from before', 1.0, 2.0)"

@@ -1,39 +1,47 @@
 """The ASGI response that carries an event stream to one client.
 
-``EventStreamResponse`` takes an async iterable of already-encoded frames (``ssechat.sse``) and
-runs three things in one task group: the producer, which drains the iterable into a pending
-buffer; the writer, which sends everything pending in one write and a heartbeat comment when the
-stream has been idle; and the disconnect listener. Whichever ends the stream cancels the others,
-and the producer is closed in ``finally`` (shielded), so its cleanup runs as soon as the client
-goes away. A producer cancelled while it awaits runs its ``finally`` in a cancelled scope: cleanup
-that must await (rare: a subscriber only unsubscribes) shields itself, as in any anyio code.
+``EventStreamResponse`` reads a ``FrameSource``: a cursor on frames already encoded
+(``ssechat.sse``) that someone else appends, with ``take`` (everything pending, joined) and
+``notify`` (resolve this future when more comes). A run's log reader is one, so a token costs the
+response one wake-up of its own task and one write, whatever arrived meanwhile going out in that
+write. Any async iterable of frames works too: a pump task drains it into a pending buffer, which
+is then the source.
 
-It must never buffer the whole stream, compress it, or let a producer error escape as a
-traceback to the client: once the headers are out, the only honest answer is to end the stream.
+Beside the writer there is only the disconnect listener (a task that sleeps in ``receive()``) and
+one heartbeat timer: the timer fires once per heartbeat interval, re-armed for the remainder when
+the stream was written to meanwhile, and a ``: ping`` comment goes out after that many idle
+seconds. Whichever ends first ends the stream; the source is closed (and a pump's iterable
+closed) before the response returns, so cleanup runs as soon as the client goes away. A
+producer's cleanup that must await runs in a cancelled task, so it shields itself.
+
+It must never buffer the whole stream, compress it, create a timer or a task per frame, or let a
+producer error escape as a traceback to the client: once the headers are out, the only honest
+answer is to end the stream. It runs on asyncio (uvicorn's loop), like the rest of ssechat.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import suppress
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 from starlette.background import BackgroundTask
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ssechat.sse import encode_comment
 
-__all__ = ["DEFAULT_HEARTBEAT", "EventStreamResponse"]
+__all__ = ["DEFAULT_HEARTBEAT", "HEARTBEAT_FRAME", "EventStreamResponse", "FrameSource"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT = 15.0
 HEARTBEAT_FRAME = encode_comment("ping")
-# Past this many pending bytes the producer waits for the writer: a slow reader slows its
+# Past this many pending bytes a pumped iterable waits for the writer: a slow reader slows its
 # producer instead of growing the buffer without bound.
 HIGH_WATER = 256 * 1024
 
@@ -41,6 +49,28 @@ STREAM_HEADERS: Mapping[str, str] = {
     "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",
 }
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """Encoded frames to send, appended by someone else (``ssechat.runs.log.LogReader``)."""
+
+    def take(self) -> bytes:
+        """Everything pending, joined; ``b""`` when nothing is."""
+        ...
+
+    @property
+    def ended(self) -> bool:
+        """Nothing more will come and nothing is pending."""
+        ...
+
+    def notify(self, waiter: asyncio.Future[None]) -> None:
+        """Resolve ``waiter`` (unless done) when a frame is pending or the source ends."""
+        ...
+
+    def close(self) -> None:
+        """The response is done with the source; idempotent."""
+        ...
 
 
 class EventStreamResponse(Response):
@@ -51,14 +81,14 @@ class EventStreamResponse(Response):
 
     def __init__(
         self,
-        body: AsyncIterable[bytes],
+        body: FrameSource | AsyncIterable[bytes],
         *,
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
         heartbeat: float | None = DEFAULT_HEARTBEAT,
         background: BackgroundTask | None = None,
     ) -> None:
-        self.body_iterator = body
+        self.body_source = body
         self.status_code = status_code
         self.background = background
         self.heartbeat = heartbeat if heartbeat and heartbeat > 0 else math.inf
@@ -70,98 +100,114 @@ class EventStreamResponse(Response):
         self.init_headers(merged)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stream = _Stream(self.body_iterator, send, self.heartbeat)
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        async with anyio.create_task_group() as tg:
-
-            async def listen() -> None:
-                while True:
-                    message: Message = await receive()
-                    if message["type"] == "http.disconnect":
-                        stream.disconnected = True
-                        tg.cancel_scope.cancel()
-                        return
-
-            async def run() -> None:
-                await stream.run()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(listen)
-            tg.start_soon(run)
-
-        if not stream.disconnected:
+        body = self.body_source
+        pump = body if isinstance(body, FrameSource) else _Pump(body)
+        source: FrameSource = pump
+        writer = _Writer(source, send, self.heartbeat)
+        listener: asyncio.Task[None] | None = None
+        try:
+            if isinstance(pump, _Pump):
+                pump.start()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            listener = asyncio.get_running_loop().create_task(writer.listen(receive))
+            await writer.run()
+        finally:
+            source.close()
+            with anyio.CancelScope(shield=True):
+                if listener is not None:
+                    listener.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await listener
+                if isinstance(pump, _Pump):
+                    await pump.finish()
+        if not writer.disconnected:
             with suppress(OSError):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         if self.background is not None:
             await self.background()
 
 
-class _Stream:
-    """The producer and the writer of one response, sharing a pending buffer."""
+class _Writer:
+    """Sends what the source has, one write per wake-up, and heartbeats when idle."""
 
-    __slots__ = ("body", "disconnected", "done", "heartbeat", "pending", "pending_size", "send")
+    __slots__ = (
+        "disconnected",
+        "heartbeat",
+        "last_write",
+        "loop",
+        "ping_due",
+        "send",
+        "source",
+        "timer",
+        "waiter",
+    )
 
-    def __init__(self, body: AsyncIterable[bytes], send: Send, heartbeat: float) -> None:
-        self.body = body
+    def __init__(self, source: FrameSource, send: Send, heartbeat: float) -> None:
+        self.source = source
         self.send = send
         self.heartbeat = heartbeat
-        self.pending: list[bytes] = []
-        self.pending_size = 0
-        self.done = False
+        self.loop = asyncio.get_running_loop()
+        self.last_write = self.loop.time()
+        self.ping_due = False
         self.disconnected = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
-        wake = anyio.Event()
-        drained = anyio.Event()
-
-        async def produce() -> None:
-            nonlocal wake, drained
-            iterator = aiter(self.body)
-            try:
-                async for frame in iterator:
-                    self.pending.append(frame)
-                    self.pending_size += len(frame)
-                    wake.set()
-                    if self.pending_size > HIGH_WATER:
-                        drained = anyio.Event()
-                        await drained.wait()
-            except Exception:
-                logger.exception("event stream producer failed; ending the stream")
-            finally:
-                self.done = True
-                wake.set()
-                await _aclose(iterator)
-
-        async def write() -> None:
-            nonlocal wake
-            while True:
-                if not self.pending:
-                    if self.done:
+        loop, source = self.loop, self.source
+        if self.heartbeat != math.inf:
+            self.timer = loop.call_at(self.last_write + self.heartbeat, self._tick)
+        try:
+            while not self.disconnected:
+                chunk = source.take()
+                if chunk:
+                    if not await self._send(chunk):
                         return
-                    wake = anyio.Event()
-                    with anyio.move_on_after(self.heartbeat) as idle:
-                        await wake.wait()
-                    if idle.cancelled_caught and not self.pending:
-                        if not await self._send(HEARTBEAT_FRAME):
-                            return
-                        continue
-                    if not self.pending:
-                        continue
-                chunk = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
-                self.pending.clear()
-                self.pending_size = 0
-                drained.set()
-                if not await self._send(chunk):
+                    continue
+                if source.ended:
                     return
+                if self.ping_due:
+                    self.ping_due = False
+                    if not await self._send(HEARTBEAT_FRAME):
+                        return
+                    continue
+                waiter = self.waiter = loop.create_future()
+                source.notify(waiter)
+                try:
+                    await waiter
+                finally:
+                    self.waiter = None
+        finally:
+            if self.timer is not None:
+                self.timer.cancel()
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            await write()
-            # Normally the producer is done by now; after a failed send it may still be
-            # waiting for its next frame, and it must not keep the response open.
-            tg.cancel_scope.cancel()
+    async def listen(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                self._wake()
+                return
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        due = self.last_write + self.heartbeat
+        if now >= due:
+            self.ping_due = True
+            self._wake()
+            due = now + self.heartbeat
+        self.timer = self.loop.call_at(due, self._tick)
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _send(self, chunk: bytes) -> bool:
         """Send one body chunk; False when the client turned out to be gone."""
@@ -171,7 +217,82 @@ class _Stream:
             # The server noticed the client is gone before the disconnect message arrived.
             self.disconnected = True
             return False
+        self.last_write = self.loop.time()
         return True
+
+
+class _Pump:
+    """A ``FrameSource`` fed by a task that drains an async iterable of frames."""
+
+    __slots__ = ("body", "done", "drained", "pending", "size", "task", "waiter")
+
+    def __init__(self, body: AsyncIterable[bytes]) -> None:
+        self.body = body
+        self.pending: list[bytes] = []
+        self.size = 0
+        self.done = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.drained: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def finish(self) -> None:
+        """Stop the producer if it still runs, and wait until it has cleaned up."""
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        iterator = aiter(self.body)
+        try:
+            async for frame in iterator:
+                self.pending.append(frame)
+                self.size += len(frame)
+                self._wake()
+                if self.size > HIGH_WATER:
+                    self.drained = asyncio.get_running_loop().create_future()
+                    await self.drained
+        except Exception:
+            logger.exception("event stream producer failed; ending the stream")
+        finally:
+            self.done = True
+            self._wake()
+            await _aclose(iterator)
+
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def take(self) -> bytes:
+        pending = self.pending
+        if not pending:
+            return b""
+        chunk = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self.size = 0
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+        return chunk
+
+    @property
+    def ended(self) -> bool:
+        return self.done and not self.pending
+
+    def notify(self, waiter: asyncio.Future[None]) -> None:
+        if self.pending or self.done:
+            if not waiter.done():
+                waiter.set_result(None)
+        else:
+            self.waiter = waiter
+
+    def close(self) -> None:
+        pass
 
 
 async def _aclose(iterator: AsyncIterator[bytes] | Any) -> None:

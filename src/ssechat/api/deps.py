@@ -14,7 +14,8 @@ from ssechat.responses import EventStreamResponse
 __all__ = ["generation_response", "get_service", "wants_event_stream"]
 
 
-def get_service(request: Request) -> ChatService:
+async def get_service(request: Request) -> ChatService:
+    # async: FastAPI runs a plain def dependency in its thread pool, a thread hop per request.
     service: ChatService = request.app.state.service
     return service
 
@@ -29,7 +30,7 @@ def generation_response(request: Request, service: ChatService, started: Started
     events_url = f"/api/runs/{run.id}/events"
     if wants_event_stream(request):
         return EventStreamResponse(
-            service.runs.follow(run),
+            service.runs.subscribe(run),
             heartbeat=service.settings.heartbeat,
             headers={"X-Run-Id": run.id, "Content-Location": events_url},
         )

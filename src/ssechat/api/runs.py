@@ -53,7 +53,7 @@ async def run_events(
     raw = last_event_id_header if last_event_id_header not in (None, "") else last_event_id
     after = parse_last_event_id(raw, run.log.last_seq)
     return EventStreamResponse(
-        service.runs.follow(run, after),
+        service.runs.subscribe(run, after),
         heartbeat=service.settings.heartbeat,
         headers={"X-Run-Id": run.id},
     )

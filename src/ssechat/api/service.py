@@ -13,11 +13,11 @@ from typing import Any
 
 from ssechat.config import Settings
 from ssechat.context import build_context, make_title
-from ssechat.errors import ConflictError, InvalidRequestError, PayloadTooLargeError
+from ssechat.errors import ConflictError, PayloadTooLargeError
 from ssechat.providers.base import GenerationParams
 from ssechat.providers.registry import ProviderRegistry
 from ssechat.runs import Run, RunManager, RunSpec
-from ssechat.store import Conversation, Message, Store
+from ssechat.store import Conversation, Exchange, Message, Store
 
 __all__ = ["ChatService", "Started"]
 
@@ -89,21 +89,23 @@ class ChatService:
         model: str | None,
         parent_given: bool,
     ) -> Started:
-        """Add a user message under ``parent_id`` (default: the current leaf) and answer it."""
+        """Add a user message under ``parent_id`` (default: the current leaf) and answer it.
+
+        Two store operations: a read for the conversation's model, then one write transaction
+        (``Store.start_exchange``) that checks the parent, adds both messages and reads the
+        branch the context is built from.
+        """
         self.check_content(content)
         conversation = await self.store.get_conversation(conversation_id)
         model_name = self.resolve_model(model, conversation)
         if not parent_given:
             parent_id = conversation.current_leaf_id
         if parent_id is not None:
-            parent = await self.store.get_message(parent_id)
-            self._check_parent(parent, conversation_id)
-        user, answer = await self.store.add_exchange(
+            self._check_not_running(parent_id)
+        exchange = await self.store.start_exchange(
             conversation_id, parent_id=parent_id, user_content=content, model=model_name
         )
-        if conversation.model is None:
-            await self.store.update_conversation(conversation_id, model=model_name)
-        return await self._start(conversation, user.id, answer, model_name, params)
+        return self._start(exchange, model_name, params)
 
     async def regenerate(
         self, message_id: str, *, params: GenerationParams, model: str | None
@@ -112,44 +114,29 @@ class ChatService:
         message), as ChatGPT's Regenerate does."""
         message = await self.store.get_message(message_id)
         conversation = await self.store.get_conversation(message.conversation_id)
-        if message.role == "assistant":
-            if message.parent_id is None:
-                raise ConflictError("this answer has no question to answer again")
-            question = await self.store.get_message(message.parent_id)
-        elif message.role == "user":
-            question = message
-        else:
-            raise ConflictError("only a question or an answer can be regenerated")
-        self._check_parent(question, conversation.id)
         # The model picked now, as in ChatGPT: regenerating is how one tries another model.
         model_name = self.resolve_model(model, conversation)
-        answer = await self.store.add_assistant(
-            conversation.id, parent_id=question.id, model=model_name
-        )
-        return await self._start(conversation, question.id, answer, model_name, params)
+        if message.role == "user":
+            self._check_not_running(message.id)
+        elif message.parent_id is not None:
+            self._check_not_running(message.parent_id)
+        exchange = await self.store.start_answer(message_id, model=model_name)
+        return self._start(exchange, model_name, params)
 
-    def _check_parent(self, parent: Message, conversation_id: str) -> None:
-        if parent.conversation_id != conversation_id:
-            raise InvalidRequestError("parent_id belongs to another conversation")
-        if parent.status == "streaming" or self.runs.live_run_for_message(parent.id):
+    def _check_not_running(self, message_id: str) -> None:
+        if self.runs.live_run_for_message(message_id):
             raise ConflictError("that answer is still being generated; stop it first")
 
-    async def _start(
-        self,
-        conversation: Conversation,
-        question_id: str,
-        answer: Message,
-        model: str,
-        params: GenerationParams,
-    ) -> Started:
-        branch = await self.store.path_to(question_id)
+    def _start(self, exchange: Exchange, model: str, params: GenerationParams) -> Started:
+        conversation, branch = exchange.conversation, exchange.branch
+        question_id, answer_id = exchange.user.id, exchange.answer.id
         messages = build_context(
             conversation.system_prompt, branch, budget_chars=self.settings.context_budget_chars
         )
         spec = RunSpec(
             conversation_id=conversation.id,
             user_message_id=question_id,
-            message_id=answer.id,
+            message_id=answer_id,
             model=model,
             messages=messages,
             params=params,
@@ -163,7 +150,7 @@ class ChatService:
                 )
 
         run = self.runs.start(spec, self.providers.resolve(model), on_finish=name_conversation)
-        return Started(run=run, user_message_id=question_id, message_id=answer.id)
+        return Started(run=run, user_message_id=question_id, message_id=answer_id)
 
     # --- reading --------------------------------------------------------------------------
 

@@ -1,9 +1,18 @@
-"""The OpenAI-compatible provider: ``POST {base_url}/chat/completions`` streamed over httpx.
+"""The OpenAI-compatible provider: ``POST {base_url}/chat/completions``, streamed.
 
 Works with anything that speaks the chat-completions wire format (OpenAI, Azure, Ollama, vLLM,
-llama.cpp, LM Studio…). The raw body bytes go through ``ssechat.sse.EventDecoder`` and each
-frame through ``orjson``: no SDK, no model classes, one ``Delta`` per useful frame, because the
-whole per-token budget of the server is a few tens of microseconds.
+llama.cpp, LM Studio…). The body's bytes go through ``chunks.FrameSplitter`` and each frame
+through ``orjson``: no SDK, no model classes, one ``Delta`` per useful frame, because the whole
+per-token budget of the server is a few tens of microseconds.
+
+Transports. A provider that owns its connections streams with ``http1``, a small asyncio
+HTTP/1.1 client made for this path (no task, no timer and no cancel scope per read). httpx
+carries everything else: an injected ``client=`` (a shared pool, a test's mock transport),
+``list_models``, and every request when httpx would send it through a proxy (``HTTP_PROXY``,
+``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``, read once, by httpx's own rules) or refuse its URL
+(then with today's message). Both share the SSL context (httpx's: certifi, ``SSL_CERT_FILE``),
+the retry rules, the status and error handling and the frame parsing; credentials in the base
+URL are sent as Basic auth, in place of the key, as httpx does.
 
 Retries follow the openai SDK's rules, but only before the first ``Delta`` is yielded: 408, 409,
 429, 5xx, connection errors and timeouts are tried again up to ``max_retries`` times, after
@@ -13,25 +22,27 @@ yielded nothing is retried (the caller already has part of an answer): a broken 
 raises ``ProviderConnectionError`` and a silent one ``ProviderTimeoutError``, both keeping
 ``retryable=True`` because a new request may well succeed, just not transparently.
 
-Connections: httpcore 1.0's pool does work proportional to (connections x queued requests) on
-every request and every close (encode/httpcore#1035), which at a thousand concurrent streams
-costs more CPU than the streams themselves. So an owned pool is split into shards, httpx clients
-opened on demand that each carry at most ``_SHARD_STREAMS`` streams at a time; each keeps its
-connections alive for reuse, and they share one SSL context.
+httpx connections: httpcore 1.0's pool does work proportional to (connections x queued requests)
+on every request and every close (encode/httpcore#1035), which at a thousand concurrent streams
+costs more CPU than the streams themselves. So an owned httpx pool is split into shards, clients
+opened on demand that each carry at most ``_SHARD_STREAMS`` streams at a time.
 
-This module must never read the environment, let an httpx or orjson exception escape, or put the
-API key in an exception message, a repr or a log line.
+This module must never read the environment beyond the proxy settings httpx itself honours, let
+an httpx, http1 or orjson exception escape, or put the API key (or a password of the base URL)
+in an exception message, a repr or a log line.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.utils
 import logging
 import random
 import time
+import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -47,8 +58,16 @@ from ssechat.errors import (
     ProviderStreamError,
     ProviderTimeoutError,
 )
-from ssechat.providers.base import ChatMessage, Delta, GenerationParams, Usage
-from ssechat.sse import EventDecoder, EventTooLargeError
+from ssechat.providers import http1
+from ssechat.providers.base import ChatMessage, Delta, GenerationParams
+from ssechat.providers.chunks import (
+    FrameSplitter,
+    completion_deltas,
+    error_detail,
+    frame_error,
+    parse_chunk,
+)
+from ssechat.sse import EventTooLargeError
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "parse_retry_after"]
 
@@ -64,8 +83,12 @@ _JSON_BODY_LIMIT = 8 * 1024 * 1024
 # lets the connection go back to the pool. A server that keeps talking is cut off.
 _DRAIN_LIMIT = 64 * 1024
 _DRAIN_TIMEOUT = 0.25
-# Streams one pooled client carries before another is opened (see the module docstring).
+# Streams one pooled httpx client carries before another is opened (see the module docstring).
 _SHARD_STREAMS = 32
+# Idle connections http1 keeps (each for at most 5 s): above any burst of streams worth keeping.
+_MAX_IDLE = 1024
+
+_TRANSPORT_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, http1.HTTPError)
 
 
 class _Shard:
@@ -76,12 +99,39 @@ class _Shard:
         self.active = 0
 
 
+class _Body(Protocol):
+    """A response as the streaming code sees it, whichever transport carried it.
+
+    ``http1.Response`` is one; ``_HttpxBody`` makes an httpx response one.
+    """
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def receive(self) -> bytes:
+        """The next piece of the body; ``b""`` at its end."""
+        ...
+
+    async def read(self, limit: int) -> bytes: ...
+
+    async def drain(self, limit: int, seconds: float) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
 class OpenAIProvider:
     """Streams chat completions from one OpenAI-compatible API.
 
-    ``client`` lets several providers share a connection pool (used as it is, unsharded); the
-    clients created here are owned and closed by ``aclose()``. ``backoff_initial`` and
-    ``backoff_max`` (seconds) are the SDK's 0.5 and 8 by default; tests make them small.
+    ``client`` lets several providers share an httpx connection pool (used as it is, unsharded);
+    the connections and clients created here are owned and closed by ``aclose()``.
+    ``backoff_initial`` and ``backoff_max`` (seconds) are the SDK's 0.5 and 8 by default; tests
+    make them small.
     """
 
     name = "openai"
@@ -98,7 +148,7 @@ class OpenAIProvider:
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
     ) -> None:
-        if api_key is not None and not api_key.isprintable():
+        if api_key is not None and not (api_key.isprintable() and api_key.isascii()):
             # h11 would put the whole header value, key included, in its error message.
             raise ValueError("the API key contains characters an HTTP header cannot carry")
         self.base_url = base_url.rstrip("/")
@@ -121,7 +171,7 @@ class OpenAIProvider:
         self._stream_headers = {
             "content-type": "application/json",
             "accept": "text/event-stream",
-            # A compressed body would not be readable with aiter_raw.
+            # A compressed body would cost a decompression per read.
             "accept-encoding": "identity",
             "user-agent": f"ssechat/{__version__}",
             **auth,
@@ -129,6 +179,19 @@ class OpenAIProvider:
         self._chat_url = f"{self.base_url}/chat/completions"
         self._models_url = f"{self.base_url}/models"
         self._shown_url = _without_userinfo(self.base_url)
+        self._direct: http1.Client | None = None
+        endpoint = (
+            _direct_endpoint(self._chat_url, self._stream_headers) if client is None else None
+        )
+        if endpoint is not None:
+            self._origin, self._head = endpoint
+            self._direct = http1.Client(
+                ssl_context=self._ssl_context,
+                connect_timeout=connect_timeout,
+                idle_timeout=idle_timeout,
+                # Bursts of streams must find their connections again, as httpx's shards do.
+                max_idle=_MAX_IDLE,
+            )
 
     def __repr__(self) -> str:
         key = "<set>" if self._api_key else None
@@ -136,6 +199,8 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._direct is not None:
+            self._direct.close()
         if self._owns_clients:
             for shard in self._shards:
                 await shard.client.aclose()
@@ -179,35 +244,37 @@ class OpenAIProvider:
         if self._closed or (not self._owns_clients and self._shards[0].client.is_closed):
             # httpx would raise a bare RuntimeError.
             raise ProviderConnectionError("the upstream provider is closed", retryable=False)
-        shard = self._acquire()
+        shard = self._acquire() if self._direct is None else None
         try:
             retries = 0
             while True:
                 yielded = False
-                response: httpx.Response | None = None
-                chunks: AsyncIterator[bytes] | None = None
+                body: _Body | None = None
                 error: ProviderError
                 try:
-                    response = await self._open(shard.client, content)
-                    if _is_json(response):  # the server ignored "stream": a whole completion
-                        for delta in _completion_deltas(await _read(response, _JSON_BODY_LIMIT)):
+                    body = await self._open(shard, content)
+                    if _is_json(body.headers):  # the server ignored "stream": a whole completion
+                        for delta in completion_deltas(await body.read(_JSON_BODY_LIMIT)):
                             yielded = True
                             yield delta
                         return
-                    encoding = response.headers.get("content-encoding", "identity")
-                    raw = encoding.lower() in ("identity", "")
-                    chunks = response.aiter_raw() if raw else response.aiter_bytes()
-                    decoder = EventDecoder()
-                    async for chunk in chunks:
-                        for event in decoder.feed(chunk):
-                            data = event.data
-                            if data == "[DONE]":
-                                await _drain(chunks)
-                                return
-                            if event.type == "error":
-                                message = f"upstream stream error: {_frame_error(data)}"
-                                raise ProviderStreamError(message)
-                            step = _parse_chunk(data)
+                    splitter = FrameSplitter()
+                    while chunk := await body.receive():
+                        for frame in splitter.feed(chunk):
+                            if isinstance(frame, bytes):  # a lone data line: the common frame
+                                if frame == b"[DONE]":
+                                    await body.drain(_DRAIN_LIMIT, _DRAIN_TIMEOUT)
+                                    return
+                                step = parse_chunk(frame)
+                            else:
+                                data = frame.data
+                                if data == "[DONE]":
+                                    await body.drain(_DRAIN_LIMIT, _DRAIN_TIMEOUT)
+                                    return
+                                if frame.type == "error":
+                                    message = f"upstream stream error: {frame_error(data)}"
+                                    raise ProviderStreamError(message)
+                                step = parse_chunk(data)
                             if step is not None:
                                 yielded = True
                                 yield step
@@ -215,19 +282,16 @@ class OpenAIProvider:
                     return
                 except ProviderError as exc:
                     error = exc
-                except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+                except _TRANSPORT_ERRORS as exc:
                     error = self._transport_error(exc, yielded)
                     error.__cause__ = _cause(exc, self._api_key)
                 except EventTooLargeError as exc:
                     error = ProviderStreamError(f"upstream sent an oversized event: {exc}")
                 finally:
-                    # Shielded: a cancelled caller must still close the upstream response now,
-                    # so the connection is dropped (or pooled) at once, not left half-read.
-                    with anyio.CancelScope(shield=True):
-                        if chunks is not None:
-                            await _aclose_iterator(chunks)
-                        if response is not None:
-                            await response.aclose()
+                    # A cancelled caller must still close the upstream response now, so the
+                    # connection is dropped (or pooled) at once, not left half-read.
+                    if body is not None:
+                        await body.aclose()
                 _scrub(error, self._api_key)
                 if yielded or not error.retryable or retries >= self.max_retries:
                     if retries:
@@ -245,25 +309,31 @@ class OpenAIProvider:
                 retries += 1
                 await anyio.sleep(delay)
         finally:
-            shard.active -= 1
+            if shard is not None:
+                shard.active -= 1
 
-    async def _open(self, client: httpx.AsyncClient, content: bytes) -> httpx.Response:
+    async def _open(self, shard: _Shard | None, content: bytes) -> _Body:
         """Send the request; the response, its body unread, if the status is a success."""
-        request = client.build_request(
-            "POST",
-            self._chat_url,
-            content=content,
-            headers=self._stream_headers,
-            timeout=self._timeout,
-        )
-        response = await client.send(request, stream=True)
-        if not 200 <= response.status_code < 300:
+        body: _Body
+        if shard is None:
+            assert self._direct is not None
+            head = self._head + b"content-length: %d\r\n\r\n" % len(content)
+            body = await self._direct.post(self._origin, head, content)
+        else:
+            request = shard.client.build_request(
+                "POST",
+                self._chat_url,
+                content=content,
+                headers=self._stream_headers,
+                timeout=self._timeout,
+            )
+            body = _HttpxBody(await shard.client.send(request, stream=True))
+        if not 200 <= body.status < 300:
             try:
-                raise await self._status_error(response)
+                raise await self._status_error(body)
             finally:
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
-        return response
+                await body.aclose()
+        return body
 
     def _retry_delay(self, retries: int, exc: ProviderError) -> float:
         retry_after = exc.retry_after if isinstance(exc, ProviderStatusError) else None
@@ -272,12 +342,12 @@ class OpenAIProvider:
         backoff = min(self.backoff_initial * 2.0**retries, self.backoff_max)
         return backoff * (1 - 0.25 * random.random())
 
-    async def _status_error(self, response: httpx.Response) -> ProviderStatusError:
-        status = response.status_code
+    async def _status_error(self, body: _Body) -> ProviderStatusError:
+        status = body.status
         detail = ""
-        with contextlib.suppress(httpx.HTTPError, httpx.StreamError):  # the status says enough
-            detail = _error_detail(await _read(response, _ERROR_BODY_LIMIT))
-        what = f"HTTP {status} {response.reason_phrase}".rstrip()
+        with contextlib.suppress(*_TRANSPORT_ERRORS):  # the status says enough
+            detail = error_detail(await body.read(_ERROR_BODY_LIMIT))
+        what = f"HTTP {status} {body.reason}".rstrip()
         cls = ProviderStatusError
         if status in (401, 403):
             cls, what = ProviderAuthError, f"upstream rejected the credentials ({what})"
@@ -286,9 +356,9 @@ class OpenAIProvider:
         exc = cls(
             f"{what}: {detail}" if detail else what,
             status=status,
-            retry_after=parse_retry_after(response.headers),
+            retry_after=parse_retry_after(body.headers),
         )
-        should_retry = response.headers.get("x-should-retry")
+        should_retry = body.headers.get("x-should-retry")
         if should_retry in ("true", "false"):
             exc.retryable = should_retry == "true"
         return exc
@@ -296,11 +366,11 @@ class OpenAIProvider:
     def _transport_error(self, exc: Exception, yielded: bool) -> ProviderError:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         during = " after the answer began" if yielded else ""
-        if isinstance(exc, httpx.ReadTimeout):
+        if isinstance(exc, httpx.ReadTimeout | http1.ReadTimeout):
             return ProviderTimeoutError(
                 f"upstream sent nothing for {self.idle_timeout:g} s{during}"
             )
-        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout | http1.ConnectTimeout):
             return ProviderTimeoutError(
                 f"connecting to the upstream at {self._shown_url} timed out"
                 f" after {self.connect_timeout:g} s"
@@ -311,11 +381,13 @@ class OpenAIProvider:
             return ProviderConnectionError(
                 f"the upstream URL {self._shown_url!r} is not usable ({detail})", retryable=False
             )
-        if isinstance(exc, httpx.ConnectError):
+        if isinstance(exc, http1.ClientClosed):
+            return ProviderConnectionError("the upstream provider is closed", retryable=False)
+        if isinstance(exc, httpx.ConnectError | http1.ConnectError):
             return ProviderConnectionError(
                 f"cannot connect to the upstream at {self._shown_url} ({detail})"
             )
-        if isinstance(exc, httpx.TransportError):
+        if isinstance(exc, httpx.TransportError | http1.ConnectionBroken):
             return ProviderConnectionError(f"the upstream connection broke{during} ({detail})")
         return ProviderStreamError(f"upstream response could not be read{during} ({detail})")
 
@@ -343,89 +415,62 @@ class OpenAIProvider:
             return []
 
 
-# --- the per-chunk path -----------------------------------------------------------------------
+class _HttpxBody:
+    """An httpx streaming response as a ``_Body``."""
 
+    __slots__ = ("_chunks", "_response", "headers", "reason", "status")
 
-def _parse_chunk(data: str) -> Delta | None:
-    """One ``chat.completion.chunk`` to a ``Delta``; None when it carries nothing for us."""
-    try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        if not data.strip():
-            return None  # an empty data line carries nothing
-        raise ProviderStreamError(
-            f"upstream sent a frame that is not JSON: {data[:100]!r}"
-        ) from None
-    if type(chunk) is not dict:
-        raise ProviderStreamError(f"upstream sent a frame that is not an object: {data[:100]!r}")
-    error = chunk.get("error")
-    if error:
-        raise ProviderStreamError(f"upstream stream error: {_error_text(error)}")
-    text = ""
-    finish = None
-    choices = chunk.get("choices")
-    if choices and type(choices) is list:
-        choice = choices[0]
-        if type(choice) is dict and choice.get("index", 0) != 0:
-            # n > 1: only choice 0 is the answer.
-            choice = next((c for c in choices if type(c) is dict and c.get("index") == 0), None)
-        if type(choice) is dict:
-            delta = choice.get("delta")
-            if delta and type(delta) is dict:
-                content = delta.get("content")
-                if content and type(content) is str:
-                    text = content
-                refusal = delta.get("refusal")
-                if refusal and type(refusal) is str:
-                    # A refusal is shown as the answer; both at once is not expected.
-                    text = text + refusal if text else refusal
-            reason = choice.get("finish_reason")
-            if reason and type(reason) is str:
-                finish = reason
-    usage = _usage(chunk.get("usage"))
-    if text or finish or usage:
-        return Delta(text, finish, usage)
-    return None
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._chunks: AsyncIterator[bytes] | None = None
+        self.status = response.status_code
+        self.reason = response.reason_phrase
+        self.headers: Mapping[str, str] = response.headers
 
+    async def receive(self) -> bytes:
+        chunks = self._chunks
+        if chunks is None:
+            encoding = self.headers.get("content-encoding", "identity")
+            raw = encoding.lower() in ("identity", "")
+            response = self._response
+            chunks = self._chunks = response.aiter_raw() if raw else response.aiter_bytes()
+        async for chunk in chunks:
+            if chunk:
+                return chunk
+        return b""
 
-def _usage(value: Any) -> Usage | None:
-    if not value or type(value) is not dict:
-        return None
-    prompt = value.get("prompt_tokens")
-    completion = value.get("completion_tokens")
-    total = value.get("total_tokens")
-    prompt = prompt if type(prompt) is int else 0
-    completion = completion if type(completion) is int else 0
-    total = total if type(total) is int else prompt + completion
-    return Usage(prompt, completion, total)
+    async def read(self, limit: int) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        async for part in self._response.aiter_bytes():
+            parts.append(part)
+            size += len(part)
+            if size >= limit:
+                break
+        return b"".join(parts)[:limit]
 
+    async def drain(self, limit: int, seconds: float) -> bool:
+        received = 0
+        try:
+            with anyio.move_on_after(seconds):
+                while chunk := await self.receive():
+                    received += len(chunk)
+                    if received > limit:
+                        return False
+                return True
+        except (httpx.HTTPError, httpx.StreamError):
+            pass  # the answer is complete; only the connection is lost
+        return False
 
-def _completion_deltas(body: bytes) -> list[Delta]:
-    """A whole (non-streamed) ``chat.completion`` as deltas."""
-    try:
-        completion = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ProviderStreamError("upstream answered with JSON that does not parse") from None
-    if type(completion) is not dict:
-        raise ProviderStreamError("upstream answered with JSON that is not an object")
-    if completion.get("error"):
-        raise ProviderStreamError(f"upstream error: {_error_text(completion['error'])}")
-    deltas: list[Delta] = []
-    choices = completion.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices else None
-    if isinstance(choice, dict):
-        message = choice.get("message")
-        if isinstance(message, dict):
-            text = message.get("content") or message.get("refusal")
-            if isinstance(text, str) and text:
-                deltas.append(Delta(text))
-        reason = choice.get("finish_reason")
-        if isinstance(reason, str) and reason:
-            deltas.append(Delta(finish_reason=reason))
-    usage = _usage(completion.get("usage"))
-    if usage is not None:
-        deltas.append(Delta(usage=usage))
-    return deltas
+    async def aclose(self) -> None:
+        # Shielded: a cancelled caller must still close the response now, so the connection
+        # is dropped (or pooled) at once, not left half-read.
+        with anyio.CancelScope(shield=True):
+            aclose = getattr(self._chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(httpx.HTTPError, httpx.StreamError):
+                    await aclose()
+            await self._response.aclose()
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -453,72 +498,44 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return email.utils.mktime_tz(parsed) - (time.time() if now is None else now)
 
 
-def _is_json(response: httpx.Response) -> bool:
-    kind: str = response.headers.get("content-type", "")
+def _is_json(headers: Mapping[str, str]) -> bool:
+    kind = headers.get("content-type", "")
     return kind.split(";", 1)[0].strip().lower() == "application/json"
 
 
-async def _read(response: httpx.Response, limit: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    async for part in response.aiter_bytes():
-        parts.append(part)
-        size += len(part)
-        if size >= limit:
-            break
-    return b"".join(parts)[:limit]
-
-
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
-    received = 0
+def _direct_endpoint(url: str, headers: Mapping[str, str]) -> tuple[http1.Origin, bytes] | None:
+    """Where ``http1`` sends the chat requests, and their head but for the content length; None
+    when httpx must carry them: a URL it would refuse (it says why) or send through a proxy."""
     try:
-        with anyio.move_on_after(_DRAIN_TIMEOUT):
-            async for chunk in chunks:
-                received += len(chunk)
-                if received > _DRAIN_LIMIT:
-                    break
-    except (httpx.HTTPError, httpx.StreamError):
-        pass  # the answer is complete; only the connection is lost
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    scheme = parsed.scheme
+    if scheme not in ("http", "https") or not parsed.raw_host or _proxied(parsed):
+        return None
+    port = parsed.port or (443 if scheme == "https" else 80)
+    fields = {"host": parsed.netloc.decode("ascii"), **headers, "connection": "keep-alive"}
+    if parsed.username or parsed.password:
+        # As httpx does: credentials in the URL are sent as Basic auth, in place of the key.
+        userpass = f"{parsed.username}:{parsed.password}".encode()
+        fields["authorization"] = f"Basic {base64.b64encode(userpass).decode()}"
+    lines = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    head = b"POST " + parsed.raw_path + b" HTTP/1.1\r\n" + lines.encode("ascii")
+    return http1.Origin(scheme, parsed.raw_host.decode("ascii"), port), head
 
 
-async def _aclose_iterator(chunks: AsyncIterator[bytes]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(httpx.HTTPError, httpx.StreamError):
-            await aclose()
-
-
-def _error_detail(body: bytes) -> str:
-    """The human part of an error body: ``error.message`` and the like, else nothing."""
+def _proxied(url: httpx.URL) -> bool:
+    """Whether httpx, reading the environment as it does by default, would send ``url``
+    through a proxy (its own rules: the most specific matching pattern wins)."""
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return ""
-    if isinstance(value, dict):
-        for key in ("error", "message", "detail"):
-            if value.get(key):
-                return _error_text(value[key])
-    return ""
-
-
-def _error_text(error: Any) -> str:
-    if isinstance(error, dict):
-        message = error.get("message")
-        if isinstance(message, str) and message:
-            return message[:1000]
-    if isinstance(error, str):
-        return error[:1000]
-    return orjson.dumps(error).decode()[:1000]
-
-
-def _frame_error(data: str) -> str:
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return data[:1000] or "unknown error"
-    if isinstance(value, dict) and value.get("error"):
-        return _error_text(value["error"])
-    return _error_text(value)
+        from httpx._utils import URLPattern, get_environment_proxies
+    except ImportError:  # pragma: no cover - another httpx: any proxy setting means httpx
+        return bool(urllib.request.getproxies())
+    mounts = sorted(
+        ((URLPattern(key), proxy) for key, proxy in get_environment_proxies().items()),
+        key=lambda mount: mount[0],
+    )
+    return next((proxy is not None for pattern, proxy in mounts if pattern.matches(url)), False)
 
 
 def _scrub(exc: ProviderError, api_key: str | None) -> None:
@@ -533,7 +550,7 @@ def _set_message(exc: ProviderError, message: str) -> None:
 
 
 def _cause(exc: Exception, api_key: str | None) -> Exception | None:
-    # Keep the httpx exception as the cause for debugging, unless its text holds the key.
+    # Keep the transport's exception as the cause for debugging, unless its text holds the key.
     return None if api_key and api_key in str(exc) else exc
 
 

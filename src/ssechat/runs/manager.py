@@ -6,8 +6,10 @@ last ``done`` (``{status, finish_reason, usage}``). Subscribers follow the log f
 browser that drops off and comes back with ``Last-Event-ID`` continues exactly where it left:
 no gap, no duplicate, no second upstream call.
 
-The answer is saved through ``AnswerStore`` at most every ``persist_interval`` seconds and at
-the end, never once per token, and its text is kept as a list of parts joined only when read.
+The answers are saved through ``AnswerStore``: one saver task per manager writes every run's
+grown text in one batch every ``persist_interval`` seconds while runs are live, and each run
+saves its final state at its end; never once per token. A run's text is a list of parts joined
+(and compacted to one part) only when read.
 A run ends as ``complete``, ``length``, ``stopped``, ``error`` or ``interrupted``.
 
 This module must never import the store or the API: it sees persistence only through the small
@@ -22,16 +24,24 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ssechat.errors import NotFoundError, ProviderError, SSEChatError
 from ssechat.providers.base import ChatMessage, GenerationParams, Provider, Usage
-from ssechat.runs.log import MemoryRunLog, RunLog
+from ssechat.runs.log import MemoryRunLog, RunLog, batches
 from ssechat.sse import encode, json_data
 
-__all__ = ["AnswerStore", "Run", "RunManager", "RunSpec", "RunStatus", "delta_frame"]
+__all__ = [
+    "AnswerStore",
+    "Run",
+    "RunManager",
+    "RunSpec",
+    "RunStatus",
+    "Subscription",
+    "delta_frame",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +50,12 @@ OnFinish = Callable[["Run"], Awaitable[None]]
 
 
 class AnswerStore(Protocol):
-    """What a run needs of the store: saving its answer message."""
+    """What runs need of the store: saving their answer messages."""
+
+    async def save_partial_answers(self, contents: Mapping[str, str]) -> None:
+        """Set the content of several answers (message id → text) in one write; ids of
+        messages that are gone are skipped."""
+        ...
 
     async def update_message(
         self,
@@ -81,12 +96,24 @@ class Run:
         self.finished_at: float | None = None
         self.subscribers = 0
         self.parts: list[str] = []
+        self.saved_length = 0
         self.task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
 
     @property
     def text(self) -> str:
-        return "".join(self.parts)
+        parts = self.parts
+        if len(parts) == 1:
+            return parts[0]
+        text = "".join(parts)
+        if text:
+            parts[:] = [text]  # compacted: a token costs its text once, not a str object
+        return text
+
+    @property
+    def unsaved(self) -> bool:
+        parts = self.parts
+        return len(parts) > 1 or (len(parts) == 1 and len(parts[0]) != self.saved_length)
 
     @property
     def live(self) -> bool:
@@ -118,6 +145,46 @@ def delta_frame(seq: int, text: str) -> bytes:
     return b'id: %d\nevent: delta\ndata: {"text":%s}\n\n' % (seq, json.dumps(text).encode())
 
 
+class Subscription:
+    """One client's cursor on a run's log (a ``ssechat.responses.FrameSource``), counted in
+    the run's subscribers while open."""
+
+    __slots__ = ("_closed", "_first", "_manager", "_reader", "_run")
+
+    def __init__(self, manager: RunManager, run: Run, after: int) -> None:
+        self._manager = manager
+        self._run = run
+        self._reader = run.log.reader(after)
+        self._first: bytes | None = manager.retry_frame
+        self._closed = False
+        run.subscribers += 1
+
+    def take(self) -> bytes:
+        batch = self._reader.take()
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first + batch
+        return batch
+
+    @property
+    def ended(self) -> bool:
+        return self._first is None and self._reader.ended
+
+    def notify(self, waiter: asyncio.Future[None]) -> None:
+        if self._first is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+        else:
+            self._reader.notify(waiter)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._reader.close()
+            self._manager._unsubscribed(self._run)
+
+
 def _error_dict(error: SSEChatError) -> dict[str, Any]:
     return {"code": error.code, "message": error.message, "retryable": error.retryable}
 
@@ -143,7 +210,9 @@ class RunManager:
         self.disconnect_grace = disconnect_grace
         self._runs: dict[str, Run] = {}
         self._by_message: dict[str, Run] = {}
+        self._live: dict[str, Run] = {}
         self._closing = False
+        self._saver: asyncio.Task[None] | None = None
 
     # --- lookup ---------------------------------------------------------------------------
 
@@ -158,7 +227,7 @@ class RunManager:
         return run if run is not None and run.live else None
 
     def live_runs(self) -> list[Run]:
-        return [run for run in self._runs.values() if run.live]
+        return list(self._live.values())
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -182,8 +251,11 @@ class RunManager:
             )
         )
         self._runs[run.id] = run
+        self._live[run.id] = run
         self._by_message[spec.message_id] = run
         run.task = asyncio.create_task(self._drive(run, provider, on_finish), name=f"run-{run.id}")
+        if self._saver is None:
+            self._saver = asyncio.create_task(self._save_periodically(), name="run-saver")
         return run
 
     async def cancel(self, run_id: str) -> Run:
@@ -197,6 +269,8 @@ class RunManager:
     async def shutdown(self) -> None:
         """Stop every live run as ``interrupted``, saving what each has so far."""
         self._closing = True
+        if self._saver is not None:
+            self._saver.cancel()
         tasks = [run.task for run in self._runs.values() if run.live and run.task]
         for task in tasks:
             task.cancel()
@@ -205,19 +279,21 @@ class RunManager:
 
     # --- following ------------------------------------------------------------------------
 
-    async def follow(self, run: Run, after: int = -1) -> AsyncIterator[bytes]:
-        """The frames a client should get: ``retry``, then the log after ``after``, live."""
-        run.subscribers += 1
-        try:
-            yield self.retry_frame
-            async for batch in run.log.follow(after):
-                yield batch
-        finally:
-            run.subscribers -= 1
-            if run.subscribers == 0 and run.live and self.on_disconnect == "cancel":
-                asyncio.get_running_loop().call_later(
-                    self.disconnect_grace, self._cancel_if_abandoned, run
-                )
+    def subscribe(self, run: Run, after: int = -1) -> Subscription:
+        """What a client should get, as a frame source: ``retry``, then the log after
+        ``after``, live. Close it when the client leaves."""
+        return Subscription(self, run, after)
+
+    def follow(self, run: Run, after: int = -1) -> AsyncIterator[bytes]:
+        """``subscribe`` as an async iterator of batches."""
+        return batches(self.subscribe(run, after))
+
+    def _unsubscribed(self, run: Run) -> None:
+        run.subscribers -= 1
+        if run.subscribers == 0 and run.live and self.on_disconnect == "cancel":
+            asyncio.get_running_loop().call_later(
+                self.disconnect_grace, self._cancel_if_abandoned, run
+            )
 
     def _cancel_if_abandoned(self, run: Run) -> None:
         if run.subscribers == 0 and run.live and run.task is not None:
@@ -229,7 +305,6 @@ class RunManager:
     async def _drive(self, run: Run, provider: Provider, on_finish: OnFinish | None) -> None:
         spec = run.spec
         status: RunStatus = "complete"
-        saver = asyncio.create_task(self._save_periodically(run))
         log, parts = run.log, run.parts
         try:
             stream = provider.stream(spec.messages, spec.model, spec.params)
@@ -256,23 +331,34 @@ class RunManager:
             logger.exception("run %s failed", run.id)
             status = "error"
             run.error = SSEChatError("the run failed unexpectedly; see the server log")
-        finally:
-            saver.cancel()
         await self._finish(run, status, on_finish)
 
-    async def _save_periodically(self, run: Run) -> None:
-        saved = 0
-        while True:
-            await asyncio.sleep(self.persist_interval)
-            if len(run.parts) != saved:
-                saved = len(run.parts)
+    async def _save_periodically(self) -> None:
+        """Every ``persist_interval``, save what every live run added, in one write; end when
+        no run is live (the next start begins another saver)."""
+        try:
+            while True:
+                await asyncio.sleep(self.persist_interval)
+                if not self._live:
+                    return
+                grown = [run for run in self._live.values() if run.unsaved]
+                if not grown:
+                    continue
+                contents = {run.spec.message_id: run.text for run in grown}
                 try:
-                    await self.store.update_message(run.spec.message_id, content=run.text)
+                    await self.store.save_partial_answers(contents)
                 except Exception:
-                    logger.exception("run %s: could not save the partial answer", run.id)
+                    logger.exception("could not save %d partial answer(s)", len(contents))
+                    continue
+                for run in grown:
+                    run.saved_length = len(contents[run.spec.message_id])
+        finally:
+            if self._saver is asyncio.current_task():
+                self._saver = None
 
     async def _finish(self, run: Run, status: RunStatus, on_finish: OnFinish | None) -> None:
         run.status = status
+        self._live.pop(run.id, None)
         run.finished_at = time.time()
         try:
             await self.store.update_message(

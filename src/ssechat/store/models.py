@@ -1,4 +1,4 @@
-"""The records the store hands out: conversations and the messages of their tree.
+"""The records the store hands out: conversations, the messages of their tree, and exchanges.
 
 They are frozen values, built from rows by the store and turned into JSON-ready dicts for the API
 by ``as_dict``. This module must never touch a database or import anything of ssechat: it is what
@@ -17,6 +17,7 @@ __all__ = [
     "ROLES",
     "UNSET",
     "Conversation",
+    "Exchange",
     "Message",
     "Unset",
     "iso_utc",
@@ -106,3 +107,18 @@ class Message:
             "created_at": iso_utc(self.created_at),
             "updated_at": iso_utc(self.updated_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """What starting a turn wrote and what its answer is to be generated from, read in the
+    transaction that wrote it."""
+
+    conversation: Conversation
+    """The conversation as it was before the turn (its title, model and system prompt)."""
+    user: Message
+    """The question: new for a sent message, the existing one for a regenerated answer."""
+    answer: Message
+    """The new, empty ``streaming`` answer, now the conversation's current leaf."""
+    branch: list[Message]
+    """The path from the root of the tree down to ``user``, both included."""

@@ -1,12 +1,13 @@
 """Everything SQLite-specific about the store: database URLs, and the engines' connect hook.
 
-The store gets two engines for one file: a pooled *reader* whose connections run concurrently
-(WAL lets them read while a write is in progress), and a *writer* with a single connection that
-the store only uses under its write lock, so SQLite never sees two writers of ours at once. The
-connect hook sets the pragmas (WAL, busy timeout, foreign keys, synchronous=NORMAL), and the begin
-hook makes SQLAlchemy, not the sqlite3 module, emit ``BEGIN`` — ``BEGIN IMMEDIATE`` on the writer,
-so a write transaction takes the lock up front instead of failing to upgrade a read lock when
-another process wrote in between.
+The store gets two synchronous engines (the stdlib ``sqlite3`` driver) for one file: a pooled
+*reader* whose connections run concurrently on the store's reader threads (WAL lets them read
+while a write is in progress), and a *writer* with a single connection that only the store's one
+writer thread uses, so SQLite never sees two writers of ours at once. The connect hook sets the
+pragmas (WAL, busy timeout, foreign keys, synchronous=NORMAL), and the begin hook (the engine's
+dialect's ``do_begin``) makes SQLAlchemy, not the sqlite3 module, emit ``BEGIN`` — ``BEGIN
+IMMEDIATE`` on the writer, so a write transaction takes the lock up front instead of failing to
+upgrade a read lock when another process wrote in between.
 
 No other module of the store may hold SQLite-only SQL; this one must never hold queries.
 """
@@ -21,7 +22,6 @@ import platformdirs
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -34,14 +34,19 @@ __all__ = [
 BUSY_TIMEOUT_MS = 5000
 """How long a connection waits for another process's lock before failing with "locked"."""
 
-SUPPORTED = "sqlite+aiosqlite:///path/to/file.db, sqlite:///path/to/file.db, or a file path"
+SUPPORTED = (
+    "sqlite:///path/to/file.db (or sqlite+pysqlite:///, or sqlite+aiosqlite:/// as older "
+    "configurations wrote it), or a file path"
+)
 
-_DRIVER = "sqlite+aiosqlite"
+_DRIVER = "sqlite+pysqlite"
+_ACCEPTED_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"})
+"""URL schemes taken for a SQLite file; ``sqlite+aiosqlite`` is what ssechat used to run on."""
 
 
 def default_database_url() -> str:
-    """``sqlite+aiosqlite:///<user data dir>/ssechat.db``; the directory is made when opened."""
-    return _file_url(_default_path()).render_as_string(hide_password=False)
+    """``sqlite:///<user data dir>/ssechat.db``; the directory is made when opened."""
+    return URL.create("sqlite", database=str(_default_path())).render_as_string(hide_password=False)
 
 
 def _default_path() -> Path:
@@ -49,7 +54,7 @@ def _default_path() -> Path:
 
 
 def resolve_url(url_or_path: str | os.PathLike[str] | None) -> URL:
-    """Turn what the user gave into an aiosqlite URL for a database file.
+    """Turn what the user gave into a ``sqlite+pysqlite`` URL for a database file.
 
     Raises ``ValueError`` for anything else, naming what is supported but never echoing the URL
     (it may hold a password).
@@ -65,32 +70,38 @@ def resolve_url(url_or_path: str | os.PathLike[str] | None) -> URL:
         url = make_url(url_or_path)
     except ArgumentError:
         raise ValueError(f"not a database URL; use {SUPPORTED}") from None
-    if url.drivername == "sqlite":
-        url = url.set(drivername=_DRIVER)
-    if url.drivername != _DRIVER:
+    if url.drivername not in _ACCEPTED_DRIVERS:
         raise ValueError(f"unsupported database URL scheme {url.drivername!r}; use {SUPPORTED}")
     if not url.database or url.database == ":memory:":
         raise ValueError(f"an in-memory database cannot be shared; use {SUPPORTED}")
-    return url
+    return url.set(drivername=_DRIVER)
 
 
 def _file_url(path: Path) -> URL:
     return URL.create(_DRIVER, database=str(path))
 
 
-def create_engines(url: URL) -> tuple[AsyncEngine, AsyncEngine]:
-    """Make the (reader, writer) engines for the database file of ``url``, creating its folder."""
+def create_engines(url: URL, *, readers: int = 3) -> tuple[sa.Engine, sa.Engine]:
+    """Make the (reader, writer) engines for the database file of ``url``, creating its folder.
+
+    The reader's pool holds a connection for each of ``readers`` threads; the writer's holds one.
+    Connections may be closed by another thread than the one that opened them (the store closes
+    them all at once), never used by two at a time.
+    """
     database = url.database or ""
     if not database.startswith("file:"):  # a "file:" URI is the caller's to manage
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    reader = create_async_engine(url, pool_size=5, max_overflow=10)
-    writer = create_async_engine(url, pool_size=1, max_overflow=0)
+    connect_args = {"check_same_thread": False}
+    reader = sa.create_engine(
+        url, pool_size=readers, max_overflow=readers, connect_args=connect_args
+    )
+    writer = sa.create_engine(url, pool_size=1, max_overflow=0, connect_args=connect_args)
     _install_hooks(reader, begin="BEGIN")
     _install_hooks(writer, begin="BEGIN IMMEDIATE")
     return reader, writer
 
 
-def _install_hooks(engine: AsyncEngine, *, begin: str) -> None:
+def _install_hooks(engine: sa.Engine, *, begin: str) -> None:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Transactions are begun by the hook below, not by the driver's legacy implicit BEGIN
         # (which skips SELECT and DDL, so reads were not repeatable and DDL not transactional).
@@ -105,8 +116,10 @@ def _install_hooks(engine: AsyncEngine, *, begin: str) -> None:
         finally:
             cursor.close()
 
-    def on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql(begin)
+    def do_begin(connection: Any) -> None:
+        connection.dbapi_connection.execute(begin)
 
-    sa.event.listen(engine.sync_engine, "connect", on_connect)
-    sa.event.listen(engine.sync_engine, "begin", on_begin)
+    sa.event.listen(engine, "connect", on_connect)
+    # The dialect's do_begin (a no-op for sqlite3) rather than a "begin" event listener: any
+    # connection event makes SQLAlchemy run its event machinery around every statement.
+    setattr(engine.dialect, "do_begin", do_begin)  # noqa: B010 - an instance's, not the class's

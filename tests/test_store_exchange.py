@@ -1,0 +1,380 @@
+"""ssechat.store: a turn started in one transaction (start_exchange, start_answer), the runs'
+batched save (save_partial_answers), and the branch query behind path_to, on real files."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssechat.errors import ConflictError, InvalidRequestError, NotFoundError
+from ssechat.store import UNSET, Exchange, Message, Store
+
+from .test_store import Ticker, table_rows
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "ssechat.db"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[Store]:
+    async with await Store.open(db_path, clock=Ticker()) as opened:
+        yield opened
+
+
+async def answered(
+    store: Store, conversation_id: str, parent_id: str | None, question: str
+) -> tuple[Message, Message]:
+    """A question and its answer, complete."""
+    user, answer = await store.add_exchange(
+        conversation_id, parent_id=parent_id, user_content=question, model="demo"
+    )
+    await store.update_message(answer.id, content=f"re: {question}", status="complete")
+    return user, await store.get_message(answer.id)
+
+
+def sql(path: Path, statement: str) -> None:
+    """Run one statement on the file with the stdlib driver, beside the store."""
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        con.execute(statement)
+
+
+# --- start_exchange -----------------------------------------------------------------------------
+
+
+async def test_start_exchange_adds_a_turn_under_the_current_leaf(store: Store) -> None:
+    conversation = await store.create_conversation(title="T", system_prompt="Be brief.")
+    q1, a1 = await answered(store, conversation.id, None, "hello")
+    before = await store.get_conversation(conversation.id)
+    assert (before.model, before.current_leaf_id) == (None, a1.id)
+
+    started = await store.start_exchange(conversation.id, user_content="and then?", model="m1")
+
+    assert isinstance(started, Exchange)
+    assert started.conversation == before  # as it was, read in the same transaction
+    user, answer = started.user, started.answer
+    assert (user.role, user.status, user.parent_id, user.content, user.model) == (
+        "user",
+        "complete",
+        a1.id,
+        "and then?",
+        None,
+    )
+    assert (answer.role, answer.status, answer.parent_id, answer.content, answer.model) == (
+        "assistant",
+        "streaming",
+        user.id,
+        "",
+        "m1",
+    )
+    assert user.created_at == answer.created_at > before.updated_at
+    assert started.branch == [q1, a1, user] == await store.path_to(user.id)
+    assert await store.get_message(user.id) == user
+    assert await store.get_message(answer.id) == answer
+    assert await store.list_messages(conversation.id) == [q1, a1, user, answer]
+
+    after = await store.get_conversation(conversation.id)
+    assert (after.current_leaf_id, after.model, after.updated_at) == (
+        answer.id,
+        "m1",
+        answer.created_at,
+    )
+    assert (after.title, after.system_prompt, after.created_at) == (
+        "T",
+        "Be brief.",
+        before.created_at,
+    )
+
+
+async def test_start_exchange_sets_the_model_only_when_there_is_none(store: Store) -> None:
+    conversation = await store.create_conversation()
+    first = await store.start_exchange(conversation.id, user_content="one", model="m1")
+    await store.update_message(first.answer.id, content="1", status="complete")
+    second = await store.start_exchange(conversation.id, user_content="two", model="m2")
+    assert first.conversation.model is None
+    assert second.conversation.model == "m1"
+    assert second.answer.model == "m2"
+    assert (await store.get_conversation(conversation.id)).model == "m1"
+
+    chosen = await store.create_conversation(model="mine")
+    started = await store.start_exchange(chosen.id, user_content="q", model="other")
+    assert started.answer.model == "other"
+    assert (await store.get_conversation(chosen.id)).model == "mine"
+
+
+async def test_start_exchange_with_a_parent_given(store: Store) -> None:
+    conversation = await store.create_conversation()
+    q1, a1 = await answered(store, conversation.id, None, "one")
+    q2, a2 = await answered(store, conversation.id, a1.id, "two")
+
+    # An edit of the second question: a sibling of it, under a1, though the leaf is a2.
+    edited = await store.start_exchange(
+        conversation.id, parent_id=a1.id, user_content="two, again", model="demo"
+    )
+    assert edited.user.parent_id == q2.parent_id == a1.id
+    assert edited.branch == [q1, a1, edited.user]
+    assert edited.conversation.current_leaf_id == a2.id
+
+    # None: a new root, an edit of the first question.
+    await store.update_message(edited.answer.id, status="stopped")
+    root = await store.start_exchange(
+        conversation.id, parent_id=None, user_content="one, again", model="demo"
+    )
+    assert root.user.parent_id is None
+    assert root.branch == [root.user]
+    assert (await store.get_conversation(conversation.id)).current_leaf_id == root.answer.id
+
+    # A new conversation has no leaf: UNSET starts its first root.
+    empty = await store.create_conversation()
+    first = await store.start_exchange(empty.id, parent_id=UNSET, user_content="hi", model="m")
+    assert first.user.parent_id is None
+    assert first.branch == [first.user]
+
+
+async def test_start_exchange_refusals_change_nothing(store: Store, db_path: Path) -> None:
+    mine = await store.create_conversation()
+    theirs = await store.create_conversation()
+    _, done = await answered(store, mine.id, None, "done")
+    their_question, _ = await answered(store, theirs.id, None, "theirs")
+    _, live = await store.add_exchange(mine.id, parent_id=done.id, user_content="q", model="m")
+    before = table_rows(db_path)
+
+    with pytest.raises(NotFoundError):
+        await store.start_exchange("nope", user_content="x", model="m")
+    with pytest.raises(InvalidRequestError) as caught:
+        await store.start_exchange(
+            mine.id, parent_id=their_question.id, user_content="x", model="m"
+        )
+    with pytest.raises(InvalidRequestError) as legacy:
+        await store.add_exchange(mine.id, parent_id=their_question.id, user_content="x", model="m")
+    assert str(caught.value) == str(legacy.value)
+    assert "is not a message of this conversation" in str(caught.value)
+    # An unknown parent is a missing message (404 at the API), not another conversation's.
+    with pytest.raises(NotFoundError, match="not-a-message"):
+        await store.start_exchange(mine.id, parent_id="not-a-message", user_content="x", model="m")
+    # The answer still being generated, named or as the current leaf.
+    for parent_id in (live.id, UNSET):
+        with pytest.raises(ConflictError, match="still being generated; stop it first"):
+            await store.start_exchange(mine.id, parent_id=parent_id, user_content="x", model="m")
+
+    assert table_rows(db_path) == before
+
+
+async def test_a_failure_after_the_inserts_undoes_the_whole_turn(
+    store: Store, db_path: Path
+) -> None:
+    conversation = await store.create_conversation()
+    question, answer = await answered(store, conversation.id, None, "q")
+    # Make the last statement of a start (moving the leaf) fail, after the messages went in.
+    sql(
+        db_path,
+        "CREATE TRIGGER no_leaf BEFORE UPDATE OF current_leaf_id ON conversations "
+        "BEGIN SELECT RAISE(ABORT, 'no leaf for you'); END",
+    )
+    before = table_rows(db_path)
+    with pytest.raises(sa.exc.DBAPIError, match="no leaf for you"):
+        await store.start_exchange(conversation.id, user_content="x", model="m")
+    with pytest.raises(sa.exc.DBAPIError, match="no leaf for you"):
+        await store.start_answer(answer.id, model="m")
+    assert table_rows(db_path) == before
+
+    sql(db_path, "DROP TRIGGER no_leaf")  # and the writer is fine afterwards
+    started = await store.start_exchange(conversation.id, user_content="x", model="m")
+    assert started.branch == [question, answer, started.user]
+
+
+async def test_concurrent_starts_each_get_their_own_answer(store: Store, db_path: Path) -> None:
+    conversation = await store.create_conversation()
+    question, answer = await answered(store, conversation.id, None, "first")
+    results: list[Exchange] = []
+
+    async def start(i: int) -> None:
+        results.append(
+            await store.start_exchange(
+                conversation.id, parent_id=answer.id, user_content=f"q{i}", model=f"m{i}"
+            )
+        )
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(start, i)
+
+    assert len(results) == 20
+    assert len({r.answer.id for r in results}) == len({r.user.id for r in results}) == 20
+    for r in results:
+        assert r.user.parent_id == answer.id
+        assert r.answer.parent_id == r.user.id
+        assert r.branch == [question, answer, r.user]
+    messages = await store.list_messages(conversation.id)
+    assert len(messages) == 2 + 40
+    assert {m.id for m in messages} == {question.id, answer.id} | {
+        m.id for r in results for m in (r.user, r.answer)
+    }
+    # The writes were one after another: the last one's answer is the leaf, and only the first
+    # one found the conversation without a model.
+    by_time = sorted(results, key=lambda r: r.answer.created_at)
+    assert len({r.answer.created_at for r in results}) == 20
+    final = await store.get_conversation(conversation.id)
+    assert final.current_leaf_id == by_time[-1].answer.id
+    assert final.model == by_time[0].answer.model
+    assert [r.conversation.model for r in by_time] == [None] + [final.model] * 19
+    rows = table_rows(db_path)
+    assert len(rows["messages"]) == 42
+
+
+async def test_concurrent_starts_on_the_current_leaf_let_one_through(store: Store) -> None:
+    conversation = await store.create_conversation()
+    await answered(store, conversation.id, None, "first")
+    started: list[Exchange] = []
+    refused: list[ConflictError] = []
+
+    async def start(i: int) -> None:
+        try:
+            started.append(
+                await store.start_exchange(conversation.id, user_content=f"q{i}", model="m")
+            )
+        except ConflictError as error:
+            refused.append(error)
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(start, i)
+
+    # The first makes its streaming answer the leaf; every later one finds it there.
+    assert (len(started), len(refused)) == (1, 19)
+    assert len(await store.list_messages(conversation.id)) == 4
+
+
+# --- start_answer -------------------------------------------------------------------------------
+
+
+async def test_start_answer_answers_the_question_again(store: Store) -> None:
+    conversation = await store.create_conversation()
+    q1, a1 = await answered(store, conversation.id, None, "one")
+    q2, a2 = await answered(store, conversation.id, a1.id, "two")
+    before = await store.get_conversation(conversation.id)
+
+    again = await store.start_answer(a2.id, model="m2")
+    assert again.conversation == before
+    assert again.user == q2
+    assert again.branch == [q1, a1, q2] == await store.path_to(q2.id)
+    answer = again.answer
+    assert (answer.role, answer.status, answer.parent_id, answer.content, answer.model) == (
+        "assistant",
+        "streaming",
+        q2.id,
+        "",
+        "m2",
+    )
+    assert await store.get_message(answer.id) == answer
+    after = await store.get_conversation(conversation.id)
+    assert (after.current_leaf_id, after.updated_at) == (answer.id, answer.created_at)
+    assert after.model == before.model
+
+    # From the question itself, even while another answer to it is being written.
+    third = await store.start_answer(q1.id, model="m3")
+    assert (third.user, third.branch, third.answer.parent_id) == (q1, [q1], q1.id)
+    children = [m.id for m in await store.list_messages(conversation.id) if m.parent_id == q2.id]
+    assert children == [a2.id, answer.id]
+    assert [m.id for m in await store.list_messages(conversation.id) if m.parent_id == q1.id] == [
+        a1.id,
+        third.answer.id,
+    ]
+
+
+async def test_start_answer_refusals_change_nothing(store: Store, db_path: Path) -> None:
+    conversation = await store.create_conversation()
+    system = await store.add_message(
+        conversation.id, parent_id=None, role="system", content="rules"
+    )
+    orphan = await store.add_message(
+        conversation.id, parent_id=None, role="assistant", content="out of nowhere"
+    )
+    unfinished = await store.add_message(
+        conversation.id, parent_id=None, role="user", content="typing…", status="streaming"
+    )
+    before = table_rows(db_path)
+
+    with pytest.raises(NotFoundError):
+        await store.start_answer("nope", model="m")
+    with pytest.raises(ConflictError, match="only a question or an answer can be regenerated"):
+        await store.start_answer(system.id, model="m")
+    with pytest.raises(ConflictError, match="this answer has no question to answer again"):
+        await store.start_answer(orphan.id, model="m")
+    with pytest.raises(ConflictError, match="still being generated"):
+        await store.start_answer(unfinished.id, model="m")
+
+    assert table_rows(db_path) == before
+
+
+# --- save_partial_answers -------------------------------------------------------------------
+
+
+async def test_save_partial_answers_writes_the_streaming_ones(store: Store, db_path: Path) -> None:
+    one = await store.create_conversation()
+    two = await store.create_conversation()
+    _, live1 = await store.add_exchange(one.id, parent_id=None, user_content="a", model="m")
+    question, live2 = await store.add_exchange(two.id, parent_id=None, user_content="b", model="m")
+    _, finished = await answered(store, two.id, question.id, "c")
+    counts = {name: len(rows) for name, rows in table_rows(db_path).items()}
+
+    await store.save_partial_answers(
+        {live1.id: "Hel", live2.id: "Wor", finished.id: "overwritten?", "gone": "skipped"}
+    )
+
+    saved1, saved2 = await store.get_message(live1.id), await store.get_message(live2.id)
+    assert (saved1.content, saved1.status) == ("Hel", "streaming")
+    assert (saved2.content, saved2.status) == ("Wor", "streaming")
+    assert saved1.updated_at == saved2.updated_at > live1.updated_at  # one transaction, one time
+    assert saved1.created_at == live1.created_at
+    assert await store.get_message(finished.id) == finished  # no longer streaming: untouched
+    assert {name: len(rows) for name, rows in table_rows(db_path).items()} == counts
+
+    await store.save_partial_answers({live1.id: "Hello"})
+    assert (await store.get_message(live1.id)).content == "Hello"
+    before = table_rows(db_path)
+    await store.save_partial_answers({})
+    await store.save_partial_answers({"gone": "x"})
+    assert table_rows(db_path) == before
+
+
+# --- the branch query -------------------------------------------------------------------------
+
+
+@settings(max_examples=20, deadline=None)
+@given(parents=st.lists(st.integers(min_value=-1, max_value=40), min_size=1, max_size=25))
+async def test_path_to_follows_parents_up_to_the_root(parents: list[int]) -> None:
+    # Message i goes under message parents[i] (mod i), or starts a root when that is -1.
+    with tempfile.TemporaryDirectory() as folder:
+        async with await Store.open(Path(folder) / "t.db", clock=Ticker()) as store:
+            conversation = await store.create_conversation()
+            other = await store.create_conversation()
+            await store.add_exchange(other.id, parent_id=None, user_content="x", model="m")
+            added: list[Message] = []
+            for i, pick in enumerate(parents):
+                parent = added[pick % i].id if pick >= 0 and i else None
+                added.append(
+                    await store.add_message(
+                        conversation.id, parent_id=parent, role="user", content=str(i)
+                    )
+                )
+            by_id = {m.id: m for m in await store.list_messages(conversation.id)}
+            for message in added:
+                expected = [message]
+                while expected[-1].parent_id is not None:
+                    expected.append(by_id[expected[-1].parent_id])
+                assert await store.path_to(message.id) == expected[::-1]
