@@ -2,8 +2,12 @@
 
 It speaks just enough HTTP/1.1 (one request per connection, Content-Length or chunked bodies)
 and cuts the body into SSE frames on the blank line, classifying each frame with a byte search.
-Every token frame is counted and, when asked, timestamped with the time its bytes were handed to
-the protocol (all frames of one read share that time). Three wire formats are understood:
+Tokens are counted in the text, not by frame, because a relay may send the tokens that arrived
+together as one event: the fake upstream's generated tokens are words, each but a stream's first
+with one leading space and none inside, so a text carries as many tokens as it has spaces, plus
+one if it begins the stream (the field names' own ``": "`` are subtracted). Each token is
+timestamped, when asked, with the time its bytes were handed to the protocol (all tokens of one
+read share that time). Three wire formats are understood:
 
 - ``openai``: the upstream's ``data: {chat.completion.chunk}`` frames, then ``data: [DONE]``;
 - ``tutorial``: ``data: <text>`` frames, then ``data: [DONE]`` (the Koa and FastAPI relays,
@@ -88,7 +92,7 @@ class Stream:
     body: bytes = b""  # the body of a non-event-stream answer
     times: list[float] | None = None  # arrival time of each token, when asked for
     ids: list[int] | None = None  # run streams: the id of each delta, when asked for
-    texts: list[str] | None = None  # the text of each token, when asked for
+    texts: list[str] | None = None  # the text of each token frame, when asked for
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -272,7 +276,7 @@ class StreamProtocol(asyncio.Protocol):
             region = buf[:cut] if cut < len(buf) else buf
             if not self._special(region):
                 self._sse = buf[cut:]
-                count = region.count(self._marker)
+                count = self._count(region)
                 if count:
                     self._tokens(count, now)
                 return
@@ -313,6 +317,15 @@ class StreamProtocol(asyncio.Protocol):
             return True  # a comment: a heartbeat
         return any(marker in region for marker in _SPECIAL[self.kind])
 
+    def _count(self, region: bytes) -> int:
+        """Tokens in a run of whole token frames (see the module docstring)."""
+        frames = region.count(self._marker)
+        if not frames or self.kind == "openai":
+            return frames  # the upstream sends one token per chunk
+        # run frames carry "id: ", "event: " and "data: "; tutorial frames a "data: " per line.
+        fields = 3 * frames if self.kind == "run" else region.count(b"data: ")
+        return region.count(b" ") - fields + (0 if self.result.tokens else 1)
+
     def _tokens(self, count: int, now: float) -> None:
         result = self.result
         if not result.tokens:
@@ -342,15 +355,23 @@ class StreamProtocol(asyncio.Protocol):
             self.result.run_id = str(data.get("run_id", ""))
 
     def _token(self, now: float, frame: bytes, text_at: int) -> None:
+        """One token frame, carrying one token or several that arrived together."""
         result = self.result
-        result.tokens += 1
-        self.totals.tokens += 1
-        if result.tokens == 1:
+        if text_at == 0:  # an openai chunk: one token
+            count = 1
+        elif text_at > 0:  # tutorial frames: one "data: " per line
+            count = frame.count(b" ") - frame.count(b"data: ")
+        else:  # a run delta: the spaces of its JSON data are the text's
+            count = frame.count(b" ", frame.index(b"\ndata: ") + 7)
+        if not result.tokens:
+            count += 0 if text_at == 0 else 1
             result.first_at = now
             self.totals.first_tokens += 1
             self.totals.active += 1
+        result.tokens += count
+        self.totals.tokens += count
         if result.times is not None:
-            result.times.append(now)
+            result.times.extend([now] * count)
         if result.texts is not None:
             result.texts.append(_token_text(frame, text_at))
         if self.drop_after and result.tokens >= self.drop_after:

@@ -19,6 +19,7 @@ import pytest
 from ssechat.api import create_app
 from ssechat.config import Settings
 from ssechat.fake_upstream import FakeUpstream, Scenario
+from ssechat.fake_upstream.wire import generated_tokens
 from ssechat.sse import Event, EventDecoder
 
 from .conftest import RealServer
@@ -411,7 +412,8 @@ def test_max_tokens_ends_the_run_as_length(make_stack: Callable[..., Stack]) -> 
     done = json.loads(events[-1].data)
     assert done["status"] == "length"
     assert done["finish_reason"] == "length"
-    assert sum(e.type == "delta" for e in events) == 3
+    text = "".join(json.loads(e.data)["text"] for e in events if e.type == "delta")
+    assert text == "".join(generated_tokens(3))
     body = stack.upstream.requests[-1].body
     assert body["max_tokens"] == 3
     assert body["temperature"] == 0.2

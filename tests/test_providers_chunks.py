@@ -9,14 +9,15 @@ decoder gives for the whole stream.
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ssechat.errors import ProviderStreamError
-from ssechat.providers import Delta
-from ssechat.providers.chunks import FrameSplitter, parse_chunk
+from ssechat.providers import Delta, Usage
+from ssechat.providers.chunks import FrameSplitter, parse_chunk, read_deltas
 from ssechat.sse import Event, EventDecoder, EventTooLargeError
 
 from .fixtures import OPENAI_STREAMS
@@ -95,3 +96,44 @@ def test_an_oversized_event_is_refused_as_the_decoder_does(ending: bytes) -> Non
     splitter = FrameSplitter()
     with pytest.raises(EventTooLargeError):
         [splitter.feed(piece) for piece in pieces]
+
+
+def _content(text: str) -> bytes:
+    return b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]}).encode()
+
+
+def test_texts_read_together_become_one_delta_in_order() -> None:
+    finish = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":3}}'
+    read = b"\n\n".join([_content("Hel"), _content("lo"), finish, _content("!"), usage]) + b"\n\n"
+    deltas, done, error = read_deltas(FrameSplitter(), read)
+    assert deltas == [
+        Delta("Hello"),
+        Delta("", "stop"),
+        Delta("!"),
+        Delta("", None, Usage(1, 3, 4)),
+    ]
+    assert (done, error) == (False, None)
+
+
+def test_done_ends_the_read_and_an_error_comes_after_the_text_before_it() -> None:
+    read = (
+        _content("a") + b"\n\n" + _content("b") + b"\n\ndata: [DONE]\n\n" + _content("c") + b"\n\n"
+    )
+    deltas, done, error = read_deltas(FrameSplitter(), read)
+    assert (deltas, done, error) == ([Delta("ab")], True, None)
+    broken = _content("a") + b"\n\ndata: {not json\n\n" + _content("b") + b"\n\n"
+    deltas, done, error = read_deltas(FrameSplitter(), broken)
+    assert deltas == [Delta("a")]
+    assert not done
+    assert isinstance(error, ProviderStreamError)
+
+
+def test_a_frame_split_across_reads_joins_the_next_read() -> None:
+    splitter = FrameSplitter()
+    whole = _content("one") + b"\n\n" + _content("two") + b"\n\n"
+    cut = len(_content("one")) + 2 + 10
+    first = read_deltas(splitter, whole[:cut])
+    second = read_deltas(splitter, whole[cut:])
+    assert first.deltas == [Delta("one")]
+    assert second.deltas == [Delta("two")]

@@ -32,6 +32,7 @@ from ssechat.errors import (
     ProviderTimeoutError,
 )
 from ssechat.fake_upstream import FakeUpstream, Scenario
+from ssechat.fake_upstream.wire import generated_tokens
 from ssechat.providers import (
     ChatMessage,
     Delta,
@@ -87,6 +88,11 @@ async def drain_into(got: list[Delta], provider: OpenAIProvider, model: str = "m
 
 def text_of(deltas: list[Delta]) -> str:
     return "".join(d.text for d in deltas)
+
+
+def tokens_text(count: int) -> str:
+    """The text of the fake upstream's first ``count`` generated tokens."""
+    return "".join(generated_tokens(count))
 
 
 def finishes(deltas: list[Delta]) -> list[str]:
@@ -251,7 +257,7 @@ async def test_done_ends_the_stream_and_what_follows_is_not_read(
 
 async def test_stream_without_done_just_ends(provider: OpenAIProvider) -> None:
     deltas = await collect(provider, "fake-tokens-4+nodone")
-    assert len([d for d in deltas if d.text]) == 4
+    assert text_of(deltas) == tokens_text(4)
     assert finishes(deltas) == ["stop"]
     assert usages(deltas)[0]["completion_tokens"] == 4
 
@@ -318,7 +324,7 @@ async def test_many_concurrent_streams_are_spread_over_pools_and_reuse_connectio
             for _ in range(70):
                 tg.start_soon(one)
         rounds.append(results)
-    assert all(len([d for d in r if d.text]) == 3 for results in rounds for r in results)
+    assert all(text_of(r) == tokens_text(3) for results in rounds for r in results)
     assert len(upstream.requests) == 140
     assert len(upstream.connections) == 70
     assert all(c.closed_at is None for c in upstream.connections)
@@ -346,7 +352,7 @@ async def test_retryable_statuses_are_retried(
     upstream.default = Scenario(tokens=3, status=status, status_times=2)
     deltas = await collect(provider)
     assert len(upstream.requests) == 3
-    assert len([d for d in deltas if d.text]) == 3
+    assert text_of(deltas) == tokens_text(3)
 
 
 @pytest.mark.parametrize(
@@ -446,7 +452,7 @@ async def test_a_reset_before_any_text_is_retried_transparently(
     upstream.default = Scenario(tokens=5)
     deltas = await collect(provider)
     assert len(upstream.requests) == 2
-    assert len([d for d in deltas if d.text]) == 5
+    assert text_of(deltas) == tokens_text(5)
     assert upstream.connections[0].closed_by == "reset"
 
 
@@ -457,7 +463,7 @@ async def test_no_retry_once_text_was_yielded(
     got: list[Delta] = []
     with pytest.raises(ProviderConnectionError, match="after the answer began"):
         await drain_into(got, provider)
-    assert len(got) == 3
+    assert text_of(got) == tokens_text(3)
     assert len(upstream.requests) == 1
 
 
@@ -484,7 +490,7 @@ async def test_idle_timeout_on_a_stall(upstream: FakeUpstream) -> None:
         await drain_into(got, provider)
     assert 0.19 <= time.monotonic() - started < 2
     await provider.aclose()
-    assert len(got) == 2
+    assert text_of(got) == tokens_text(2)
     assert len(upstream.requests) == 1
 
 
@@ -546,7 +552,7 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection(
     async def consume() -> None:
         async for delta in provider.stream(MESSAGES, "m", GenerationParams()):
             got.append(delta)
-            if len(got) == 2:
+            if text_of(got) == tokens_text(2):  # then the upstream stalls
                 two.set()
 
     async with no_gc_rescue():

@@ -7,10 +7,11 @@ response one wake-up of its own task and one write, whatever arrived meanwhile g
 write. Any async iterable of frames works too: a pump task drains it into a pending buffer, which
 is then the source.
 
-Beside the writer there is only the disconnect listener (a task that sleeps in ``receive()``) and
-one heartbeat timer: the timer fires once per heartbeat interval, re-armed for the remainder when
-the stream was written to meanwhile, and a ``: ping`` comment goes out after that many idle
-seconds. Whichever ends first ends the stream; the source is closed (and a pump's iterable
+The writer runs in a task of its own, so a wake-up resumes one coroutine rather than the stack of
+the server and framework the request runs under. Beside it there is only the disconnect listener
+(a task that sleeps in ``receive()``) and one heartbeat timer, which fires once per heartbeat
+interval, re-armed for the remainder when the stream was written to meanwhile: a ``: ping``
+comment goes out after that many idle seconds. Whichever ends first ends the stream; the source is closed (and a pump's iterable
 closed) before the response returns, so cleanup runs as soon as the client goes away. A
 producer's cleanup that must await runs in a cancelled task, so it shields itself.
 
@@ -105,6 +106,7 @@ class EventStreamResponse(Response):
         source: FrameSource = pump
         writer = _Writer(source, send, self.heartbeat)
         listener: asyncio.Task[None] | None = None
+        writing: asyncio.Task[None] | None = None
         try:
             if isinstance(pump, _Pump):
                 pump.start()
@@ -115,15 +117,20 @@ class EventStreamResponse(Response):
                     "headers": self.raw_headers,
                 }
             )
-            listener = asyncio.get_running_loop().create_task(writer.listen(receive))
-            await writer.run()
+            loop = asyncio.get_running_loop()
+            listener = loop.create_task(writer.listen(receive))
+            # The writer gets a task of its own: each wake-up then resumes one coroutine, not
+            # the dozen frames of the server and framework this request task runs under.
+            writing = loop.create_task(writer.run())
+            await writing
         finally:
             source.close()
             with anyio.CancelScope(shield=True):
-                if listener is not None:
-                    listener.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await listener
+                for task in (writing, listener):
+                    if task is not None and not task.done():
+                        task.cancel()
+                        with suppress(asyncio.CancelledError):
+                            await task
                 if isinstance(pump, _Pump):
                     await pump.finish()
         if not writer.disconnected:

@@ -7,6 +7,9 @@ lines) goes through ``ssechat.sse.EventDecoder``, and a stream with any CR or a 
 through it entirely, so that what comes out is exactly what the WHATWG algorithm gives, at a
 quarter of the cost per frame. ``parse_chunk`` turns one ``chat.completion.chunk`` into a
 ``Delta``; ``completion_deltas`` does the same for a whole (non-streamed) ``chat.completion``.
+``read_deltas`` does both for one network read and joins the texts that arrived together into
+one ``Delta``: a run then encodes, stores and sends one event for them instead of one per token
+(the text is the same; only the number of events changes).
 
 This module must never do IO, log, or let an orjson exception escape: malformed input is a
 ``ProviderStreamError`` (or the decoder's ``EventTooLargeError``).
@@ -15,7 +18,7 @@ This module must never do IO, log, or let an orjson exception escape: malformed 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -25,11 +28,13 @@ from ssechat.sse import DEFAULT_MAX_EVENT_SIZE, Event, EventDecoder
 
 __all__ = [
     "FrameSplitter",
+    "ReadResult",
     "completion_deltas",
     "error_detail",
     "error_text",
     "frame_error",
     "parse_chunk",
+    "read_deltas",
 ]
 
 _MAX_FRAME = DEFAULT_MAX_EVENT_SIZE
@@ -100,6 +105,52 @@ class FrameSplitter:
                 # dropped. A blank line here dispatches nothing and says so to the decoder.
                 decoder.feed(b"\n")
         return decoder
+
+
+class ReadResult(NamedTuple):
+    """What one network read gave: its deltas (texts that came together joined), whether the
+    stream's ``[DONE]`` came, and the error to raise once the deltas are handed on."""
+
+    deltas: list[Delta]
+    done: bool
+    error: ProviderStreamError | None
+
+
+def read_deltas(splitter: FrameSplitter, chunk: bytes) -> ReadResult:
+    """Feed one read to ``splitter`` and parse the frames it completes (see the module)."""
+    deltas: list[Delta] = []
+    texts: list[str] = []
+    done = False
+    error: ProviderStreamError | None = None
+    try:
+        for frame in splitter.feed(chunk):
+            if isinstance(frame, bytes):  # a lone data line: the common frame
+                if frame == b"[DONE]":
+                    done = True
+                    break
+                step = parse_chunk(frame)
+            else:
+                data = frame.data
+                if data == "[DONE]":
+                    done = True
+                    break
+                if frame.type == "error":
+                    raise ProviderStreamError(f"upstream stream error: {frame_error(data)}")
+                step = parse_chunk(data)
+            if step is None:
+                continue
+            if step.finish_reason is None and step.usage is None:
+                texts.append(step.text)
+                continue
+            if texts:
+                deltas.append(Delta("".join(texts)))
+                texts = []
+            deltas.append(step)
+    except ProviderStreamError as exc:
+        error = exc
+    if texts:
+        deltas.append(Delta(texts[0] if len(texts) == 1 else "".join(texts)))
+    return ReadResult(deltas, done, error)
 
 
 def parse_chunk(data: bytes | str) -> Delta | None:

@@ -60,13 +60,7 @@ from ssechat.errors import (
 )
 from ssechat.providers import http1
 from ssechat.providers.base import ChatMessage, Delta, GenerationParams
-from ssechat.providers.chunks import (
-    FrameSplitter,
-    completion_deltas,
-    error_detail,
-    frame_error,
-    parse_chunk,
-)
+from ssechat.providers.chunks import FrameSplitter, completion_deltas, error_detail, read_deltas
 from ssechat.sse import EventTooLargeError
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "parse_retry_after"]
@@ -260,24 +254,15 @@ class OpenAIProvider:
                         return
                     splitter = FrameSplitter()
                     while chunk := await body.receive():
-                        for frame in splitter.feed(chunk):
-                            if isinstance(frame, bytes):  # a lone data line: the common frame
-                                if frame == b"[DONE]":
-                                    await body.drain(_DRAIN_LIMIT, _DRAIN_TIMEOUT)
-                                    return
-                                step = parse_chunk(frame)
-                            else:
-                                data = frame.data
-                                if data == "[DONE]":
-                                    await body.drain(_DRAIN_LIMIT, _DRAIN_TIMEOUT)
-                                    return
-                                if frame.type == "error":
-                                    message = f"upstream stream error: {frame_error(data)}"
-                                    raise ProviderStreamError(message)
-                                step = parse_chunk(data)
-                            if step is not None:
-                                yielded = True
-                                yield step
+                        deltas, done, failure = read_deltas(splitter, chunk)
+                        for delta in deltas:
+                            yielded = True
+                            yield delta
+                        if failure is not None:
+                            raise failure
+                        if done:
+                            await body.drain(_DRAIN_LIMIT, _DRAIN_TIMEOUT)
+                            return
                     # The body ended without [DONE]: what arrived is the whole answer.
                     return
                 except ProviderError as exc:
