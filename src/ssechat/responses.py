@@ -11,9 +11,10 @@ The writer runs in a task of its own, so a wake-up resumes one coroutine rather 
 the server and framework the request runs under. Beside it there is only the disconnect listener
 (a task that sleeps in ``receive()``) and one heartbeat timer, which fires once per heartbeat
 interval, re-armed for the remainder when the stream was written to meanwhile: a ``: ping``
-comment goes out after that many idle seconds. Whichever ends first ends the stream; the source is closed (and a pump's iterable
-closed) before the response returns, so cleanup runs as soon as the client goes away. A
-producer's cleanup that must await runs in a cancelled task, so it shields itself.
+comment goes out after that many idle seconds. Whichever ends first ends the stream; the source
+is closed (and a pump's iterable closed) before the response returns, so cleanup runs as soon
+as the client goes away. A producer's cleanup that must await runs in a cancelled task, so it
+shields itself.
 
 It must never buffer the whole stream, compress it, create a timer or a task per frame, or let a
 producer error escape as a traceback to the client: once the headers are out, the only honest
