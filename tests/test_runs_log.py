@@ -70,3 +70,33 @@ async def test_append_after_close_is_refused() -> None:
     log.close()
     with pytest.raises(RuntimeError):
         log.append(b"x")
+
+
+async def test_deltas_are_kept_as_text_and_encoded_when_read() -> None:
+    from ssechat.runs.log import delta_frame
+
+    log = MemoryRunLog()
+    texts = ["Hé", "llo\n", "", "\u2028 🙂", '"q"']
+    assert log.append(b"<run>") == 0
+    for i, text in enumerate(texts, start=1):
+        assert log.append_delta(text) == i
+    assert log.append(b"<done>") == len(texts) + 1
+    log.close()
+    frames = [b"<run>", *(delta_frame(i, t) for i, t in enumerate(texts, start=1)), b"<done>"]
+    assert await collect(log) == b"".join(frames)
+    for after in range(len(frames)):
+        assert await collect(log, after) == b"".join(frames[after + 1 :])
+
+
+async def test_a_long_backlog_is_taken_in_slices_without_loss() -> None:
+    from ssechat.runs import log as log_module
+
+    log = MemoryRunLog()
+    count = 3 * log_module._TAKE_FRAMES + 7
+    for i in range(count):
+        log.append_delta(f" w{i}")
+    log.close()
+    batches = [batch async for batch in log.follow()]
+    assert len(batches) == 4  # never the whole backlog encoded at once
+    expected = b"".join(log_module.delta_frame(i, f" w{i}") for i in range(count))
+    assert b"".join(batches) == expected

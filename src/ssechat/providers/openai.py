@@ -234,7 +234,9 @@ class OpenAIProvider:
             payload["temperature"] = params.temperature
         if params.max_tokens is not None:
             payload["max_tokens"] = params.max_tokens
-        content = orjson.dumps(payload)
+        # Kept for the stream's life (retries): a copy sized to fit, as orjson's own buffer is
+        # 4 KiB however short the body.
+        content = bytes(memoryview(orjson.dumps(payload)))
         if self._closed or (not self._owns_clients and self._shards[0].client.is_closed):
             # httpx would raise a bare RuntimeError.
             raise ProviderConnectionError("the upstream provider is closed", retryable=False)
