@@ -314,9 +314,15 @@ def test_continuing_while_the_answer_streams_is_a_conflict(
         busy = stack.client.post(
             f"/api/conversations/{run['conversation_id']}/messages", json={"content": "more"}
         )
+        # Naming the model skips reading the conversation first; the check still holds.
+        busy_named = stack.client.post(
+            f"/api/conversations/{run['conversation_id']}/messages",
+            json={"content": "more", "model": run["model"]},
+        )
         regen = stack.client.post(f"/api/messages/{run['user_message_id']}/regenerate")
-    assert busy.status_code == 409
-    assert busy.json()["error"]["code"] == "conflict"
+    for refused in (busy, busy_named):
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "conflict"
     # Regenerating the question while its answer streams is allowed: it makes a sibling.
     assert regen.status_code == 202
     after = stack.client.get(f"/api/conversations/{run['conversation_id']}").json()

@@ -28,7 +28,7 @@ import logging
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import suppress
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import anyio
 from starlette.background import BackgroundTask
@@ -103,8 +103,9 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.body_source
-        pump = body if isinstance(body, FrameSource) else _Pump(body)
-        source: FrameSource = pump
+        # Not isinstance(body, FrameSource): a runtime protocol check costs ~15 µs a call.
+        pump = body if hasattr(body, "notify") and hasattr(body, "take") else _Pump(body)
+        source = cast(FrameSource, pump)
         writer = _Writer(source, send, self.heartbeat)
         listener: asyncio.Task[None] | None = None
         writing: asyncio.Task[None] | None = None

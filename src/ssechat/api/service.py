@@ -17,7 +17,7 @@ from ssechat.errors import ConflictError, PayloadTooLargeError
 from ssechat.providers.base import GenerationParams
 from ssechat.providers.registry import ProviderRegistry
 from ssechat.runs import Run, RunManager, RunSpec
-from ssechat.store import Conversation, Exchange, Message, Store
+from ssechat.store import UNSET, Conversation, Exchange, Message, Store, Unset
 
 __all__ = ["ChatService", "Started"]
 
@@ -91,19 +91,21 @@ class ChatService:
     ) -> Started:
         """Add a user message under ``parent_id`` (default: the current leaf) and answer it.
 
-        Two store operations: a read for the conversation's model, then one write transaction
-        (``Store.start_exchange``) that checks the parent, adds both messages and reads the
-        branch the context is built from.
+        One write transaction (``Store.start_exchange``) checks the parent (an answer still
+        streaming is refused there), adds both messages and reads the branch the context is
+        built from. Only when no model is named is the conversation read first, for its model.
         """
         self.check_content(content)
-        conversation = await self.store.get_conversation(conversation_id)
-        model_name = self.resolve_model(model, conversation)
-        if not parent_given:
-            parent_id = conversation.current_leaf_id
-        if parent_id is not None:
-            self._check_not_running(parent_id)
+        parent: str | Unset | None = parent_id if parent_given else UNSET
+        if model is not None:
+            model_name = self.resolve_model(model, None)
+        else:
+            conversation = await self.store.get_conversation(conversation_id)
+            model_name = self.resolve_model(None, conversation)
+        if isinstance(parent, str):
+            self._check_not_running(parent)
         exchange = await self.store.start_exchange(
-            conversation_id, parent_id=parent_id, user_content=content, model=model_name
+            conversation_id, parent_id=parent, user_content=content, model=model_name
         )
         return self._start(exchange, model_name, params)
 

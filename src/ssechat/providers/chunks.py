@@ -128,7 +128,7 @@ def read_deltas(splitter: FrameSplitter, chunk: bytes) -> ReadResult:
                 if frame == b"[DONE]":
                     done = True
                     break
-                step = parse_chunk(frame)
+                step = _fields(frame)
             else:
                 data = frame.data
                 if data == "[DONE]":
@@ -136,16 +136,17 @@ def read_deltas(splitter: FrameSplitter, chunk: bytes) -> ReadResult:
                     break
                 if frame.type == "error":
                     raise ProviderStreamError(f"upstream stream error: {frame_error(data)}")
-                step = parse_chunk(data)
+                step = _fields(data)
             if step is None:
                 continue
-            if step.finish_reason is None and step.usage is None:
-                texts.append(step.text)
+            text, finish, usage = step
+            if finish is None and usage is None:
+                texts.append(text)
                 continue
             if texts:
                 deltas.append(Delta("".join(texts)))
                 texts = []
-            deltas.append(step)
+            deltas.append(Delta(text, finish, usage))
     except ProviderStreamError as exc:
         error = exc
     if texts:
@@ -155,12 +156,18 @@ def read_deltas(splitter: FrameSplitter, chunk: bytes) -> ReadResult:
 
 def parse_chunk(data: bytes | str) -> Delta | None:
     """One ``chat.completion.chunk`` to a ``Delta``; None when it carries nothing for us."""
+    step = _fields(data)
+    return None if step is None else Delta(*step)
+
+
+def _fields(data: bytes | str) -> tuple[str, str | None, Usage | None] | None:
+    """``parse_chunk`` without the ``Delta``: (text, finish reason, usage), or None."""
     try:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
         if isinstance(data, bytes):
             # Invalid UTF-8: the decoder would have made it U+FFFD; agree with it.
-            return parse_chunk(data.decode("utf-8", "replace"))
+            return _fields(data.decode("utf-8", "replace"))
         if not data.strip():
             return None  # an empty data line carries nothing
         raise ProviderStreamError(
@@ -195,7 +202,7 @@ def parse_chunk(data: bytes | str) -> Delta | None:
                 finish = reason
     usage = _usage(chunk.get("usage"))
     if text or finish or usage:
-        return Delta(text, finish, usage)
+        return text, finish, usage
     return None
 
 
