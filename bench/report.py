@@ -10,10 +10,10 @@ from bench.peers import LABELS
 __all__ = ["goals", "level_at", "markdown"]
 
 NOTE_SHARED = (
-    "The machine was shared: other engineers ran their tests on the same two cores during this "
-    "run, so figures can be disturbed (more so the latency percentiles and the capacity "
-    "ladder). The load average before and after is in the machine table; the paced search was "
-    "re-run when numbers looked disturbed. Compare runs on a quiet machine before reading "
+    "Figures from a shared two-CPU VM can be disturbed by other work (more so the latency "
+    "percentiles and the capacity ladder). The harness measures it (the Disturbance section), "
+    "re-measures a disturbed window and marks what stayed disturbed with ⚠; the load average "
+    "before and after is in the machine table. Compare runs on a quiet machine before reading "
     "small differences."
 )
 
@@ -238,15 +238,29 @@ def _saturated(results: dict[str, Any]) -> list[str]:
     direct = _get(sat, "direct", "window", "tokens_per_s")
     # rawpy is a floor for Python servers, not a relay under evaluation: on this rig its
     # saturated figure is bounded by the upstream's CPU, which the next note says.
-    relays: list[float] = [
-        float(_get(run, "window", "tokens_per_s") or 0)
+    relays = [
+        (float(_get(run, "window", "tokens_per_s") or 0), n)
         for n, run in sat.items()
         if n not in ("direct", "rawpy")
     ]
-    fastest = max(relays, default=0.0)
+    fastest, fastest_name = max(relays, default=(0.0, ""))
     if direct and fastest:
         ratio = direct / fastest
-        verdict = "not the bottleneck" if ratio >= 2 else "**too close: it may be the bottleneck**"
+        server = _get(sat, fastest_name, "window", "server_cpu_util")
+        loadgen = _get(sat, fastest_name, "window", "loadgen_cpu_util")
+        if ratio >= 2:
+            verdict = "not the bottleneck"
+        elif server is not None and server >= 0.95 and loadgen is not None and loadgen <= 0.25:
+            # A relay that joins the tokens of one read into one event is cheaper to read than
+            # the upstream's one-token chunks: the ratio then says nothing about the load
+            # generator; its own CPU and the server's saturation do.
+            verdict = (
+                f"not the bottleneck: in that window the server was saturated ({server:g} CPU) "
+                f"while the load generator used {loadgen:g} of a CPU (that relay joins the "
+                "tokens of one read into one event, cheaper to read than one chunk per token)"
+            )
+        else:
+            verdict = "**too close: it may be the bottleneck**"
         out += [
             f"Load generator check: direct to the upstream it reads {_fmt(direct)} tokens/s, "
             f"{ratio:.1f}x the fastest relay under test ({_fmt(fastest)} tokens/s): {verdict}. "
