@@ -5,7 +5,8 @@ and cuts the body into SSE frames on the blank line, classifying each frame with
 Tokens are counted in the text, not by frame, because a relay may send the tokens that arrived
 together as one event: the fake upstream's generated tokens are words, each but a stream's first
 with one leading space and none inside, so a text carries as many tokens as it has spaces, plus
-one if it begins the stream (the field names' own ``": "`` are subtracted). Each token is
+one if it does not begin with a space (it holds the stream's first token; the field names' own
+``": "`` are subtracted). Each token is
 timestamped, when asked, with the time its bytes were handed to the protocol (all tokens of one
 read share that time). Three wire formats are understood:
 
@@ -323,8 +324,12 @@ class StreamProtocol(asyncio.Protocol):
         if not frames or self.kind == "openai":
             return frames  # the upstream sends one token per chunk
         # run frames carry "id: ", "event: " and "data: "; tutorial frames a "data: " per line.
-        fields = 3 * frames if self.kind == "run" else region.count(b"data: ")
-        return region.count(b" ") - fields + (0 if self.result.tokens else 1)
+        if self.kind == "run":
+            fields, spaced = 3 * frames + region.count(b"retry: "), region.count(b'{"text":" ')
+        else:
+            fields, spaced = region.count(b"data: "), region.count(b"data:  ")
+        # A text not starting with a space holds the stream's first token, which has none.
+        return region.count(b" ") - fields + frames - spaced
 
     def _tokens(self, count: int, now: float) -> None:
         result = self.result
@@ -359,12 +364,12 @@ class StreamProtocol(asyncio.Protocol):
         result = self.result
         if text_at == 0:  # an openai chunk: one token
             count = 1
-        elif text_at > 0:  # tutorial frames: one "data: " per line
-            count = frame.count(b" ") - frame.count(b"data: ")
+        elif text_at > 0:  # tutorial frames: one "data: " per line, then the text
+            count = frame.count(b" ") - frame.count(b"data: ") + (frame[6:7] != b" ")
         else:  # a run delta: the spaces of its JSON data are the text's
-            count = frame.count(b" ", frame.index(b"\ndata: ") + 7)
+            data = frame.index(b"\ndata: ") + 7
+            count = frame.count(b" ", data) + (frame[data + 9 : data + 10] != b" ")
         if not result.tokens:
-            count += 0 if text_at == 0 else 1
             result.first_at = now
             self.totals.first_tokens += 1
             self.totals.active += 1
