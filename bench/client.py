@@ -362,19 +362,8 @@ class StreamProtocol(asyncio.Protocol):
     def _token(self, now: float, frame: bytes, text_at: int) -> None:
         """One token frame, carrying one token or several that arrived together."""
         result = self.result
-        if text_at == 0:  # an openai chunk: one token
-            count = 1
-        elif text_at > 0:  # tutorial frames: one "data: " per line, then the text
-            count = frame.count(b" ") - frame.count(b"data: ") + (frame[6:7] != b" ")
-        else:  # a run delta: the spaces of its JSON data are the text's
-            data = frame.index(b"\ndata: ") + 7
-            count = frame.count(b" ", data) + (frame[data + 9 : data + 10] != b" ")
-        if not result.tokens:
-            result.first_at = now
-            self.totals.first_tokens += 1
-            self.totals.active += 1
-        result.tokens += count
-        self.totals.tokens += count
+        count = self._count(frame + self.sep)
+        self._tokens(count, now)
         if result.times is not None:
             result.times.extend([now] * count)
         if result.texts is not None:

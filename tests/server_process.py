@@ -24,6 +24,24 @@ def free_port() -> int:
         return port
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without ssechat's or OpenAI's settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSECHAT_", "OPENAI_"))}
+    env.update(extra)
+    return env
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 15 s; only this test's own child, by pid."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class ServerProcess:
     def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
         self.proc = proc
@@ -55,11 +73,10 @@ def ssechat_serve(
     env: Mapping[str, str], cwd: Path, args: tuple[str, ...] = ()
 ) -> Iterator[ServerProcess]:
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SSECHAT_", "OPENAI_"))}
     log = (cwd / "server.log").open("ab")  # kept beside the test's files for a post-mortem
     proc = subprocess.Popen(
         [str(BIN), "serve", "--port", str(port), *args],
-        env={**clean, "SSECHAT_LOG_LEVEL": "warning", **env},
+        env={**clean_env(SSECHAT_LOG_LEVEL="warning"), **env},
         cwd=cwd,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -70,10 +87,4 @@ def ssechat_serve(
         server.wait_healthy()
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)

@@ -51,6 +51,20 @@ class Recorder:
                 await self.changed.wait()
 
 
+class Leaving:
+    """An ASGI ``receive`` whose client disconnects when ``leave()`` is called."""
+
+    def __init__(self) -> None:
+        self.left = anyio.Event()
+
+    def leave(self) -> None:
+        self.left.set()
+
+    async def __call__(self) -> Message:
+        await self.left.wait()
+        return {"type": "http.disconnect"}
+
+
 async def never_disconnect() -> Message:
     await anyio.sleep_forever()
     raise AssertionError("unreachable")
@@ -116,7 +130,7 @@ async def test_events_apart_in_time_go_out_as_they_come() -> None:
 
 async def test_disconnect_cancels_the_producer_and_runs_its_cleanup() -> None:
     cleaned = anyio.Event()
-    disconnect = anyio.Event()
+    client = Leaving()
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -128,16 +142,12 @@ async def test_disconnect_cancels_the_producer_and_runs_its_cleanup() -> None:
                 await anyio.lowlevel.checkpoint()
             cleaned.set()
 
-    async def receive() -> Message:
-        await disconnect.wait()
-        return {"type": "http.disconnect"}
-
     send = Recorder()
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(EventStreamResponse(body()), SCOPE, receive, send)
+            tg.start_soon(EventStreamResponse(body()), SCOPE, client, send)
             await send.wait_for_bodies(1)
-            disconnect.set()
+            client.leave()
             await cleaned.wait()
     # No final chunk is written to a client that is gone.
     assert send.bodies == [encode("first")]
@@ -340,18 +350,13 @@ async def test_a_frame_source_is_closed_when_the_client_leaves() -> None:
     log = MemoryRunLog()
     log.append(encode("first"))
     source = ClosingReader(log)
-    disconnect = anyio.Event()
-
-    async def receive() -> Message:
-        await disconnect.wait()
-        return {"type": "http.disconnect"}
-
+    client = Leaving()
     send = Recorder()
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(EventStreamResponse(source), SCOPE, receive, send)
+            tg.start_soon(EventStreamResponse(source), SCOPE, client, send)
             await send.wait_for_bodies(1)
-            disconnect.set()
+            client.leave()
     assert source.closed
     assert send.bodies == [encode("first")]  # nothing more to a client that is gone
     log.append(encode("later"))  # the run goes on without it

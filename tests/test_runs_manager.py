@@ -157,18 +157,18 @@ async def test_the_saver_stops_when_no_run_is_live_and_restarts(store: CountingS
     await manager.shutdown()
 
 
-def test_reading_the_text_compacts_the_parts() -> None:
+def test_the_text_is_the_logs_and_knows_what_is_unsaved() -> None:
     from ssechat.runs.log import MemoryRunLog
     from ssechat.runs.manager import Run
 
     spec = RunSpec("c", "u", "m", "model", [ChatMessage("user", "hi")])
     run = Run(spec, MemoryRunLog())
-    run.parts.extend(["a", "b", "c"])
+    for text in ("a", "b", "c"):
+        run.log.append_delta(text)
     assert run.unsaved
     assert run.text == "abc"
-    assert run.parts == ["abc"]
-    run.saved_length = 3
+    run.saved_size = run.log.text_size
     assert not run.unsaved
-    run.parts.append("d")
+    run.log.append_delta("d")
     assert run.unsaved
     assert run.text == "abcd"

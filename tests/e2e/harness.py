@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from ..server_process import clean_env, free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_DIST = Path(os.environ.get("SSECHAT_WEB_DIR") or REPO / "web" / "dist")
@@ -55,29 +56,6 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 10) -> Non
 
 
 # --- processes --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSECHAT_", "OPENAI_"))}
-    env.update(extra)
-    return env
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _wait_until(
@@ -116,7 +94,7 @@ def fake_upstream(workdir: Path) -> Iterator[str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [PYTHON, "-m", "ssechat.fake_upstream", "--port", str(port)],
-            env=_clean_env(),
+            env=clean_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -124,7 +102,7 @@ def fake_upstream(workdir: Path) -> Iterator[str]:
         _wait_until(lambda: _can_connect(port), proc, "the fake upstream", log)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 @dataclass
@@ -184,7 +162,7 @@ def ssechat_serve(workdir: Path, upstream: str) -> Iterator[Server]:
         )
     port = free_port()
     log = workdir / "server.log"
-    env = _clean_env(
+    env = clean_env(
         SSECHAT_DATABASE_URL=str(workdir / "db.sqlite"),
         SSECHAT_WEB_DIR=str(WEB_DIST),
         SSECHAT_MODEL=DEFAULT_MODEL,
@@ -205,7 +183,7 @@ def ssechat_serve(workdir: Path, upstream: str) -> Iterator[Server]:
         _wait_until(lambda: _healthy(base), proc, "ssechat serve", log)
         yield Server(base, log)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 # --- the browser ------------------------------------------------------------------------------

@@ -65,6 +65,16 @@ class RunLog(Protocol):
         """Add the delta event carrying ``text`` (``delta_frame``); return its sequence id."""
         ...
 
+    @property
+    def text(self) -> str:
+        """The texts of every delta so far, joined: the answer."""
+        ...
+
+    @property
+    def text_size(self) -> int:
+        """A measure of ``text`` that grows with every non-empty delta (cheap to read)."""
+        ...
+
     def close(self) -> None: ...
 
     def reader(self, after: int = -1) -> LogReader:
@@ -125,6 +135,15 @@ class MemoryRunLog:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def text(self) -> str:
+        return self._text.decode()
+
+    @property
+    def text_size(self) -> int:
+        """The text's size in UTF-8 bytes."""
+        return len(self._text)
 
     def append(self, frame: bytes) -> int:
         if self._closed:

@@ -8,8 +8,8 @@ no gap, no duplicate, no second upstream call.
 
 The answers are saved through ``AnswerStore``: one saver task per manager writes every run's
 grown text in one batch every ``persist_interval`` seconds while runs are live, and each run
-saves its final state at its end; never once per token. A run's text is a list of parts joined
-(and compacted to one part) only when read.
+saves its final state at its end; never once per token. A run's text is its log's: each token is
+kept once, in the log, and joined only when read.
 A run ends as ``complete``, ``length``, ``stopped``, ``error`` or ``interrupted``.
 
 This module must never import the store or the API: it sees persistence only through the small
@@ -23,13 +23,13 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ssechat.errors import NotFoundError, ProviderError, SSEChatError
 from ssechat.providers.base import ChatMessage, GenerationParams, Provider, Usage
-from ssechat.runs.log import MemoryRunLog, RunLog, batches, delta_frame
+from ssechat.runs.log import MemoryRunLog, RunLog, delta_frame
 from ssechat.sse import encode, json_data
 
 __all__ = [
@@ -94,25 +94,18 @@ class Run:
         self.created_at = time.time()
         self.finished_at: float | None = None
         self.subscribers = 0
-        self.parts: list[str] = []
-        self.saved_length = 0
+        self.saved_size = 0  # the log's text size at the last periodic save
         self.task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
 
     @property
     def text(self) -> str:
-        parts = self.parts
-        if len(parts) == 1:
-            return parts[0]
-        text = "".join(parts)
-        if text:
-            parts[:] = [text]  # compacted: a token costs its text once, not a str object
-        return text
+        """The answer so far: the log's deltas, joined (the log is where a token is kept)."""
+        return self.log.text
 
     @property
     def unsaved(self) -> bool:
-        parts = self.parts
-        return len(parts) > 1 or (len(parts) == 1 and len(parts[0]) != self.saved_length)
+        return self.log.text_size != self.saved_size
 
     @property
     def live(self) -> bool:
@@ -273,10 +266,6 @@ class RunManager:
         ``after``, live. Close it when the client leaves."""
         return Subscription(self, run, after)
 
-    def follow(self, run: Run, after: int = -1) -> AsyncIterator[bytes]:
-        """``subscribe`` as an async iterator of batches."""
-        return batches(self.subscribe(run, after))
-
     def _unsubscribed(self, run: Run) -> None:
         run.subscribers -= 1
         if run.subscribers == 0 and run.live and self.on_disconnect == "cancel":
@@ -294,14 +283,13 @@ class RunManager:
     async def _drive(self, run: Run, provider: Provider, on_finish: OnFinish | None) -> None:
         spec = run.spec
         status: RunStatus = "complete"
-        log, parts = run.log, run.parts
+        log = run.log
         try:
             stream = provider.stream(spec.messages, spec.model, spec.params)
             async with contextlib.aclosing(stream):
                 async for delta in stream:
                     if delta.text:
-                        parts.append(delta.text)
-                        # The hot path: two appends; no IO, no join, no encoding (readers do).
+                        # The hot path: one append; no IO, no join, no encoding (readers do).
                         log.append_delta(delta.text)
                     if delta.finish_reason is not None:
                         run.finish_reason = delta.finish_reason
@@ -333,14 +321,15 @@ class RunManager:
                 grown = [run for run in self._live.values() if run.unsaved]
                 if not grown:
                     continue
+                sizes = [run.log.text_size for run in grown]
                 contents = {run.spec.message_id: run.text for run in grown}
                 try:
                     await self.store.save_partial_answers(contents)
                 except Exception:
                     logger.exception("could not save %d partial answer(s)", len(contents))
                     continue
-                for run in grown:
-                    run.saved_length = len(contents[run.spec.message_id])
+                for run, size in zip(grown, sizes, strict=True):
+                    run.saved_size = size
         finally:
             if self._saver is asyncio.current_task():
                 self._saver = None

@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 
 import type { ChatState } from "../chat/core";
 import { titleOf } from "./Sidebar";
+import { Icon } from "./Icon";
 
 interface Props {
   state: ChatState;
@@ -23,17 +24,9 @@ export function ChatHeader({ state, model, onMenu, onNewChat, onModel, onSystemP
     <header className="chat-header">
       <div className="chat-header-row">
         <button type="button" className="icon-button menu-button" aria-label="Menu" onClick={onMenu}>
-          <svg
-            width="18"
-            height="18"
-            viewBox="0 0 24 24"
-            fill="none"
-            stroke="currentColor"
-            strokeWidth="2"
-            aria-hidden="true"
-          >
+          <Icon size={18}>
             <path d="M3 6h18M3 12h18M3 18h18" />
-          </svg>
+          </Icon>
         </button>
         <h1 className="chat-title">{state.currentId === null ? "New chat" : titleOf(state.conversation)}</h1>
         <label className="model-picker">
@@ -54,17 +47,9 @@ export function ChatHeader({ state, model, onMenu, onNewChat, onModel, onSystemP
           title={savedPrompt ? "System prompt (set)" : "System prompt"}
           onClick={() => setShowPrompt((v) => !v)}
         >
-          <svg
-            width="16"
-            height="16"
-            viewBox="0 0 24 24"
-            fill="none"
-            stroke="currentColor"
-            strokeWidth="2"
-            aria-hidden="true"
-          >
+          <Icon size={16}>
             <path d="M4 6h16M4 12h10M4 18h7" />
-          </svg>
+          </Icon>
           <span className="prompt-label">System prompt</span>
         </button>
         <button
@@ -74,17 +59,9 @@ export function ChatHeader({ state, model, onMenu, onNewChat, onModel, onSystemP
           title="New chat"
           onClick={onNewChat}
         >
-          <svg
-            width="18"
-            height="18"
-            viewBox="0 0 24 24"
-            fill="none"
-            stroke="currentColor"
-            strokeWidth="2"
-            aria-hidden="true"
-          >
+          <Icon size={18}>
             <path d="M12 5v14M5 12h14" />
-          </svg>
+          </Icon>
         </button>
       </div>
       {showPrompt && (

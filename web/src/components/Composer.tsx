@@ -7,6 +7,7 @@
 import { type FormEvent, useEffect, useLayoutEffect, useRef, useState } from "react";
 
 import type { DraftStore } from "../chat/drafts";
+import { Icon } from "./Icon";
 
 interface Props {
   draftKey: string;
@@ -100,17 +101,9 @@ export function Composer({ draftKey, drafts, busy, stopping, onSend, onStop }: P
         </button>
       ) : (
         <button type="submit" className="send-button" aria-label="Send" title="Send" disabled={!canSend}>
-          <svg
-            width="18"
-            height="18"
-            viewBox="0 0 24 24"
-            fill="none"
-            stroke="currentColor"
-            strokeWidth="2.4"
-            aria-hidden="true"
-          >
+          <Icon size={18} strokeWidth={2.4}>
             <path d="M12 19V5M5 12l7-7 7 7" strokeLinecap="round" strokeLinejoin="round" />
-          </svg>
+          </Icon>
         </button>
       )}
     </form>

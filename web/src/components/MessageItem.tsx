@@ -4,6 +4,7 @@ import { errorText, type Message } from "../api";
 import type { LiveView } from "../chat/core";
 import { copyText } from "./clipboard";
 import { Markdown } from "./Markdown";
+import { Icon } from "./Icon";
 
 export interface MessageActions {
   onEdit(messageId: string, content: string): Promise<boolean>;
@@ -245,49 +246,37 @@ function CopyButton({ text }: { text: string }) {
   );
 }
 
-const svg = {
-  width: 16,
-  height: 16,
-  viewBox: "0 0 24 24",
-  fill: "none",
-  stroke: "currentColor",
-  strokeWidth: 2,
-  strokeLinecap: "round" as const,
-  strokeLinejoin: "round" as const,
-  "aria-hidden": true,
-};
-
 function CopyIcon() {
   return (
-    <svg {...svg}>
+    <Icon size={16} round>
       <rect x="9" y="9" width="12" height="12" rx="2" />
       <path d="M5 15H4a1 1 0 0 1-1-1V4a1 1 0 0 1 1-1h10a1 1 0 0 1 1 1v1" />
-    </svg>
+    </Icon>
   );
 }
 
 function CheckIcon() {
   return (
-    <svg {...svg}>
+    <Icon size={16} round>
       <path d="M20 6 9 17l-5-5" />
-    </svg>
+    </Icon>
   );
 }
 
 function EditIcon() {
   return (
-    <svg {...svg}>
+    <Icon size={16} round>
       <path d="M12 20h9" />
       <path d="M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4Z" />
-    </svg>
+    </Icon>
   );
 }
 
 function RegenerateIcon() {
   return (
-    <svg {...svg}>
+    <Icon size={16} round>
       <path d="M21 12a9 9 0 1 1-3-6.7L21 8" />
       <path d="M21 3v5h-5" />
-    </svg>
+    </Icon>
   );
 }

@@ -1,6 +1,7 @@
 import { memo, useEffect, useRef, useState } from "react";
 
 import type { Conversation } from "../api";
+import { Icon } from "./Icon";
 
 interface Props {
   conversations: readonly Conversation[];
@@ -25,17 +26,9 @@ export const Sidebar = memo(function Sidebar(props: Props) {
       <div className="sidebar-head">
         <span className="brand">ssechat</span>
         <button type="button" className="button new-chat" onClick={props.onNewChat}>
-          <svg
-            width="14"
-            height="14"
-            viewBox="0 0 24 24"
-            fill="none"
-            stroke="currentColor"
-            strokeWidth="2.4"
-            aria-hidden="true"
-          >
+          <Icon size={14} strokeWidth={2.4}>
             <path d="M12 5v14M5 12h14" />
-          </svg>
+          </Icon>
           New chat
         </button>
       </div>
@@ -136,18 +129,10 @@ function ConversationItem({
           title="Rename"
           onClick={() => setRenaming(title)}
         >
-          <svg
-            width="14"
-            height="14"
-            viewBox="0 0 24 24"
-            fill="none"
-            stroke="currentColor"
-            strokeWidth="2"
-            aria-hidden="true"
-          >
+          <Icon size={14}>
             <path d="M12 20h9" />
             <path d="M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4Z" />
-          </svg>
+          </Icon>
         </button>
         <button
           type="button"
@@ -156,17 +141,9 @@ function ConversationItem({
           title="Delete"
           onClick={() => onDelete(conversation)}
         >
-          <svg
-            width="14"
-            height="14"
-            viewBox="0 0 24 24"
-            fill="none"
-            stroke="currentColor"
-            strokeWidth="2"
-            aria-hidden="true"
-          >
+          <Icon size={14}>
             <path d="M3 6h18M8 6V4h8v2M6 6l1 14h10l1-14" />
-          </svg>
+          </Icon>
         </button>
       </span>
     </li>
