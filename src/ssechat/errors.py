@@ -32,6 +32,7 @@ __all__ = [
     "ProviderStreamError",
     "ProviderTimeoutError",
     "SSEChatError",
+    "error_data",
 ]
 
 
@@ -109,3 +110,11 @@ class ProviderStreamError(ProviderError):
     """The stream itself carried an error frame, or broke off in a way that is not retried."""
 
     code = "upstream_stream_error"
+
+
+def error_data(error: SSEChatError) -> dict[str, str | bool]:
+    """What an SSE ``error`` event carries: ``{code, message, retryable}``.
+
+    The one place that shape is written: a run's ``error`` event and ``/api/chat``'s both use it.
+    """
+    return {"code": error.code, "message": error.message, "retryable": error.retryable}

@@ -18,7 +18,7 @@ from ssechat import __version__
 from ssechat.api.deps import get_service
 from ssechat.api.schemas import ChatRequest
 from ssechat.api.service import ChatService
-from ssechat.errors import InvalidRequestError, SSEChatError
+from ssechat.errors import InvalidRequestError, SSEChatError, error_data
 from ssechat.providers.base import ChatMessage, GenerationParams, Provider
 from ssechat.responses import EventStreamResponse
 from ssechat.sse import encode, json_data
@@ -58,8 +58,7 @@ async def _one_shot(
                 if delta.text:
                     yield encode(delta.text)
     except SSEChatError as exc:
-        payload = {"code": exc.code, "message": exc.message, "retryable": exc.retryable}
-        yield encode(json_data(payload), event="error")
+        yield encode(json_data(error_data(exc)), event="error")
     yield DONE
 
 

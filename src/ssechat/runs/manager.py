@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ssechat.errors import NotFoundError, ProviderError, SSEChatError
+from ssechat.errors import NotFoundError, ProviderError, SSEChatError, error_data
 from ssechat.providers.base import ChatMessage, GenerationParams, Provider, Usage
 from ssechat.runs.log import MemoryRunLog, RunLog, delta_frame
 from ssechat.sse import encode, json_data
@@ -121,7 +121,7 @@ class Run:
             "status": self.status,
             "finish_reason": self.finish_reason,
             "usage": self.usage.as_dict() if self.usage else None,
-            "error": _error_dict(self.error) if self.error else None,
+            "error": error_data(self.error) if self.error else None,
             "text": self.text,
             "last_event_id": self.log.last_seq,
         }
@@ -165,10 +165,6 @@ class Subscription:
             self._closed = True
             self._reader.close()
             self._manager._unsubscribed(self._run)
-
-
-def _error_dict(error: SSEChatError) -> dict[str, Any]:
-    return {"code": error.code, "message": error.message, "retryable": error.retryable}
 
 
 class RunManager:
@@ -356,7 +352,7 @@ class RunManager:
         log = run.log
         if run.error is not None:
             log.append(
-                encode(json_data(_error_dict(run.error)), event="error", id=str(log.last_seq + 1))
+                encode(json_data(error_data(run.error)), event="error", id=str(log.last_seq + 1))
             )
         done = {
             "status": status,
