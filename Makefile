@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 WEB_BUILD := web/dist/index.html
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html \
-	web/vite.config.ts web/tsconfig.json
+	web/vite.config.ts web/tsconfig.json web/openapi.json
 
 .PHONY: run test lint typecheck pytest webtest chromium bench bench-ui clean
 
@@ -40,7 +40,8 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
 	touch $@
 
-# tsc --noEmit (TypeScript strict) runs as part of the build.
+# The build generates generated/api.ts from openapi.json (npm run gen:api), then runs tsc --noEmit
+# (TypeScript strict) and vite build.
 $(WEB_BUILD): $(WEB_STAMP) $(WEB_SOURCES)
 	cd web && npm run build
 

@@ -38,7 +38,7 @@ async def read_all(response: http1.Response) -> bytes:
 
 async def fetch(client: http1.Client, port: int) -> bytes:
     """A whole exchange: post, read the body, close."""
-    response = await client.post(origin(port), request_head(b"{}"), b"{}")
+    response = await client.request(origin(port), request_head(b"{}"), b"{}")
     try:
         return await read_all(response)
     finally:

@@ -6,6 +6,7 @@ provider itself streams for the same context.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ssechat.api.schemas import ErrorBody, GenerationAccepted
 from ssechat.config import Settings
 from ssechat.providers.base import ChatMessage, GenerationParams
 from ssechat.providers.demo import DemoProvider
@@ -162,7 +164,10 @@ async def test_202_then_follow_the_events_url(client: httpx.AsyncClient) -> None
     )
     assert accepted.status_code == 202
     body = accepted.json()
-    assert set(body) >= {"run_id", "user_message_id", "message_id", "events_url"}
+    assert set(body) == set(GenerationAccepted.model_fields)
+    assert body["events_url"] == f"/api/runs/{body['run_id']}/events"
+    assert accepted.headers["location"] == body["events_url"]
+    assert accepted.headers["content-type"] == "application/json"
     events = await client.get(body["events_url"])
     stream = run_stream(events.content)
     assert stream.first("run")["run_id"] == body["run_id"]
@@ -225,6 +230,36 @@ async def test_cancel_of_a_finished_run_answers_its_final_state(
         assert response.status_code == 200
         assert response.json()["status"] == "complete"
         assert response.json()["text"] == full.text
+
+
+async def test_deleting_a_conversation_stops_its_live_run(settings: Settings) -> None:
+    slow = dataclasses.replace(settings, demo_tokens_per_second=2)  # live for seconds
+    async with api_client(slow) as client:
+        conversation = await new_conversation(client)
+        keep = await new_conversation(client)
+        accepted = (await send_202(client, conversation["id"], "a long answer, please")).json()
+        other = (await send_202(client, keep["id"], "and another")).json()
+        running = await client.get(f"/api/runs/{accepted['run_id']}")
+        assert running.json()["status"] == "running"
+
+        deleted = await client.delete(f"/api/conversations/{conversation['id']}")
+
+        assert deleted.status_code == 204
+        assert (await client.get(f"/api/runs/{accepted['run_id']}")).json()["status"] == "stopped"
+        events = run_stream((await client.get(accepted["events_url"])).content)
+        assert events.done["status"] == "stopped"
+        assert (await client.get(f"/api/conversations/{conversation['id']}")).status_code == 404
+        # Another conversation's run goes on.
+        assert (await client.get(f"/api/runs/{other['run_id']}")).json()["status"] == "running"
+        await client.post(f"/api/runs/{other['run_id']}/cancel")
+
+
+async def send_202(client: httpx.AsyncClient, conversation_id: str, content: str) -> httpx.Response:
+    response = await client.post(
+        f"/api/conversations/{conversation_id}/messages", json={"content": content}
+    )
+    assert response.status_code == 202, response.text
+    return response
 
 
 # --- branches ------------------------------------------------------------------------------
@@ -397,10 +432,10 @@ async def test_bad_inputs_get_4xx_and_change_nothing(
     for method, url, kwargs, status, code in cases:
         response = await client.request(method, url, **kwargs)
         assert response.status_code == status, (method, url, kwargs, response.text)
-        error = response.json()["error"]
-        assert error["message"], (method, url)
+        error = ErrorBody.model_validate_json(response.content).error
+        assert error.message, (method, url)
         if code:
-            assert error["code"] == code, (method, url, error)
+            assert error.code == code, (method, url, error)
     assert await snapshot(client) == before
 
 

@@ -1,20 +1,18 @@
 """ssechat.fake_upstream: its wire format against the recordings, its scenarios and its records.
 
 Every check reads the fake's output with a plain httpx client or a raw socket, never with the
-provider under test elsewhere, so a bug in one cannot hide a bug in the other.
+provider under test elsewhere, so a bug in one cannot hide a bug in the other. Pacing and stalls
+are watched through a clock the test holds (``HeldClock``), never timed.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
@@ -22,6 +20,14 @@ import pytest
 
 from ssechat.fake_upstream import FakeUpstream, Scenario, parse_model
 
+from .fake_upstream_support import (
+    FrameReader,
+    HeldClock,
+    chat,
+    frames_of,
+    payloads,
+    raw_chat_request,
+)
 from .fixtures import OPENAI_STREAMS
 
 pytestmark = pytest.mark.anyio
@@ -39,36 +45,8 @@ async def upstream(anyio_backend: str) -> AsyncIterator[FakeUpstream]:
 
 @pytest.fixture
 async def client(anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=10) as c:
         yield c
-
-
-def chat(model: str, stream: bool = True, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [
-            {"role": "system", "content": "be brief"},
-            {"role": "user", "content": "what is the weather like"},
-        ],
-        "stream": stream,
-    }
-    body.update(extra)
-    return body
-
-
-def frames_of(body: bytes) -> list[str]:
-    """A plain reading of an event stream: blank-line separated, one ``data: `` line each."""
-    return [f for f in body.decode("utf-8").split("\n\n") if f]
-
-
-def payloads(body: bytes) -> list[Any]:
-    out: list[Any] = []
-    for frame in frames_of(body):
-        assert frame.startswith("data: ")
-        assert "\n" not in frame
-        data = frame[len("data: ") :]
-        out.append(data if data == "[DONE]" else json.loads(data))
-    return out
 
 
 # --- the wire format ----------------------------------------------------------------------------
@@ -203,17 +181,39 @@ async def test_max_tokens_truncates_with_finish_length(
     assert got[-2]["choices"][0]["finish_reason"] == "length"
 
 
-async def test_pacing_spreads_tokens_over_time(
+async def test_pacing_waits_before_each_token_on_deadlines_from_the_start(
     upstream: FakeUpstream, client: httpx.AsyncClient
 ) -> None:
-    arrivals: list[float] = []
+    upstream.clock = clock = HeldClock()
     async with client.stream(
         "POST", f"{upstream.base_url}/chat/completions", json=chat("fake-tokens-5@25")
     ) as response:
-        async for _ in response.aiter_raw():
-            arrivals.append(time.monotonic())
-    # 5 tokens at 25/s: the last one at least 4 intervals (0.16 s) after the first.
-    assert arrivals[-1] - arrivals[0] >= 0.15
+        reader = FrameReader(response)
+        for sent in range(5):
+            _, done = await clock.next_sleep()
+            # The fake waits before token sent+1: the role chunk and the tokens before it have
+            # arrived, and not a byte more.
+            assert len(await reader.until(1 + sent)) == 1 + sent
+            assert reader.pending == b""
+            clock.now += 0.01  # it wakes 10 ms late...
+            done.set()
+        body = await reader.rest()
+    # ...so the next waits are shorter: 25 tokens/s is one every 40 ms from the start.
+    assert clock.asked == pytest.approx([0.04, 0.03, 0.03, 0.03, 0.03])
+    got = payloads(body)
+    assert len(got) == 1 + 5 + 2
+    assert got[-1] == "[DONE]"
+
+
+async def test_unpaced_streams_never_wait(
+    upstream: FakeUpstream, client: httpx.AsyncClient
+) -> None:
+    upstream.clock = clock = HeldClock()
+    response = await client.post(
+        f"{upstream.base_url}/chat/completions", json=chat("fake-tokens-5")
+    )
+    assert len(payloads(response.content)) == 1 + 5 + 2
+    assert clock.asked == []
 
 
 async def test_non_streamed_completion(upstream: FakeUpstream, client: httpx.AsyncClient) -> None:
@@ -368,40 +368,65 @@ async def test_reset_after_n_tokens(upstream: FakeUpstream, client: httpx.AsyncC
     assert upstream.connections[0].closed_by == "reset"
 
 
-async def test_stall_for_a_while(upstream: FakeUpstream, client: httpx.AsyncClient) -> None:
+async def test_a_timed_stall_sends_nothing_then_goes_on(
+    upstream: FakeUpstream, client: httpx.AsyncClient
+) -> None:
+    upstream.clock = clock = HeldClock()
     upstream.enqueue(Scenario(tokens=4, stall_after=2, stall_for=0.3))
-    arrivals: list[tuple[float, bytes]] = []
     async with client.stream(
         "POST", f"{upstream.base_url}/chat/completions", json=chat("m")
     ) as response:
-        async for piece in response.aiter_raw():
-            arrivals.append((time.monotonic(), piece))
-    got = payloads(b"".join(p for _, p in arrivals))
+        reader = FrameReader(response)
+        seconds, done = await clock.next_sleep()
+        assert seconds == 0.3
+        # Stalled after two tokens: the role chunk and those two have arrived, nothing more.
+        assert len(await reader.until(3)) == 3
+        assert reader.pending == b""
+        done.set()
+        body = await reader.rest()
+    got = payloads(body)
+    assert len(got) == 1 + 4 + 2
     assert got[-1] == "[DONE]"
-    gaps = [b[0] - a[0] for a, b in itertools.pairwise(arrivals)]
-    assert max(gaps) >= 0.25
+    assert clock.asked == [0.3]
 
 
-async def test_a_client_leaving_a_stalled_stream_is_recorded_at_once(
+async def test_a_fault_beyond_the_answer_fires_before_the_body_ends(
+    upstream: FakeUpstream, client: httpx.AsyncClient
+) -> None:
+    upstream.enqueue(Scenario(tokens=2, error_after=50, error_message="late"))
+    response = await client.post(f"{upstream.base_url}/chat/completions", json=chat("m"))
+    got = payloads(response.content)
+    assert got[-1]["error"]["message"] == "late"
+    assert [p["choices"][0]["delta"].get("content") for p in got[1:3]] == ["Streaming", " keeps"]
+
+
+async def test_a_client_leaving_a_stalled_stream_is_recorded_and_ends_the_answer(
     upstream: FakeUpstream,
 ) -> None:
+    # The stall never ends by itself: only the client's leaving can close and finish it.
     upstream.enqueue(Scenario(tokens=5, stall_after=1))
     with socket.create_connection((upstream.host, upstream.port)) as sock:
-        body = json.dumps(chat("m")).encode()
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        with anyio.fail_after(2):
+        sock.sendall(raw_chat_request("m"))
+        with anyio.fail_after(10):
             await upstream.wait_requests(1)
-        left = time.monotonic()
-    with anyio.fail_after(1):
-        closed_at = await upstream.wait_closed(0)
-    assert closed_at - left <= 0.1
-    assert upstream.connections[0].closed_by == "client"
-    # ...and the answer stopped with it.
-    with anyio.fail_after(1):
+    with anyio.fail_after(10):
+        await upstream.wait_closed(0)
         await upstream.requests[0].finished.wait()
+    assert upstream.connections[0].closed_by == "client"
+
+
+async def test_a_client_leaving_a_paced_stream_ends_the_answer_mid_wait(
+    upstream: FakeUpstream,
+) -> None:
+    # The held clock never ends the wait: only the client's leaving can.
+    upstream.clock = clock = HeldClock()
+    with socket.create_connection((upstream.host, upstream.port)) as sock:
+        sock.sendall(raw_chat_request("fake-tokens-5@25"))
+        await clock.next_sleep()
+    with anyio.fail_after(10):
+        await upstream.wait_closed(0)
+        await upstream.requests[0].finished.wait()
+    assert upstream.connections[0].closed_by == "client"
 
 
 # --- HTTP and records -----------------------------------------------------------------------------
@@ -435,7 +460,7 @@ async def test_unknown_route_and_bad_json(
 
 
 async def test_malformed_request_gets_400_and_close(upstream: FakeUpstream) -> None:
-    with socket.create_connection((upstream.host, upstream.port), timeout=2) as sock:
+    with socket.create_connection((upstream.host, upstream.port), timeout=10) as sock:
         sock.sendall(b"NONSENSE\r\n\r\n")
         reply = b""
         while chunk := await anyio.to_thread.run_sync(sock.recv, 65536):
@@ -448,12 +473,12 @@ async def test_connection_close_is_honoured(upstream: FakeUpstream) -> None:
     async with httpx.AsyncClient(headers={"connection": "close"}) as client:
         response = await client.get(f"{upstream.base_url}/models")
     assert response.headers["connection"] == "close"
-    with anyio.fail_after(1):
+    with anyio.fail_after(10):
         await upstream.wait_closed(0)
     assert upstream.connections[0].closed_by == "server"
 
 
-async def test_stop_cuts_stalled_streams_promptly(anyio_backend: str) -> None:
+async def test_stop_cuts_streams_stalled_forever(anyio_backend: str) -> None:
     upstream = FakeUpstream(Scenario(stall_after=0))
     await upstream.start()
     url = f"{upstream.base_url}/chat/completions"
@@ -462,7 +487,7 @@ async def test_stop_cuts_stalled_streams_promptly(anyio_backend: str) -> None:
         client.stream("POST", url, json=chat("m")) as response,
     ):
         assert response.status_code == 200
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):
             await upstream.stop()
         with pytest.raises(httpx.HTTPError):
             await response.aread()
@@ -478,7 +503,7 @@ def test_running_in_a_thread_for_sync_tests() -> None:
         assert len(payloads(response.content)) == 1 + 3 + 2
         assert upstream.requests[0].body["model"] == "m"
         # The wait_* coroutines run on the fake's own loop.
-        closed_at = upstream.run(upstream.wait_closed(0), timeout=2)
+        closed_at = upstream.run(upstream.wait_closed(0), timeout=10)
         assert closed_at == upstream.connections[0].closed_at
         with pytest.raises(TimeoutError):
             upstream.run(upstream.wait_requests(2), timeout=0.05)

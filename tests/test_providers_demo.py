@@ -1,11 +1,15 @@
-"""ssechat.providers.demo: the offline demo model."""
+"""ssechat.providers.demo: the offline demo model.
+
+Its pacing is watched on a virtual clock (``anyio.current_time`` and ``anyio.sleep`` replaced):
+which waits it makes, and between which words, never how long a run took.
+"""
 
 from __future__ import annotations
 
 import re
-import time
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from ssechat.providers import ChatMessage, Delta, DemoProvider, GenerationParams, Provider
@@ -108,14 +112,45 @@ async def test_unpaced_never_sleeps(pace: float, monkeypatch: pytest.MonkeyPatch
     assert deltas[-2].finish_reason == "stop"
 
 
-async def test_paced_streaming_takes_its_time() -> None:
+class VirtualClock:
+    """Time that moves only when the demo sleeps or the test says so; every sleep is logged."""
+
+    def __init__(self, log: list[tuple[str, object]]) -> None:
+        self.now = 1000.0
+        self.log = log
+
+    def current_time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.log.append(("sleep", seconds))
+        self.now += seconds
+        await anyio.lowlevel.checkpoint()
+
+
+@pytest.mark.parametrize("reading", [0.0, 0.004, 0.025])
+async def test_paced_streaming_sleeps_between_words_on_deadlines_from_the_start(
+    reading: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log: list[tuple[str, object]] = []
+    clock = VirtualClock(log)
+    monkeypatch.setattr(anyio, "current_time", clock.current_time)
+    monkeypatch.setattr(anyio, "sleep", clock.sleep)
     provider = DemoProvider(tokens_per_second=100)
-    started = time.monotonic()
-    deltas = await collect(provider, params=GenerationParams(max_tokens=11))
-    elapsed = time.monotonic() - started
-    # 11 words at 100/s: the last one is due 10 intervals after the first.
-    assert 0.095 <= elapsed < 1.0
-    assert len(deltas) == 13
+    params = GenerationParams(max_tokens=11)
+    async for delta in provider.stream(MESSAGES, "demo", params):
+        log.append(("delta", delta.text))
+        clock.now += reading  # the consumer takes this long with each delta
+    kinds = [kind for kind, _ in log]
+    sleeps = [seconds for kind, seconds in log if kind == "sleep"]
+    if reading < 0.01:
+        # 11 words at 100/s: the first at once, then each one due 10 ms after the one before,
+        # counted from the start, so the consumer's own time shortens the next sleep.
+        assert kinds == ["delta"] + ["sleep", "delta"] * 10 + ["delta", "delta"]
+        assert sleeps == pytest.approx([0.01 - reading] * 10)
+    else:
+        # A consumer slower than the pace: every word is already due, none waits.
+        assert kinds == ["delta"] * 13
     assert "about 100 words per second" in provider.answer(MESSAGES)
 
 

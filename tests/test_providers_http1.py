@@ -1,5 +1,4 @@
-"""ssechat.providers.http1 over real loopback sockets (and, for exhaustive splits, fed by hand),
-and the provider's two transports: which one carries a request, and what both send.
+"""ssechat.providers.http1 over real loopback sockets (and, for exhaustive splits, fed by hand).
 
 Canned answers come from tiny raw asyncio servers (``http1_support``), so that each test controls
 the bytes and sees the connections; the chat scenarios come from the fake upstream.
@@ -8,26 +7,20 @@ the bytes and sees the connections; the chat scenarios come from the fake upstre
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip
-import shutil
 import ssl
-import subprocess
-import time
 import zlib
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from ssechat.errors import ProviderError, ProviderStreamError, ProviderTimeoutError
+from ssechat.errors import ProviderStreamError
 from ssechat.fake_upstream import FakeUpstream, Scenario
-from ssechat.fake_upstream.wire import generated_tokens
-from ssechat.providers import Delta, GenerationParams, OpenAIProvider, http1
+from ssechat.providers import OpenAIProvider, http1
+from ssechat.providers.http1.connection import Connection
 
 from .http1_support import (
-    MESSAGES,
     OK_HEAD,
     SSE,
     FakeTransport,
@@ -56,7 +49,7 @@ async def test_keep_alive_reuses_one_connection(anyio_backend: str) -> None:
         client = http1.Client()
         for _ in range(3):
             body = chat_body()
-            response = await client.post(origin(upstream.port), request_head(body), body)
+            response = await client.request(origin(upstream.port), request_head(body), body)
             assert response.status == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             assert b"data: [DONE]" in await read_all(response)
@@ -72,10 +65,10 @@ async def test_an_unfinished_response_is_not_pooled(anyio_backend: str) -> None:
     async with FakeUpstream(Scenario(tokens=1000, rate=100)) as upstream:
         client = http1.Client()
         body = chat_body()
-        response = await client.post(origin(upstream.port), request_head(body), body)
+        response = await client.request(origin(upstream.port), request_head(body), body)
         assert await response.receive()
         response.close()
-        async with asyncio.timeout(1):
+        async with asyncio.timeout(10):
             await upstream.wait_closed(0)
         assert upstream.connections[0].closed_by == "client"
         client.close()
@@ -95,18 +88,18 @@ async def test_connection_close_and_until_close_bodies_are_not_pooled(
     async with raw_server(answering(answer, then=then)) as s:
         client = http1.Client()
         for i in range(2):
-            response = await client.post(origin(s.port), request_head(b"{}"), b"{}")
+            response = await client.request(origin(s.port), request_head(b"{}"), b"{}")
             assert await read_all(response) == b"hello"
             response.close()
-            async with asyncio.timeout(1):
+            async with asyncio.timeout(10):
                 await s.closed[i].wait()  # "wait": it is the client that closes it
         client.close()
     assert [index for index, _ in s.requests] == [0, 1]
 
 
-async def test_a_stale_pooled_connection_is_replaced_once(anyio_backend: str) -> None:
+async def test_a_stale_pooled_connection_is_reported_not_retried(anyio_backend: str) -> None:
     # Connection 0 answers once, then closes as the second request arrives (the keep-alive race:
-    # the request left before the close was seen). The client must retry on a new connection.
+    # the request left before the close was seen). The client says so; retrying is the caller's.
     answer = OK_HEAD + b"content-length: 2\r\n\r\nok"
 
     async def handler(
@@ -119,32 +112,26 @@ async def test_a_stale_pooled_connection_is_replaced_once(anyio_backend: str) ->
 
     async with raw_server(handler) as s:
         client = http1.Client()
-        for _ in range(2):
-            response = await client.post(origin(s.port), request_head(b"{}"), b"{}")
-            assert await read_all(response) == b"ok"
-            response.close()
+        assert await fetch(client, s.port) == b"ok"
+        with pytest.raises(http1.StaleConnection, match="kept-alive connection was closed"):
+            await fetch(client, s.port)
+        assert await fetch(client, s.port) == b"ok"  # a new connection
         client.close()
     assert [index for index, _ in s.requests] == [0, 0, 1]
 
 
-async def test_a_stale_connection_is_retried_only_once(anyio_backend: str) -> None:
+async def test_a_fresh_connection_closed_unanswered_is_not_stale(anyio_backend: str) -> None:
     async def handler(
         server: RawServer, index: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        while await server.read_request(index, reader) is not None:
-            if len(server.requests) > 1:
-                return  # every request after the first: closed unanswered
-            writer.write(OK_HEAD + b"content-length: 2\r\n\r\nok")
+        await server.read_request(index, reader)  # and close without answering
 
     async with raw_server(handler) as s:
         client = http1.Client()
-        response = await client.post(origin(s.port), request_head(b"{}"), b"{}")
-        assert await read_all(response) == b"ok"
-        response.close()
-        with pytest.raises(http1.ConnectionBroken, match="without sending a response"):
-            await client.post(origin(s.port), request_head(b"{}"), b"{}")
+        with pytest.raises(http1.ConnectionBroken, match="without sending a response") as info:
+            await fetch(client, s.port)
+        assert not isinstance(info.value, http1.StaleConnection)
         client.close()
-    assert [index for index, _ in s.requests] == [0, 0, 1]
 
 
 # --- timeouts, errors ------------------------------------------------------------------------
@@ -153,7 +140,7 @@ async def test_a_stale_connection_is_retried_only_once(anyio_backend: str) -> No
 async def test_connect_refused(anyio_backend: str) -> None:
     client = http1.Client()
     with pytest.raises(http1.ConnectError):
-        await client.post(origin(free_port()), request_head(b"{}"), b"{}")
+        await client.request(origin(free_port()), request_head(b"{}"), b"{}")
     client.close()
 
 
@@ -163,12 +150,10 @@ async def test_connect_timeout_covers_the_tls_handshake(anyio_backend: str) -> N
 
     async with raw_server(silent) as s:
         client = http1.Client(connect_timeout=0.2)
-        started = time.monotonic()
         with pytest.raises(http1.ConnectTimeout):
-            await client.post(http1.Origin("https", "127.0.0.1", s.port), b"", b"")
-        assert 0.19 <= time.monotonic() - started < 2
+            await client.request(http1.Origin("https", "127.0.0.1", s.port), b"", b"")
         client.close()
-        async with asyncio.timeout(1):
+        async with asyncio.timeout(10):
             await s.closed[0].wait()
 
 
@@ -177,13 +162,11 @@ async def test_idle_timeout_fails_a_stalled_stream_and_closes_it(anyio_backend: 
         answering(OK_HEAD + b"transfer-encoding: chunked\r\n\r\n2\r\nhi\r\n")
     ) as s:
         client = http1.Client(idle_timeout=0.2)
-        response = await client.post(origin(s.port), request_head(b"{}"), b"{}")
+        response = await client.request(origin(s.port), request_head(b"{}"), b"{}")
         assert await response.receive() == b"hi"
-        started = time.monotonic()
         with pytest.raises(http1.ReadTimeout, match=r"nothing for 0\.2 s"):
             await response.receive()
-        assert 0.19 <= time.monotonic() - started < 2
-        async with asyncio.timeout(1):
+        async with asyncio.timeout(10):
             await s.closed[0].wait()  # aborted at once, not left to the caller
         response.close()
         client.close()
@@ -196,7 +179,7 @@ async def test_a_steady_stream_slower_than_the_timeout_in_total_does_not_time_ou
     async with FakeUpstream(Scenario(tokens=12, rate=20)) as upstream:
         client = http1.Client(idle_timeout=0.2)
         body = chat_body()
-        response = await client.post(origin(upstream.port), request_head(body), body)
+        response = await client.request(origin(upstream.port), request_head(body), body)
         assert (await read_all(response)).count(b"data: ") == 1 + 12 + 1 + 1  # role, DONE
         response.close()
         client.close()
@@ -223,7 +206,7 @@ async def test_no_timer_is_created_per_read(
 
     async with raw_server(one_chunk_per_read) as s:
         client = http1.Client(idle_timeout=30)
-        response = await client.post(origin(s.port), request_head(b"{}"), b"{}")
+        response = await client.request(origin(s.port), request_head(b"{}"), b"{}")
         timers = 0
         call_at = loop.call_at
 
@@ -270,7 +253,7 @@ async def test_a_head_too_large_is_refused(anyio_backend: str) -> None:
     async with raw_server(answering(head)) as s:
         client = http1.Client()
         with pytest.raises(http1.ProtocolError, match="larger than"):
-            await client.post(origin(s.port), request_head(b"{}"), b"{}")
+            await client.request(origin(s.port), request_head(b"{}"), b"{}")
         client.close()
 
 
@@ -278,9 +261,7 @@ async def test_a_head_too_large_is_refused(anyio_backend: str) -> None:
 
 
 @pytest.mark.parametrize("stage", ["head", "body"])
-async def test_cancelling_the_reader_closes_the_connection_at_once(
-    anyio_backend: str, stage: str
-) -> None:
+async def test_cancelling_the_reader_closes_the_connection(anyio_backend: str, stage: str) -> None:
     # "head": the fake stalls before answering (a non-streamed request); "body": mid-stream.
     scenario = Scenario(stall_after=0) if stage == "head" else Scenario(tokens=1000, rate=50)
     async with FakeUpstream(scenario) as upstream:
@@ -289,7 +270,7 @@ async def test_cancelling_the_reader_closes_the_connection_at_once(
 
         async def consume() -> None:
             body = chat_body(stream=stage == "body")
-            response = await client.post(origin(upstream.port), request_head(body), body)
+            response = await client.request(origin(upstream.port), request_head(body), body)
             try:
                 while await response.receive():
                     started.set()
@@ -301,13 +282,13 @@ async def test_cancelling_the_reader_closes_the_connection_at_once(
             await upstream.wait_requests(1)
         else:
             await started.wait()
-        cancelled = time.monotonic()
+        assert upstream.connections[0].closed_at is None
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        async with asyncio.timeout(1):
-            closed_at = await upstream.wait_closed(0)
-        assert closed_at - cancelled <= 0.1
+        async with asyncio.timeout(10):
+            await upstream.wait_closed(0)
+        # The client closed it (the stream had far to go, or never began): the cancel did.
         assert upstream.connections[0].closed_by == "client"
         client.close()
 
@@ -319,7 +300,13 @@ async def exchange_by_hand(pieces: list[bytes], eof: bool) -> tuple[bytes, bool]
     """Feed ``pieces`` (then EOF, if asked) to a connection, as reads; the body it gives, and
     whether the connection went back to the pool."""
     client = http1.Client()
-    conn = http1._Connection(client, origin(1), asyncio.get_running_loop())
+    conn = Connection(
+        client,
+        origin(1),
+        asyncio.get_running_loop(),
+        high_water=client.high_water,
+        idle_timeout=client.idle_timeout,
+    )
     transport = FakeTransport()
     conn.connection_made(transport)
     task = asyncio.create_task(conn.exchange(b"request"))
@@ -377,6 +364,34 @@ async def test_an_unknown_content_coding_is_a_decoding_error(anyio_backend: str)
         await exchange_by_hand([raw], eof=False)
 
 
+async def test_a_burst_is_handed_out_in_pieces_of_about_4_kib_in_order(
+    anyio_backend: str,
+) -> None:
+    # 800 frames of 62 bytes arrive in one read (49 600 bytes, under the high water): receive()
+    # hands them out in ~4 KiB pieces of whole body chunks, so that a burst becomes deltas of a
+    # few dozen tokens, not one delta of everything queued.
+    frames = [b"data: %054d\n\n" % i for i in range(800)]
+    body = b"".join(b"%x\r\n%b\r\n" % (len(f), f) for f in frames) + b"0\r\n\r\n"
+    client = http1.Client()
+    conn = Connection(
+        client, origin(1), asyncio.get_running_loop(), high_water=64 * 1024, idle_timeout=None
+    )
+    transport = FakeTransport()
+    conn.connection_made(transport)
+    task = asyncio.create_task(conn.exchange(b"request"))
+    await transport.written.wait()
+    conn.data_received(OK_HEAD + b"transfer-encoding: chunked\r\n\r\n" + body)
+    response = await task
+    pieces = []
+    while piece := await response.receive():
+        pieces.append(piece)
+    response.close()
+    assert b"".join(pieces) == b"".join(frames)
+    size = len(frames[0]) * -(-4096 // len(frames[0]))  # the fewest whole frames over 4 KiB
+    assert [len(p) for p in pieces[:-1]] == [size] * (len(b"".join(frames)) // size)
+    assert conn.pooled  # read to its end: the connection went back to the pool
+
+
 async def test_a_slow_reader_pauses_the_socket_without_timing_out(
     anyio_backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -384,18 +399,18 @@ async def test_a_slow_reader_pauses_the_socket_without_timing_out(
     payload = bytes(range(256)) * (size // 256)
     high_water = 64 * 1024
     transports: list[RecordingTransport] = []
-    made = http1._Connection.connection_made
+    made = Connection.connection_made
 
-    def connection_made(self: http1._Connection, transport: Any) -> None:
+    def connection_made(self: Connection, transport: Any) -> None:
         transports.append(RecordingTransport(transport))
         made(self, transports[-1])  # type: ignore[arg-type]
 
-    monkeypatch.setattr(http1._Connection, "connection_made", connection_made)
+    monkeypatch.setattr(Connection, "connection_made", connection_made)
     async with raw_server(answering(OK_HEAD + b"content-length: %d\r\n\r\n" % size + payload)) as s:
         client = http1.Client(idle_timeout=0.2, high_water=high_water)
-        response = await client.post(origin(s.port), request_head(b"{}"), b"{}")
+        response = await client.request(origin(s.port), request_head(b"{}"), b"{}")
         (transport,) = transports
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(10):
             await transport.paused.wait()
         buffered = response._conn.buffered
         assert high_water < buffered <= high_water + 256 * 1024  # at most one read beyond
@@ -408,22 +423,7 @@ async def test_a_slow_reader_pauses_the_socket_without_timing_out(
         client.close()
 
 
-# --- TLS, IPv6, the provider's transports -------------------------------------------------------
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1, and its key."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+# --- TLS ---------------------------------------------------------------------------------------
 
 
 async def test_https_with_reuse(anyio_backend: str, certificate: tuple[Path, Path]) -> None:
@@ -435,115 +435,12 @@ async def test_https_with_reuse(anyio_backend: str, certificate: tuple[Path, Pat
         https = http1.Origin("https", "localhost", s.port)
         client = http1.Client(ssl_context=ssl.create_default_context(cafile=str(cert)))
         for _ in range(2):
-            response = await client.post(https, request_head(b"{}"), b"{}")
+            response = await client.request(https, request_head(b"{}"), b"{}")
             assert await read_all(response) == SSE
             response.close()
         client.close()
         untrusted = http1.Client()
         with pytest.raises(http1.ConnectError, match="certificate verify failed"):
-            await untrusted.post(https, request_head(b"{}"), b"{}")
+            await untrusted.request(https, request_head(b"{}"), b"{}")
         untrusted.close()
     assert [index for index, _ in s.requests] == [0, 0]
-
-
-async def test_ipv6_base_url(anyio_backend: str) -> None:
-    upstream = FakeUpstream()
-    try:
-        await upstream.start("::1")
-    except OSError:
-        pytest.skip("no IPv6 loopback")
-    async with upstream:
-        provider = OpenAIProvider(base_url=upstream.base_url)
-        assert provider._direct is not None
-        deltas = [d async for d in provider.stream(MESSAGES, "fake-tokens-3", GenerationParams())]
-        await provider.aclose()
-    assert "".join(d.text for d in deltas) == "".join(generated_tokens(3))
-    assert upstream.requests[0].headers["host"] == f"[::1]:{upstream.port}"
-
-
-async def test_userinfo_is_sent_as_basic_auth_as_httpx_does(anyio_backend: str) -> None:
-    async with FakeUpstream() as upstream:
-        url = f"http://us%20er:p%40ss@127.0.0.1:{upstream.port}/v1"
-        direct = OpenAIProvider(base_url=url, api_key="sk-key")
-        async with httpx.AsyncClient() as client:
-            through_httpx = OpenAIProvider(base_url=url, api_key="sk-key", client=client)
-            for provider in (direct, through_httpx):
-                [d async for d in provider.stream(MESSAGES, "fake-tokens-1", GenerationParams())]
-                await provider.aclose()
-    first, second = (r.headers for r in upstream.requests)
-    assert first["authorization"] == second["authorization"] == "Basic dXMgZXI6cEBzcw=="
-    assert first["host"] == second["host"]
-    assert first["authorization"] == "Basic " + base64.b64encode(b"us er:p@ss").decode()
-    assert "p@ss" not in repr(direct)
-    assert "p%40ss" not in repr(direct)
-
-
-@pytest.fixture
-def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
-    return monkeypatch
-
-
-async def test_a_proxy_from_the_environment_is_used_through_httpx(
-    anyio_backend: str, no_proxy_env: pytest.MonkeyPatch
-) -> None:
-    answer = OK_HEAD + b"transfer-encoding: chunked\r\n\r\n" + chunked(SSE)
-    async with raw_server(answering(answer)) as proxy, FakeUpstream() as upstream:
-        no_proxy_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
-        proxied = OpenAIProvider(base_url="http://upstream.invalid/v1")
-        no_proxy_env.setenv("NO_PROXY", "127.0.0.1")
-        bypassing = OpenAIProvider(base_url=upstream.base_url)
-        assert proxied._direct is None
-        assert bypassing._direct is not None
-        for provider, text in ((proxied, "hi"), (bypassing, "Streaming")):
-            deltas = [d async for d in provider.stream(MESSAGES, "m", GenerationParams())]
-            assert deltas[0].text.startswith(text)
-            await provider.aclose()
-    assert len(proxy.requests) == 1
-    assert proxy.requests[0][1].startswith(b"POST http://upstream.invalid/v1/chat/completions ")
-    assert len(upstream.requests) == 1
-
-
-async def test_proxied_streams_are_spread_over_httpx_shards(
-    anyio_backend: str, no_proxy_env: pytest.MonkeyPatch
-) -> None:
-    # httpcore's pool gets slow with many connections (see providers.openai): through a proxy,
-    # 70 concurrent streams must still be spread over three httpx clients of 32 streams.
-    answer = OK_HEAD + b"transfer-encoding: chunked\r\n\r\n" + chunked(SSE)
-    streams = 70
-    all_in = asyncio.Event()
-
-    async def held_until_all_arrived(
-        server: RawServer, index: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        while await server.read_request(index, reader) is not None:
-            if len(server.requests) == streams:
-                all_in.set()
-            await all_in.wait()
-            writer.write(answer)
-
-    async with raw_server(held_until_all_arrived, backlog=streams) as proxy:
-        no_proxy_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
-        provider = OpenAIProvider(base_url="http://upstream.invalid/v1")
-        results: list[list[Delta]] = [[] for _ in range(streams)]
-        try:
-            await asyncio.gather(*(drain_into(got, provider) for got in results))
-            assert all(got == [Delta("hi")] for got in results)
-            assert len(provider._shards) == 3
-        finally:
-            await provider.aclose()
-    assert len(proxy.requests) == len(proxy.closed) == streams
-
-
-async def test_provider_errors_through_http1(anyio_backend: str) -> None:
-    async with FakeUpstream(Scenario(tokens=5, stall_after=1)) as upstream:
-        provider = OpenAIProvider(base_url=upstream.base_url, idle_timeout=0.2, max_retries=0)
-        got: list[Delta] = []
-        with pytest.raises(ProviderTimeoutError, match=r"nothing for 0\.2 s after the answer"):
-            await drain_into(got, provider)
-        await provider.aclose()
-        with pytest.raises(ProviderError, match="closed"):
-            await provider.stream(MESSAGES, "m", GenerationParams()).__anext__()
-    assert len(got) == 1

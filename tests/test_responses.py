@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -46,7 +47,7 @@ class Recorder:
         return [m["body"] for m in self.messages if m["type"] == "http.response.body"]
 
     async def wait_for_bodies(self, n: int) -> None:
-        with anyio.fail_after(5):
+        with anyio.fail_after(10):
             while len(self.bodies) < n:
                 await self.changed.wait()
 
@@ -272,7 +273,7 @@ def test_real_server_sends_heartbeats(real_server: Callable[..., RealServer]) ->
 
 
 @pytest.mark.real_server
-def test_real_server_runs_cleanup_within_a_second_of_disconnect(
+def test_real_server_runs_the_producers_cleanup_when_the_client_disconnects(
     real_server: Callable[..., RealServer],
 ) -> None:
     cleaned = threading.Event()
@@ -282,7 +283,7 @@ def test_real_server_runs_cleanup_within_a_second_of_disconnect(
     read_until(sock, b"data: hello\n\n")
     assert not cleaned.is_set()
     sock.close()
-    assert cleaned.wait(timeout=1.0), "producer cleanup did not run within 1 s of disconnect"
+    assert cleaned.wait(timeout=10), "the producer's cleanup did not run after the disconnect"
 
 
 @pytest.mark.real_server
@@ -301,6 +302,11 @@ def test_real_server_socket_has_tcp_nodelay(real_server: Callable[..., RealServe
 # --- a frame source (a run log's reader): no producer task, one write per wake-up -------------
 
 
+def frame(i: int) -> bytes:
+    """What a ``MemoryRunLog`` sends for ``append("e", str(i))`` given the id ``i``."""
+    return encode(str(i), event="e", id=str(i))
+
+
 class ClosingReader:
     """A run log reader that records its close."""
 
@@ -315,7 +321,7 @@ class ClosingReader:
     def ended(self) -> bool:
         return self.reader.ended
 
-    def notify(self, waiter: Any) -> None:
+    def notify(self, waiter: asyncio.Future[None]) -> None:
         self.reader.notify(waiter)
 
     def close(self) -> None:
@@ -325,19 +331,19 @@ class ClosingReader:
 async def test_a_frame_source_is_sent_batch_by_batch_then_ended() -> None:
     log = MemoryRunLog()
     for i in range(3):
-        log.append(encode(str(i), id=str(i)))
+        await log.append("e", str(i))
     source = ClosingReader(log)
     send = Recorder()
-    with anyio.fail_after(5):
+    with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
             tg.start_soon(EventStreamResponse(source), SCOPE, never_disconnect, send)
             await send.wait_for_bodies(1)  # the backlog, in one write
-            log.append(encode("3", id="3"))
+            await log.append("e", "3")
             await send.wait_for_bodies(2)
-            log.append(encode("4", id="4"))
-            log.append(encode("5", id="5"))
-            log.close()
-    frames = [encode(str(i), id=str(i)) for i in range(6)]
+            await log.append("e", "4")
+            await log.append("e", "5")
+            await log.close()
+    frames = [frame(i) for i in range(6)]
     assert send.bodies[0] == b"".join(frames[:3])
     assert send.bodies[1] == frames[3]
     assert b"".join(send.bodies[2:-1]) == b"".join(frames[4:])
@@ -348,35 +354,43 @@ async def test_a_frame_source_is_sent_batch_by_batch_then_ended() -> None:
 
 async def test_a_frame_source_is_closed_when_the_client_leaves() -> None:
     log = MemoryRunLog()
-    log.append(encode("first"))
+    await log.append("e", "0")
     source = ClosingReader(log)
     client = Leaving()
     send = Recorder()
-    with anyio.fail_after(5):
+    with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
             tg.start_soon(EventStreamResponse(source), SCOPE, client, send)
             await send.wait_for_bodies(1)
             client.leave()
     assert source.closed
-    assert send.bodies == [encode("first")]  # nothing more to a client that is gone
-    log.append(encode("later"))  # the run goes on without it
+    assert send.bodies == [frame(0)]  # nothing more to a client that is gone
+    await log.append("e", "1")  # the run goes on without it
 
 
 async def test_a_busy_stream_sends_no_heartbeat_and_an_idle_one_does() -> None:
+    heartbeat = 0.5
     log = MemoryRunLog()
     send = Recorder()
-    with anyio.fail_after(5):
+    loop = asyncio.get_running_loop()
+    with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
-            response = EventStreamResponse(log.reader(), heartbeat=0.25)
+            response = EventStreamResponse(log.reader(), heartbeat=heartbeat)
             tg.start_soon(response, SCOPE, never_disconnect, send)
-            # Frames every ~10 ms for over 0.4 s: the timer fires, finds the stream busy and
-            # re-arms for the rest of the interval.
-            for i in range(40):
-                log.append(encode(str(i)))
-                await anyio.sleep(0.01)
+            # Busy: each frame appended as soon as the one before it is written, for more than
+            # two heartbeat intervals, so the timer comes due at least twice while the stream
+            # is busy; each time it finds a recent write and re-arms for the rest.
+            start, count = loop.time(), 0
+            while loop.time() - start < 2.5 * heartbeat:
+                changed = send.changed
+                await log.append("e", str(count))
+                count += 1
+                await changed.wait()
             busy = list(send.bodies)
+            # Idle: nothing appended; a heartbeat comes.
             while HEARTBEAT_FRAME not in send.bodies:
                 await send.changed.wait()
             tg.cancel_scope.cancel()
     assert HEARTBEAT_FRAME not in busy
-    assert b"".join(busy) == b"".join(encode(str(i)) for i in range(40))
+    assert b"".join(busy) == b"".join(frame(i) for i in range(count))
+    assert send.bodies[len(busy) :] == [HEARTBEAT_FRAME]

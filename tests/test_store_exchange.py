@@ -1,12 +1,9 @@
 """ssechat.store: a turn started in one transaction (start_exchange, start_answer), the runs'
-batched save (save_partial_answers), and the branch query behind path_to, on real files."""
+batched save (save_partial_answers), and the branch query behind both, on real files."""
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -16,39 +13,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ssechat.errors import ConflictError, InvalidRequestError, NotFoundError
-from ssechat.store import UNSET, Exchange, Message, Store
+from ssechat.store import UNSET, Exchange, Message, Store, open_store
 
-from .test_store import Ticker, table_rows
+from .store_support import Ticker, insert_message, path_in, sql, table_rows
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "ssechat.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(db_path, clock=Ticker()) as opened:
-        yield opened
 
 
 async def answered(
     store: Store, conversation_id: str, parent_id: str | None, question: str
 ) -> tuple[Message, Message]:
-    """A question and its answer, complete."""
-    user, answer = await store.add_exchange(
+    """A question and its answer, complete (the conversation takes the model "demo" if it had
+    none)."""
+    started = await store.start_exchange(
         conversation_id, parent_id=parent_id, user_content=question, model="demo"
     )
-    await store.update_message(answer.id, content=f"re: {question}", status="complete")
-    return user, await store.get_message(answer.id)
-
-
-def sql(path: Path, statement: str) -> None:
-    """Run one statement on the file with the stdlib driver, beside the store."""
-    with contextlib.closing(sqlite3.connect(path)) as con, con:
-        con.execute(statement)
+    await store.update_message(started.answer.id, content=f"re: {question}", status="complete")
+    return started.user, await store.get_message(started.answer.id)
 
 
 # --- start_exchange -----------------------------------------------------------------------------
@@ -57,6 +38,7 @@ def sql(path: Path, statement: str) -> None:
 async def test_start_exchange_adds_a_turn_under_the_current_leaf(store: Store) -> None:
     conversation = await store.create_conversation(title="T", system_prompt="Be brief.")
     q1, a1 = await answered(store, conversation.id, None, "hello")
+    await store.update_conversation(conversation.id, model=None)  # no model yet: m1 will be it
     before = await store.get_conversation(conversation.id)
     assert (before.model, before.current_leaf_id) == (None, a1.id)
 
@@ -80,7 +62,7 @@ async def test_start_exchange_adds_a_turn_under_the_current_leaf(store: Store) -
         "m1",
     )
     assert user.created_at == answer.created_at > before.updated_at
-    assert started.branch == [q1, a1, user] == await store.path_to(user.id)
+    assert started.branch == [q1, a1, user]
     assert await store.get_message(user.id) == user
     assert await store.get_message(answer.id) == answer
     assert await store.list_messages(conversation.id) == [q1, a1, user, answer]
@@ -148,7 +130,9 @@ async def test_start_exchange_refusals_change_nothing(store: Store, db_path: Pat
     theirs = await store.create_conversation()
     _, done = await answered(store, mine.id, None, "done")
     their_question, _ = await answered(store, theirs.id, None, "theirs")
-    _, live = await store.add_exchange(mine.id, parent_id=done.id, user_content="q", model="m")
+    live = (
+        await store.start_exchange(mine.id, parent_id=done.id, user_content="q", model="m")
+    ).answer
     before = table_rows(db_path)
 
     with pytest.raises(NotFoundError):
@@ -157,10 +141,9 @@ async def test_start_exchange_refusals_change_nothing(store: Store, db_path: Pat
         await store.start_exchange(
             mine.id, parent_id=their_question.id, user_content="x", model="m"
         )
-    with pytest.raises(InvalidRequestError) as legacy:
-        await store.add_exchange(mine.id, parent_id=their_question.id, user_content="x", model="m")
-    assert str(caught.value) == str(legacy.value)
-    assert "is not a message of this conversation" in str(caught.value)
+    assert str(caught.value) == (
+        f"parent_id {their_question.id!r} is not a message of this conversation"
+    )
     # An unknown parent is a missing message (404 at the API), not another conversation's.
     with pytest.raises(NotFoundError, match="not-a-message"):
         await store.start_exchange(mine.id, parent_id="not-a-message", user_content="x", model="m")
@@ -198,6 +181,7 @@ async def test_a_failure_after_the_inserts_undoes_the_whole_turn(
 async def test_concurrent_starts_each_get_their_own_answer(store: Store, db_path: Path) -> None:
     conversation = await store.create_conversation()
     question, answer = await answered(store, conversation.id, None, "first")
+    await store.update_conversation(conversation.id, model=None)  # the first start will set it
     results: list[Exchange] = []
 
     async def start(i: int) -> None:
@@ -271,7 +255,9 @@ async def test_start_answer_answers_the_question_again(store: Store) -> None:
     again = await store.start_answer(a2.id, model="m2")
     assert again.conversation == before
     assert again.user == q2
-    assert again.branch == [q1, a1, q2] == await store.path_to(q2.id)
+    assert (
+        again.branch == [q1, a1, q2] == path_in(await store.list_messages(conversation.id), q2.id)
+    )
     answer = again.answer
     assert (answer.role, answer.status, answer.parent_id, answer.content, answer.model) == (
         "assistant",
@@ -298,25 +284,22 @@ async def test_start_answer_answers_the_question_again(store: Store) -> None:
 
 async def test_start_answer_refusals_change_nothing(store: Store, db_path: Path) -> None:
     conversation = await store.create_conversation()
-    system = await store.add_message(
-        conversation.id, parent_id=None, role="system", content="rules"
-    )
-    orphan = await store.add_message(
-        conversation.id, parent_id=None, role="assistant", content="out of nowhere"
-    )
-    unfinished = await store.add_message(
-        conversation.id, parent_id=None, role="user", content="typing…", status="streaming"
+    # What the store never makes, but a database may hold: built beside it with plain SQL.
+    system = insert_message(db_path, conversation.id, role="system", content="rules")
+    orphan = insert_message(db_path, conversation.id, role="assistant", content="out of nowhere")
+    unfinished = insert_message(
+        db_path, conversation.id, role="user", content="typing…", status="streaming"
     )
     before = table_rows(db_path)
 
     with pytest.raises(NotFoundError):
         await store.start_answer("nope", model="m")
     with pytest.raises(ConflictError, match="only a question or an answer can be regenerated"):
-        await store.start_answer(system.id, model="m")
+        await store.start_answer(system, model="m")
     with pytest.raises(ConflictError, match="this answer has no question to answer again"):
-        await store.start_answer(orphan.id, model="m")
+        await store.start_answer(orphan, model="m")
     with pytest.raises(ConflictError, match="still being generated"):
-        await store.start_answer(unfinished.id, model="m")
+        await store.start_answer(unfinished, model="m")
 
     assert table_rows(db_path) == before
 
@@ -327,8 +310,9 @@ async def test_start_answer_refusals_change_nothing(store: Store, db_path: Path)
 async def test_save_partial_answers_writes_the_streaming_ones(store: Store, db_path: Path) -> None:
     one = await store.create_conversation()
     two = await store.create_conversation()
-    _, live1 = await store.add_exchange(one.id, parent_id=None, user_content="a", model="m")
-    question, live2 = await store.add_exchange(two.id, parent_id=None, user_content="b", model="m")
+    live1 = (await store.start_exchange(one.id, parent_id=None, user_content="a", model="m")).answer
+    started = await store.start_exchange(two.id, parent_id=None, user_content="b", model="m")
+    question, live2 = started.user, started.answer
     _, finished = await answered(store, two.id, question.id, "c")
     counts = {name: len(rows) for name, rows in table_rows(db_path).items()}
 
@@ -356,25 +340,30 @@ async def test_save_partial_answers_writes_the_streaming_ones(store: Store, db_p
 
 
 @settings(max_examples=20, deadline=None)
-@given(parents=st.lists(st.integers(min_value=-1, max_value=40), min_size=1, max_size=25))
-async def test_path_to_follows_parents_up_to_the_root(parents: list[int]) -> None:
-    # Message i goes under message parents[i] (mod i), or starts a root when that is -1.
+@given(parents=st.lists(st.integers(min_value=-1, max_value=40), min_size=1, max_size=12))
+async def test_the_branch_follows_parents_up_to_the_root(parents: list[int]) -> None:
+    # Turn i goes under message parents[i] (mod the messages so far), or starts a root when that
+    # is -1; every message is then probed as a parent: the branch a start reads must be the path
+    # the parent links give.
     with tempfile.TemporaryDirectory() as folder:
-        async with await Store.open(Path(folder) / "t.db", clock=Ticker()) as store:
+        async with await open_store(Path(folder) / "t.db", clock=Ticker()) as store:
             conversation = await store.create_conversation()
             other = await store.create_conversation()
-            await store.add_exchange(other.id, parent_id=None, user_content="x", model="m")
+            await store.start_exchange(other.id, parent_id=None, user_content="x", model="m")
             added: list[Message] = []
             for i, pick in enumerate(parents):
-                parent = added[pick % i].id if pick >= 0 and i else None
-                added.append(
-                    await store.add_message(
-                        conversation.id, parent_id=parent, role="user", content=str(i)
-                    )
+                parent = added[pick % len(added)].id if pick >= 0 and added else None
+                started = await store.start_exchange(
+                    conversation.id, parent_id=parent, user_content=str(i), model="m"
                 )
-            by_id = {m.id: m for m in await store.list_messages(conversation.id)}
+                await store.update_message(started.answer.id, status="complete")
+                added += [started.user, started.answer]
+            tree = await store.list_messages(conversation.id)
             for message in added:
-                expected = [message]
-                while expected[-1].parent_id is not None:
-                    expected.append(by_id[expected[-1].parent_id])
-                assert await store.path_to(message.id) == expected[::-1]
+                probe = await store.start_exchange(
+                    conversation.id, parent_id=message.id, user_content="probe", model="m"
+                )
+                assert probe.branch == [*path_in(tree, message.id), probe.user]
+                if message.role == "assistant":
+                    again = await store.start_answer(message.id, model="m")
+                    assert again.branch == path_in(tree, message.id)[:-1]

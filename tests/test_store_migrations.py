@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ssechat.store import Store, migrations, schema
+from ssechat.store import migrations, open_store, schema
 from ssechat.store.migrations import MIGRATIONS, applied_migrations, apply_migrations
 from ssechat.store.sqlite import create_engines, resolve_url
 
@@ -72,7 +72,7 @@ def test_migration_names_are_unique_and_ordered() -> None:
 
 
 async def test_an_empty_database_migrates_to_the_current_schema(db_path: Path) -> None:
-    async with await Store.open(db_path, clock=lambda: 1234.5):
+    async with await open_store(db_path, clock=lambda: 1234.5):
         pass
     assert recorded(db_path) == [(name, 1234.5) for name in NAMES]
     with writer(db_path) as engine, engine.connect() as conn:
@@ -81,10 +81,10 @@ async def test_an_empty_database_migrates_to_the_current_schema(db_path: Path) -
 
 
 async def test_reopening_applies_nothing(db_path: Path) -> None:
-    async with await Store.open(db_path) as store:
+    async with await open_store(db_path) as store:
         conversation = await store.create_conversation(title="kept")
     first = recorded(db_path)
-    async with await Store.open(db_path) as store:
+    async with await open_store(db_path) as store:
         assert (await store.get_conversation(conversation.id)).title == "kept"
     assert recorded(db_path) == first
     with writer(db_path) as engine, engine.begin() as conn:
@@ -102,11 +102,12 @@ async def test_an_older_database_is_brought_up_to_date(db_path: Path) -> None:
         )
     assert [name for name, _ in recorded(db_path)] == NAMES[:1]
 
-    async with await Store.open(db_path) as store:
+    async with await open_store(db_path) as store:
         old = await store.get_conversation("c1")
         assert (old.title, old.created_at, old.updated_at) == ("from before", 1.0, 2.0)
-        message = await store.add_message("c1", parent_id=None, role="user", content="hi")
-        assert (await store.path_to(message.id)) == [message]
+        started = await store.start_exchange("c1", user_content="hi", model="m")
+        assert started.branch == [started.user]
+        assert await store.list_messages("c1") == [started.user, started.answer]
     assert [name for name, _ in recorded(db_path)] == NAMES
 
 
@@ -119,22 +120,22 @@ async def test_a_failing_migration_leaves_the_database_untouched(
 
     monkeypatch.setattr(migrations, "MIGRATIONS", (*MIGRATIONS, m999_broken))
     with pytest.raises(RuntimeError, match="boom"):
-        await Store.open(db_path)
+        await open_store(db_path)
     # The whole run is one transaction, DDL included: not even the good migrations stayed.
     with contextlib.closing(sqlite3.connect(db_path)) as con:
         tables = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     assert tables == []
 
     monkeypatch.undo()
-    async with await Store.open(db_path):
+    async with await open_store(db_path):
         pass
     assert [name for name, _ in recorded(db_path)] == NAMES
 
 
 async def test_a_database_from_a_newer_version_is_refused(db_path: Path) -> None:
-    async with await Store.open(db_path):
+    async with await open_store(db_path):
         pass
     with contextlib.closing(sqlite3.connect(db_path)) as con, con:
         con.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_future', 9.0)")
     with pytest.raises(RuntimeError, match="m999_future"):
-        await Store.open(db_path)
+        await open_store(db_path)

@@ -1,20 +1,24 @@
-"""ssechat.store's execution: each method runs whole on a store thread, never on the loop's; a
-caller that leaves does not cut its write short; close waits for what is under way."""
+"""ssechat.store's execution: each operation runs whole on a store thread, never on the loop's;
+reads run beside a write, writes one after another (two stores on one file take turns); a caller
+that leaves does not cut its write short; close waits for what is under way."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 import sqlalchemy as sa
 
 from ssechat.errors import NotFoundError
-from ssechat.store import Store
+from ssechat.store import SQLStore, Store, open_store, schema
 
-from .test_store import Gate, Ticker
+from .store_support import Gate, Ticker
 
 pytestmark = pytest.mark.anyio
 
@@ -46,15 +50,22 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "ssechat.db"
 
 
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[SQLStore]:
+    async with await SQLStore.open(db_path, clock=Ticker()) as opened:
+        yield opened
+
+
 async def test_a_caller_cancelled_mid_write_leaves_it_to_finish_and_close_waits(
     db_path: Path,
 ) -> None:
     clock = GatedClock()
-    store = await Store.open(db_path, clock=clock)
+    store = await open_store(db_path, clock=clock)
     conversation = await store.create_conversation()
-    _, answer = await store.add_exchange(
+    started = await store.start_exchange(
         conversation.id, parent_id=None, user_content="q", model="demo"
     )
+    answer = started.answer
     outcome: list[str] = []
     closed: list[bool] = []
     scope = anyio.CancelScope()
@@ -82,7 +93,7 @@ async def test_a_caller_cancelled_mid_write_leaves_it_to_finish_and_close_waits(
             gate.release()
     assert closed == [True]
 
-    async with await Store.open(db_path) as reopened:
+    async with await open_store(db_path) as reopened:
         saved = await reopened.get_message(answer.id)
     assert (saved.content, saved.status) == ("saved", "stopped")
 
@@ -91,7 +102,7 @@ async def test_a_failure_nobody_waits_for_is_logged(
     db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = GatedClock()
-    store = await Store.open(db_path, clock=clock)
+    store = await open_store(db_path, clock=clock)
     try:
         gate = clock.arm()
         with anyio.fail_after(10):
@@ -99,7 +110,7 @@ async def test_a_failure_nobody_waits_for_is_logged(
                 tg.start_soon(lambda: store.update_message("nope", content="late"))
                 await gate.wait_entered()
                 tg.cancel_scope.cancel()
-        with caplog.at_level(logging.WARNING, logger="ssechat.store.sql"):
+        with caplog.at_level(logging.WARNING, logger="ssechat.store.threads"):
             gate.release()
             await store.close()  # the failure reaches the loop before close is done
     finally:
@@ -110,7 +121,7 @@ async def test_a_failure_nobody_waits_for_is_logged(
 
 
 async def test_close_waits_for_a_read_under_way(db_path: Path) -> None:
-    store = await Store.open(db_path)
+    store = await SQLStore.open(db_path)
     conversation = await store.create_conversation(title="kept")
     gate = Gate()
     read: list[str] = []
@@ -121,7 +132,7 @@ async def test_close_waits_for_a_read_under_way(db_path: Path) -> None:
         return str(conn.scalar(sa.text("SELECT title FROM conversations")))
 
     async def reader() -> None:
-        read.append(await store._read(slow_read))
+        read.append(await store.threads.read(slow_read))
 
     async def close() -> None:
         await store.close()
@@ -142,7 +153,7 @@ async def test_close_waits_for_a_read_under_way(db_path: Path) -> None:
 
 async def test_the_database_is_only_touched_on_the_store_threads(db_path: Path) -> None:
     clock = GatedClock()
-    store = await Store.open(db_path, clock=clock)
+    store = await SQLStore.open(db_path, clock=clock)
     readers: set[threading.Thread] = set()
     try:
         conversation = await store.create_conversation()
@@ -152,7 +163,7 @@ async def test_the_database_is_only_touched_on_the_store_threads(db_path: Path) 
             return threading.current_thread()
 
         async def read() -> None:
-            readers.add(await store._read(which))
+            readers.add(await store.threads.read(which))
 
         async with anyio.create_task_group() as tg:
             for _ in range(10):
@@ -168,28 +179,30 @@ async def test_the_database_is_only_touched_on_the_store_threads(db_path: Path) 
         thread.join(10)
         assert not thread.is_alive()
     # ... and gave back, then closed, every connection.
-    assert store._reader.pool.checkedout() == store._writer.pool.checkedout() == 0
-    assert store._reader.pool.checkedin() == store._writer.pool.checkedin() == 0
+    engines = store.threads.reader, store.threads.writer
+    assert [engine.pool.checkedout() for engine in engines] == [0, 0]
+    assert [engine.pool.checkedin() for engine in engines] == [0, 0]
 
 
 async def test_writes_run_in_the_order_they_were_asked_for(db_path: Path) -> None:
-    async with await Store.open(db_path, clock=Ticker()) as store:
+    async with await open_store(db_path, clock=Ticker()) as store:
         conversation = await store.create_conversation()
         async with anyio.create_task_group() as tg:
             for i in range(30):
                 tg.start_soon(
-                    lambda i=i: store.add_message(
-                        conversation.id, parent_id=None, role="user", content=str(i)
+                    lambda i=i: store.start_exchange(
+                        conversation.id, parent_id=None, user_content=str(i), model="m"
                     )
                 )
         messages = await store.list_messages(conversation.id)
-    assert [m.content for m in messages] == [str(i) for i in range(30)]
-    times = [m.created_at for m in messages]
+    questions = [m for m in messages if m.role == "user"]
+    assert [m.content for m in questions] == [str(i) for i in range(30)]
+    times = [m.created_at for m in questions]
     assert times == sorted(times)
 
 
 async def test_close_is_idempotent_and_concurrent(db_path: Path) -> None:
-    store = await Store.open(db_path)
+    store = await open_store(db_path)
     await store.create_conversation()
     async with anyio.create_task_group() as tg:
         for _ in range(3):
@@ -197,3 +210,164 @@ async def test_close_is_idempotent_and_concurrent(db_path: Path) -> None:
     await store.close()
     with pytest.raises(RuntimeError, match="closed"):
         await store.save_partial_answers({})
+
+
+# --- reads beside writes, writes in turn -------------------------------------------------------
+
+
+async def test_concurrent_reads_and_writes_all_succeed(store: Store) -> None:
+    conversation = await store.create_conversation()
+    seen: list[int] = []
+
+    async def write(i: int) -> None:
+        await store.start_exchange(conversation.id, parent_id=None, user_content=f"m{i}", model="m")
+
+    async def read() -> None:
+        seen.append(len(await store.list_messages(conversation.id)))
+        await store.list_conversations()
+        await store.get_conversation(conversation.id)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(40):
+            tg.start_soon(write, i)
+            tg.start_soon(read)
+
+    messages = await store.list_messages(conversation.id)
+    questions = [m.content for m in messages if m.role == "user"]
+    assert sorted(questions) == sorted(f"m{i}" for i in range(40))
+    assert len(messages) == 80
+    assert len(seen) == 40
+    # A read sees whole turns only: each question went in with its answer, in one transaction.
+    assert all(0 <= n <= 80 and n % 2 == 0 for n in seen)
+    assert (await store.get_conversation(conversation.id)).current_leaf_id in {
+        m.id for m in messages
+    }
+
+
+async def test_two_stores_on_one_file_both_write(db_path: Path) -> None:
+    # Like two server processes: BEGIN IMMEDIATE and the busy timeout make them take turns.
+    async with await open_store(db_path) as first, await open_store(db_path) as second:
+        conversation = await first.create_conversation()
+
+        async def write(store: Store, i: int) -> None:
+            await store.start_exchange(
+                conversation.id, parent_id=None, user_content=str(i), model="m"
+            )
+
+        async with anyio.create_task_group() as tg:
+            for i in range(30):
+                tg.start_soon(write, first if i % 2 else second, i)
+        assert len(await second.list_messages(conversation.id)) == 60
+
+
+async def test_reads_do_not_wait_for_an_open_write(store: SQLStore) -> None:
+    conversation = await store.create_conversation(title="before")
+    gate = Gate()
+
+    def rename_and_hold(conn: sa.Connection) -> None:
+        conn.execute(sa.update(schema.conversations).values(title="uncommitted"))
+        gate.hold()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.threads.write, rename_and_hold)
+            await gate.wait_entered()
+            # A read runs on its own thread and connection: it does not queue behind the
+            # writer, and it sees the last committed state.
+            assert (await store.get_conversation(conversation.id)).title == "before"
+            gate.release()
+    assert (await store.get_conversation(conversation.id)).title == "uncommitted"
+
+
+async def test_writes_wait_for_one_another(store: SQLStore) -> None:
+    conversation = await store.create_conversation(title="before")
+    finished: list[str] = []
+
+    async def rename() -> None:
+        await store.update_conversation(conversation.id, title="second")
+        finished.append("second")
+
+    gate = Gate()
+
+    def rename_first_and_hold(conn: sa.Connection) -> None:
+        conn.execute(sa.update(schema.conversations).values(title="first"))
+        gate.hold()
+
+    with anyio.fail_after(10):
+        # The first write commits once released; only then can the second begin: it wins.
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.threads.write, rename_first_and_hold)
+            await gate.wait_entered()
+            tg.start_soon(rename)
+            await anyio.wait_all_tasks_blocked()
+            assert finished == []
+            gate.release()
+    assert finished == ["second"]
+    assert (await store.get_conversation(conversation.id)).title == "second"
+
+
+# --- cancellation -------------------------------------------------------------------------------
+
+
+async def test_a_cancelled_caller_stops_waiting_but_the_write_completes(db_path: Path) -> None:
+    store = await SQLStore.open(db_path)
+    try:
+        conversation = await store.create_conversation()
+        started = await store.start_exchange(
+            conversation.id, parent_id=None, user_content="q", model="demo"
+        )
+        answer = started.answer
+        outcome: list[str] = []
+        scope = anyio.CancelScope()
+
+        async def save() -> None:
+            with scope:
+                await store.update_message(answer.id, content="saved", status="stopped")
+            outcome.append("cancelled" if scope.cancelled_caught else "returned")
+
+        gate = Gate()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(store.threads.write, lambda conn: gate.hold())
+                await gate.wait_entered()
+                tg.start_soon(save)
+                await anyio.wait_all_tasks_blocked()  # save() waits for the writer we hold
+                scope.cancel()
+                await anyio.wait_all_tasks_blocked()
+                assert outcome == ["cancelled"]  # at once, though the writer is still held
+                gate.release()
+    finally:
+        await store.close()  # waits for the write its caller left behind
+
+    async with await open_store(db_path) as reopened:
+        saved = await reopened.get_message(answer.id)
+    assert (saved.content, saved.status) == ("saved", "stopped")
+
+
+async def test_cancellation_at_any_point_keeps_the_store_whole(store: Store, db_path: Path) -> None:
+    conversation = await store.create_conversation()
+    for checkpoints in range(25):
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                for i in range(4):
+                    tg.start_soon(
+                        functools.partial(
+                            store.start_exchange,
+                            conversation.id,
+                            parent_id=None,
+                            user_content=f"{checkpoints}.{i}",
+                            model="demo",
+                        )
+                    )
+                    tg.start_soon(store.list_messages, conversation.id)
+                for _ in range(checkpoints):
+                    await anyio.lowlevel.checkpoint()
+                scope.cancel()
+        with anyio.fail_after(10):  # nothing is left locked
+            await store.update_conversation(conversation.id, title=str(checkpoints))
+    await store.close()
+    async with await open_store(db_path) as reopened:
+        messages = await reopened.list_messages(conversation.id)
+    # Each exchange is whole: every question written has its answer, and nothing else.
+    questions = sorted(m.id for m in messages if m.role == "user")
+    assert sorted(m.parent_id or "" for m in messages if m.role == "assistant") == questions

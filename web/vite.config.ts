@@ -64,6 +64,8 @@ export default defineConfig({
   server: {
     // `npm run dev` talks to a running `ssechat serve` on the default port.
     proxy: { "/api": { target: "http://127.0.0.1:8000", changeOrigin: false } },
+    // The sanitizer's unit tests import the XSS payload lists the end-to-end tests use.
+    fs: { allow: [".", "../tests/e2e/fixtures/xss"] },
   },
   test: {
     include: ["src/**/*.test.ts"],

@@ -1,11 +1,11 @@
 """The ASGI response that carries an event stream to one client.
 
-``EventStreamResponse`` reads a ``FrameSource``: a cursor on frames already encoded
-(``ssechat.sse``) that someone else appends, with ``take`` (everything pending, joined) and
-``notify`` (resolve this future when more comes). A run's log reader is one, so a token costs the
-response one wake-up of its own task and one write, whatever arrived meanwhile going out in that
-write. Any async iterable of frames works too: a pump task drains it into a pending buffer, which
-is then the source.
+``EventStreamResponse`` reads a ``FrameSource`` (``ssechat.frames``, re-exported here): a cursor
+on frames already encoded (``ssechat.sse``) that someone else appends, with ``take`` (everything
+pending, joined) and ``notify`` (resolve this future when more comes). A run's subscription is
+one, so a token costs the response one wake-up of its own task and one write, whatever arrived
+meanwhile going out in that write. Any async iterable of frames works too: a pump task drains it
+into a pending buffer, which is then the source.
 
 The writer runs in a task of its own, so a wake-up resumes one coroutine rather than the stack of
 the server and framework the request runs under. Beside it there is only the disconnect listener
@@ -28,13 +28,14 @@ import logging
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import suppress
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, cast
 
 import anyio
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ssechat.frames import FrameSource
 from ssechat.sse import encode_comment
 
 __all__ = ["DEFAULT_HEARTBEAT", "HEARTBEAT_FRAME", "EventStreamResponse", "FrameSource"]
@@ -51,28 +52,6 @@ STREAM_HEADERS: Mapping[str, str] = {
     "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",
 }
-
-
-@runtime_checkable
-class FrameSource(Protocol):
-    """Encoded frames to send, appended by someone else (``ssechat.runs.log.LogReader``)."""
-
-    def take(self) -> bytes:
-        """Everything pending, joined; ``b""`` when nothing is."""
-        ...
-
-    @property
-    def ended(self) -> bool:
-        """Nothing more will come and nothing is pending."""
-        ...
-
-    def notify(self, waiter: asyncio.Future[None]) -> None:
-        """Resolve ``waiter`` (unless done) when a frame is pending or the source ends."""
-        ...
-
-    def close(self) -> None:
-        """The response is done with the source; idempotent."""
-        ...
 
 
 class EventStreamResponse(Response):

@@ -7,129 +7,71 @@
  * touches React or the DOM: the chat core (`chat/core.ts`) decides what to do with events.
  */
 
+import type { components } from "../generated/api";
 import { EventStreamParser, type ServerSentEvent } from "./sse";
 
 // --- the server's shapes -------------------------------------------------------------------
+//
+// Generated from the server's OpenAPI document (`web/openapi.json` -> `web/generated/api.ts`, by
+// `npm run gen:api`, which the build runs). A test (tests/test_openapi_types.py) fails when
+// either file drifts from the server; the compiler then checks every use of the new shapes.
 
-export type MessageRole = "user" | "assistant" | "system";
-export type MessageStatus = "complete" | "streaming" | "length" | "stopped" | "error" | "interrupted";
-export type RunStatus = MessageStatus | "running" | "pending";
+type Schemas = components["schemas"];
 
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
+export type Conversation = Schemas["Conversation"];
+export type ConversationDetail = Schemas["ConversationDetail"];
+export type ConversationPage = Schemas["ConversationPage"];
+export type Message = Schemas["Message"];
+export type Health = Schemas["Health"];
+export type ModelInfo = Schemas["ModelInfo"];
+export type ModelList = Schemas["ModelList"];
+export type RunInfo = Schemas["RunState"];
+export type Usage = Schemas["Usage"];
+/** What an SSE `error` event carries, and a failed run's `error`. */
+export type ErrorInfo = Schemas["ErrorInfo"];
 
-export interface ErrorInfo {
-  code: string;
-  message: string;
-  retryable?: boolean;
-}
+export type ConversationCreate = Schemas["ConversationCreate"];
+export type ConversationPatch = Schemas["ConversationPatch"];
+export type GenerateOptions = Schemas["GenerateOptions"];
+/** `parent_id` omitted: continue from the current leaf; null: a new root message. */
+export type MessageCreate = Schemas["MessageCreate"];
 
-export interface Conversation {
-  id: string;
-  title: string | null;
-  model: string | null;
-  system_prompt: string | null;
-  owner?: string;
-  created_at: string;
-  updated_at: string;
-  current_leaf_id: string | null;
-}
+export type MessageRole = Message["role"];
+export type MessageStatus = Message["status"];
+export type RunStatus = RunInfo["status"];
 
-export interface Message {
-  id: string;
-  conversation_id: string;
-  parent_id: string | null;
-  role: MessageRole;
-  content: string;
-  status: MessageStatus;
-  model: string | null;
-  finish_reason: string | null;
-  usage: Usage | null;
-  error: ErrorInfo | string | null;
-  created_at: string;
-  updated_at: string;
-  run_id: string | null;
-}
+/**
+ * Whether an answer with this status is over: the one runtime list of statuses. A Record over
+ * the generated type, so a status the server adds fails the type check until it is sorted here.
+ */
+const STATUS_IS_FINAL: Readonly<Record<MessageStatus | RunStatus, boolean>> = {
+  streaming: false,
+  running: false,
+  complete: true,
+  length: true,
+  stopped: true,
+  error: true,
+  interrupted: true,
+};
 
-export interface ConversationDetail extends Conversation {
-  messages: Message[];
-}
+/** The status of an answer that is over (saved, no run writes it any more). */
+export type FinalStatus = Exclude<MessageStatus | RunStatus, "streaming" | "running">;
 
-export interface ConversationPage {
-  conversations: Conversation[];
-  next_cursor: string | null;
-}
-
-export interface Health {
-  status: string;
-  version: string;
-  default_model: string;
-  demo: boolean;
-}
-
-export interface ModelInfo {
-  id: string;
-  provider: string;
-}
-
-export interface ModelList {
-  models: ModelInfo[];
-  default: string;
-}
-
-export interface RunInfo {
-  id: string;
-  status: RunStatus;
-  text: string;
-  message_id: string;
-  conversation_id: string;
-  model: string;
-  finish_reason: string | null;
-  usage: Usage | null;
-  error: ErrorInfo | string | null;
-  last_event_id: number | string | null;
-}
-
-export interface ConversationCreate {
-  title?: string;
-  model?: string;
-  system_prompt?: string;
-}
-
-export interface ConversationPatch {
-  title?: string;
-  model?: string;
-  system_prompt?: string;
-  current_leaf_id?: string;
-}
-
-export interface GenerateOptions {
-  model?: string;
-  temperature?: number;
-  max_tokens?: number;
-}
-
-export interface MessageCreate extends GenerateOptions {
-  content: string;
-  /** Omitted: continue from the current leaf. null: a new root message. */
-  parent_id?: string | null;
+export function isFinalStatus(status: string): status is FinalStatus {
+  return Object.hasOwn(STATUS_IS_FINAL, status) && STATUS_IS_FINAL[status as FinalStatus];
 }
 
 // --- run stream events ---------------------------------------------------------------------
+//
+// HAND-WRITTEN from generated parts: the document describes an event stream's frames (event,
+// id, data as a string), not the JSON inside each event's data.
 
-export interface RunStarted {
-  run_id: string;
-  conversation_id: string;
-  user_message_id: string;
-  message_id: string;
-  model: string;
-}
+/** The `run` event: the server named the exchange (a 202's body, less its events URL). */
+export type RunStarted = Omit<Schemas["GenerationAccepted"], "events_url">;
 
+/** The `done` event: how the answer ended. */
 export interface RunDone {
-  status: MessageStatus;
+  status: FinalStatus;
   finish_reason: string | null;
   usage: Usage | null;
 }
@@ -426,7 +368,7 @@ export function toRunEvent(event: ServerSentEvent): RunEvent | null {
         type: "done",
         id,
         done: {
-          status: (record.status as MessageStatus | undefined) ?? "complete",
+          status: typeof record.status === "string" && isFinalStatus(record.status) ? record.status : "complete",
           finish_reason: (record.finish_reason as string | null | undefined) ?? null,
           usage: (record.usage as Usage | null | undefined) ?? null,
         },

@@ -7,11 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from starlette.responses import Response
 
-from ssechat.api.deps import generation_response, get_service
+from ssechat.api.deps import RUN_EVENTS, event_stream_doc, generation_response, get_service
+from ssechat.api.errors import error_responses
 from ssechat.api.schemas import (
+    Conversation,
     ConversationCreate,
+    ConversationDetail,
+    ConversationPage,
     ConversationPatch,
     GenerateOptions,
+    GenerationAccepted,
     MessageCreate,
 )
 from ssechat.api.service import ChatService, params_of
@@ -21,58 +26,59 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api", tags=["conversations"])
 Service = Annotated[ChatService, Depends(get_service)]
 
-
-@router.post("/conversations", status_code=201)
-async def create_conversation(body: ConversationCreate, service: Service) -> dict[str, Any]:
-    if body.system_prompt is not None:
-        service.check_content(body.system_prompt, "system_prompt")
-    model = service.resolve_model(body.model, None) if body.model else None
-    conversation = await service.store.create_conversation(
-        title=body.title, model=model, system_prompt=body.system_prompt
+# A generation answers 202 with where its events are, or (Accept: text/event-stream) the events.
+GENERATION_DOC: dict[int | str, dict[str, Any]] = {
+    200: event_stream_doc(
+        "the run's events from the first: run (id 0), delta ({text}), error ({code, message, "
+        "retryable}) on a failure, done ({status, finish_reason, usage}) last; data is JSON",
+        RUN_EVENTS,
+        ids=True,
     )
-    return conversation.as_dict()
+}
 
 
-@router.get("/conversations")
+@router.post("/conversations", status_code=201, responses=error_responses(400, 413, 422))
+async def create_conversation(body: ConversationCreate, service: Service) -> Conversation:
+    return await service.create_conversation(
+        title=body.title, model=body.model, system_prompt=body.system_prompt
+    )
+
+
+@router.get("/conversations", responses=error_responses(400, 422))
 async def list_conversations(
     service: Service,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> dict[str, Any]:
-    conversations, next_cursor = await service.store.list_conversations(limit=limit, cursor=cursor)
-    return {"conversations": [c.as_dict() for c in conversations], "next_cursor": next_cursor}
+) -> ConversationPage:
+    return await service.list_conversations(limit=limit, cursor=cursor)
 
 
-@router.get("/conversations/{conversation_id}")
-async def get_conversation(conversation_id: str, service: Service) -> dict[str, Any]:
-    return await service.conversation_with_messages(conversation_id)
+@router.get("/conversations/{conversation_id}", responses=error_responses(404, 422))
+async def get_conversation(conversation_id: str, service: Service) -> ConversationDetail:
+    return await service.conversation(conversation_id)
 
 
-@router.patch("/conversations/{conversation_id}")
+@router.patch("/conversations/{conversation_id}", responses=error_responses(400, 404, 413, 422))
 async def update_conversation(
     conversation_id: str, body: ConversationPatch, service: Service
-) -> dict[str, Any]:
+) -> ConversationDetail:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    if changes.get("system_prompt") is not None:
-        service.check_content(changes["system_prompt"], "system_prompt")
-    if changes.get("model") is not None:
-        service.resolve_model(changes["model"], None)
-    await service.store.update_conversation(conversation_id, **changes)
-    return await service.conversation_with_messages(conversation_id)
+    return await service.update_conversation(conversation_id, **changes)
 
 
-@router.delete("/conversations/{conversation_id}", status_code=204)
+@router.delete(
+    "/conversations/{conversation_id}", status_code=204, responses=error_responses(404, 422)
+)
 async def delete_conversation(conversation_id: str, service: Service) -> Response:
-    await service.store.get_conversation(conversation_id)
-    await service.cancel_conversation_runs(conversation_id)
-    await service.store.delete_conversation(conversation_id)
+    await service.delete_conversation(conversation_id)
     return Response(status_code=204)
 
 
 @router.post(
     "/conversations/{conversation_id}/messages",
     status_code=202,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "the run's events"}},
+    response_model=GenerationAccepted,
+    responses={**GENERATION_DOC, **error_responses(400, 404, 409, 413, 422)},
 )
 async def send_message(
     conversation_id: str, body: MessageCreate, request: Request, service: Service
@@ -91,7 +97,8 @@ async def send_message(
 @router.post(
     "/messages/{message_id}/regenerate",
     status_code=202,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "the run's events"}},
+    response_model=GenerationAccepted,
+    responses={**GENERATION_DOC, **error_responses(400, 404, 409, 422)},
 )
 async def regenerate(
     message_id: str,

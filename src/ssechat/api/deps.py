@@ -1,17 +1,54 @@
-"""Request-scoped access to the app's services, and the two answer shapes of a generation."""
+"""What the routes share: the service of the request, event-stream answers and their
+documentation, and the two answer shapes of a generation (its event stream, or 202).
+
+This module, like the routes, reaches nothing behind the service.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Mapping, Sequence
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from ssechat.api.schemas import GenerationAccepted
 from ssechat.api.service import ChatService, Started
-from ssechat.responses import EventStreamResponse
+from ssechat.responses import EventStreamResponse, FrameSource
 
-__all__ = ["generation_response", "get_service", "wants_event_stream"]
+__all__ = [
+    "RUN_EVENTS",
+    "event_stream",
+    "event_stream_doc",
+    "generation_response",
+    "get_service",
+    "wants_event_stream",
+]
+
+RUN_EVENTS = ("run", "delta", "error", "done")
+"""The events of a run's stream (``ssechat.runs``), in the order they come."""
+
+
+def event_stream_doc(description: str, events: Sequence[str], *, ids: bool) -> dict[str, Any]:
+    """The OpenAPI description of a ``text/event-stream`` answer. Its ``schema`` describes one
+    event, as OpenAPI 3.1 tools read it (3.2 names it ``itemSchema``): its type (one of
+    ``events``), its data, and, with ``ids``, its id."""
+    properties: dict[str, Any] = {
+        "event": {"type": "string", "enum": list(events)},
+        "data": {"type": "string"},
+    }
+    if ids:
+        properties["id"] = {"type": "string", "pattern": "^[0-9]+$"}
+    event = {"type": "object", "properties": properties, "required": sorted(properties)}
+    return {"content": {"text/event-stream": {"schema": event}}, "description": description}
+
+
+def event_stream(
+    service: ChatService,
+    source: FrameSource | AsyncIterable[bytes],
+    headers: Mapping[str, str] | None = None,
+) -> EventStreamResponse:
+    return EventStreamResponse(source, heartbeat=service.settings.heartbeat, headers=headers)
 
 
 async def get_service(request: Request) -> ChatService:
@@ -26,20 +63,23 @@ def wants_event_stream(request: Request) -> bool:
 
 def generation_response(request: Request, service: ChatService, started: Started) -> Response:
     """The run's event stream in the body (fetch + POST clients), or 202 with where to get it."""
-    run = started.run
-    events_url = f"/api/runs/{run.id}/events"
+    events_url = f"/api/runs/{started.run_id}/events"
     if wants_event_stream(request):
-        return EventStreamResponse(
-            service.runs.subscribe(run),
-            heartbeat=service.settings.heartbeat,
-            headers={"X-Run-Id": run.id, "Content-Location": events_url},
-        )
-    body: dict[str, Any] = {
-        "run_id": run.id,
-        "conversation_id": run.spec.conversation_id,
-        "user_message_id": started.user_message_id,
-        "message_id": started.message_id,
-        "model": run.spec.model,
-        "events_url": events_url,
-    }
-    return JSONResponse(body, status_code=202, headers={"Location": events_url})
+        headers = {"X-Run-Id": started.run_id, "Content-Location": events_url}
+        return event_stream(service, service.follow(started), headers)
+    body = GenerationAccepted(
+        run_id=started.run_id,
+        conversation_id=started.conversation_id,
+        user_message_id=started.user_message_id,
+        message_id=started.message_id,
+        model=started.model,
+        events_url=events_url,
+    )
+    # The route answers one of two shapes, so it returns a Response (its response_model only
+    # documents this one); pydantic's serializer is as fast as the JSONResponse it replaced.
+    return Response(
+        body.model_dump_json(),
+        status_code=202,
+        media_type="application/json",
+        headers={"Location": events_url},
+    )

@@ -1,4 +1,5 @@
-"""The one place that turns errors into HTTP answers: ``{"error": {"code", "message"}}``.
+"""The one place that turns errors into HTTP answers: ``{"error": {"code", "message"}}``
+(``api.schemas.ErrorBody``), and that documents them on the routes (``error_responses``).
 
 It must never put a traceback, a provider key or an internal detail in an answer.
 """
@@ -10,12 +11,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.constants import REF_PREFIX
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ssechat.api.schemas import ErrorBody
 from ssechat.errors import SSEChatError
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_response", "error_responses", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,28 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+_WHY = {
+    400: "invalid request (invalid_request), or a body that is not JSON (invalid_json)",
+    404: "not found (not_found)",
+    409: "an answer is still being generated (conflict)",
+    413: "content longer than the server's limit (payload_too_large)",
+    422: "the request does not match its schema (invalid_request)",
+}
+
+
+def error_responses(*statuses: int, stream: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route's error statuses, each a JSON ``ErrorBody``.
+
+    ``stream``: the route answers ``text/event-stream``, under which FastAPI would file an
+    error's model; its errors are JSON all the same, so their schema is referenced by hand
+    (the JSON routes put ``ErrorBody`` in the document's components).
+    """
+    if stream:
+        content = {"application/json": {"schema": {"$ref": f"{REF_PREFIX}ErrorBody"}}}
+        return {status: {"content": content, "description": _WHY[status]} for status in statuses}
+    return {status: {"model": ErrorBody, "description": _WHY[status]} for status in statuses}
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
 
-from ssechat.api.deps import get_service
+from ssechat.api.deps import RUN_EVENTS, event_stream, event_stream_doc, get_service
+from ssechat.api.errors import error_responses
+from ssechat.api.schemas import RunState
 from ssechat.api.service import ChatService
 from ssechat.errors import InvalidRequestError
 from ssechat.responses import EventStreamResponse
@@ -20,28 +22,34 @@ Service = Annotated[ChatService, Depends(get_service)]
 _EVENT_ID = re.compile(r"[0-9]{1,18}")
 
 
-def parse_last_event_id(value: str | None, last_seq: int) -> int:
-    """The id a client last saw, -1 for none; anything but one of this run's ids is refused."""
+def parse_last_event_id(value: str | None) -> int | None:
+    """The id a client last saw (None: none); anything but an event id is refused. Whether it
+    is one of this run's ids is the service's check."""
     if value is None or value.strip() == "":
-        return -1
+        return None
     value = value.strip()
     if not _EVENT_ID.fullmatch(value):
         raise InvalidRequestError(f"malformed Last-Event-ID {value[:40]!r}: expected an event id")
-    seq = int(value)
-    if seq > last_seq:
-        raise InvalidRequestError(f"Last-Event-ID {seq} is ahead of this run (last id {last_seq})")
-    return seq
+    return int(value)
 
 
-@router.get("/{run_id}")
-async def get_run(run_id: str, service: Service) -> dict[str, Any]:
-    return service.runs.get(run_id).as_dict()
+@router.get("/{run_id}", responses=error_responses(404, 422))
+async def get_run(run_id: str, service: Service) -> RunState:
+    return await service.run_state(run_id)
 
 
 @router.get(
     "/{run_id}/events",
     response_class=EventStreamResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "the run's events"}},
+    responses={
+        200: event_stream_doc(
+            "the run's events after Last-Event-ID (all without one), then live; the same "
+            "events as a generation's answer",
+            RUN_EVENTS,
+            ids=True,
+        ),
+        **error_responses(400, 404, 422, stream=True),
+    },
 )
 async def run_events(
     run_id: str,
@@ -49,17 +57,11 @@ async def run_events(
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id: Annotated[str | None, Query(max_length=40)] = None,
 ) -> EventStreamResponse:
-    run = service.runs.get(run_id)
     raw = last_event_id_header if last_event_id_header not in (None, "") else last_event_id
-    after = parse_last_event_id(raw, run.log.last_seq)
-    return EventStreamResponse(
-        service.runs.subscribe(run, after),
-        heartbeat=service.settings.heartbeat,
-        headers={"X-Run-Id": run.id},
-    )
+    after = parse_last_event_id(raw)
+    return event_stream(service, await service.follow_run(run_id, after), {"X-Run-Id": run_id})
 
 
-@router.post("/{run_id}/cancel")
-async def cancel_run(run_id: str, service: Service) -> dict[str, Any]:
-    run = await service.runs.cancel(run_id)
-    return run.as_dict()
+@router.post("/{run_id}/cancel", responses=error_responses(404, 422))
+async def cancel_run(run_id: str, service: Service) -> RunState:
+    return await service.cancel_run(run_id)

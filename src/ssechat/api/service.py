@@ -1,34 +1,61 @@
 """The chat service: the one place where the store, the providers and the runs meet.
 
-Routes call it; it adds messages, builds the context sent upstream (system prompt plus the
-branch from the root, trimmed oldest-first), starts runs and names conversations after their
-first answer. It must never speak HTTP: it takes values and raises ``ssechat.errors``.
+Routes call it and nothing behind it; it checks what depends on settings (sizes, models),
+keeps conversations and their trees, adds messages, builds the context sent upstream (system
+prompt plus the branch from the root, trimmed oldest-first), starts, follows and stops runs,
+names conversations after their first answer, and streams ``/api/chat``'s stateless answers.
+It answers with the API's response models (``api.schemas``), or with frame sources and byte
+iterators that a route wraps in an event-stream response. It must never speak HTTP (no
+request, response, status or header): it takes values and raises ``ssechat.errors``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
 
+from ssechat import __version__
+from ssechat.api.schemas import Conversation as ConversationOut
+from ssechat.api.schemas import (
+    ConversationDetail,
+    ConversationPage,
+    Health,
+    ModelList,
+    RunState,
+)
 from ssechat.config import Settings
 from ssechat.context import build_context, make_title
-from ssechat.errors import ConflictError, PayloadTooLargeError
-from ssechat.providers.base import GenerationParams
+from ssechat.errors import (
+    ConflictError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    SSEChatError,
+    error_data,
+)
+from ssechat.providers.base import ChatMessage, GenerationParams, Provider
 from ssechat.providers.registry import ProviderRegistry
 from ssechat.runs import Run, RunManager, RunSpec
-from ssechat.store import UNSET, Conversation, Exchange, Message, Store, Unset
+from ssechat.runs.manager import Subscription
+from ssechat.sse import encode, json_data
+from ssechat.store import UNSET, Conversation, Exchange, Store, Unset, open_store
 
-__all__ = ["ChatService", "Started"]
+__all__ = ["ChatService", "Started", "params_of"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Started:
+    """A run just started: what a client needs to find it; follow it with ``ChatService.follow``."""
+
     run: Run
+    run_id: str
+    conversation_id: str
     user_message_id: str
     message_id: str
+    model: str
 
 
 class ChatService:
@@ -42,7 +69,7 @@ class ChatService:
 
     @classmethod
     async def open(cls, settings: Settings) -> ChatService:
-        store = await Store.open(settings.database_url or None)
+        store = await open_store(settings.database_url or None)
         interrupted = await store.mark_streaming_interrupted()
         if interrupted:
             logger.warning(
@@ -66,16 +93,83 @@ class ChatService:
 
     # --- checks ---------------------------------------------------------------------------
 
-    def check_content(self, content: str, what: str = "content") -> None:
+    def _check_content(self, content: str, what: str = "content") -> None:
         limit = self.settings.max_content_chars
         if len(content) > limit:
             raise PayloadTooLargeError(f"{what} is {len(content)} characters; the limit is {limit}")
 
-    def resolve_model(self, requested: str | None, conversation: Conversation | None) -> str:
+    def _resolve_model(self, requested: str | None, conversation: Conversation | None) -> str:
         model = requested or (conversation.model if conversation else None)
         model = model or self.providers.default_model
         self.providers.resolve(model)  # raises a clear error for an unavailable model
         return model
+
+    # --- the server -----------------------------------------------------------------------
+
+    def health(self) -> Health:
+        return Health(
+            status="ok",
+            version=__version__,
+            default_model=self.providers.default_model,
+            demo=self.providers.upstream is None,
+        )
+
+    async def models(self) -> ModelList:
+        return ModelList.model_validate(
+            {"models": await self.providers.models(), "default": self.providers.default_model}
+        )
+
+    # --- conversations --------------------------------------------------------------------
+
+    async def create_conversation(
+        self, *, title: str | None, model: str | None, system_prompt: str | None
+    ) -> ConversationOut:
+        if system_prompt is not None:
+            self._check_content(system_prompt, "system_prompt")
+        model_name = self._resolve_model(model, None) if model else None
+        conversation = await self.store.create_conversation(
+            title=title, model=model_name, system_prompt=system_prompt
+        )
+        return ConversationOut.model_validate(conversation.as_dict())
+
+    async def list_conversations(self, *, limit: int, cursor: str | None) -> ConversationPage:
+        """One page, most recently updated first, and the cursor of the next (None: the last)."""
+        conversations, next_cursor = await self.store.list_conversations(limit=limit, cursor=cursor)
+        return ConversationPage.model_validate(
+            {"conversations": [c.as_dict() for c in conversations], "next_cursor": next_cursor}
+        )
+
+    async def update_conversation(
+        self,
+        conversation_id: str,
+        *,
+        title: str | Unset | None = UNSET,
+        model: str | Unset | None = UNSET,
+        system_prompt: str | Unset | None = UNSET,
+        current_leaf_id: str | Unset | None = UNSET,
+    ) -> ConversationDetail:
+        """Change the fields given (``None`` clears one); answer the conversation as it is now."""
+        if isinstance(system_prompt, str):
+            self._check_content(system_prompt, "system_prompt")
+        if isinstance(model, str):
+            self._resolve_model(model, None)
+        await self.store.update_conversation(
+            conversation_id,
+            title=title,
+            model=model,
+            system_prompt=system_prompt,
+            current_leaf_id=current_leaf_id,
+        )
+        return await self.conversation(conversation_id)
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        """Stop the conversation's live runs (each saves its answer as ``stopped``), then
+        delete it and its messages; ``NotFoundError`` (and nothing stopped) if it is not there."""
+        await self.store.get_conversation(conversation_id)
+        for run in self.runs.live_runs():
+            if run.spec.conversation_id == conversation_id:
+                await self.runs.cancel(run.id)
+        await self.store.delete_conversation(conversation_id)
 
     # --- generation -----------------------------------------------------------------------
 
@@ -95,13 +189,13 @@ class ChatService:
         streaming is refused there), adds both messages and reads the branch the context is
         built from. Only when no model is named is the conversation read first, for its model.
         """
-        self.check_content(content)
+        self._check_content(content)
         parent: str | Unset | None = parent_id if parent_given else UNSET
         if model is not None:
-            model_name = self.resolve_model(model, None)
+            model_name = self._resolve_model(model, None)
         else:
             conversation = await self.store.get_conversation(conversation_id)
-            model_name = self.resolve_model(None, conversation)
+            model_name = self._resolve_model(None, conversation)
         if isinstance(parent, str):
             self._check_not_running(parent)
         exchange = await self.store.start_exchange(
@@ -117,7 +211,7 @@ class ChatService:
         message = await self.store.get_message(message_id)
         conversation = await self.store.get_conversation(message.conversation_id)
         # The model picked now, as in ChatGPT: regenerating is how one tries another model.
-        model_name = self.resolve_model(model, conversation)
+        model_name = self._resolve_model(model, conversation)
         if message.role == "user":
             self._check_not_running(message.id)
         elif message.parent_id is not None:
@@ -148,35 +242,96 @@ class ChatService:
         async def name_conversation(run: Run) -> None:
             if run.status in ("complete", "length") and conversation.title is None:
                 await self.store.set_title_if_empty(
-                    conversation.id, make_title(first_question, run.text)
+                    conversation.id, make_title(first_question, await run.text())
                 )
 
         run = self.runs.start(spec, self.providers.resolve(model), on_finish=name_conversation)
-        return Started(run=run, user_message_id=question_id, message_id=answer_id)
+        return Started(
+            run=run,
+            run_id=run.id,
+            conversation_id=conversation.id,
+            user_message_id=question_id,
+            message_id=answer_id,
+            model=model,
+        )
 
     # --- reading --------------------------------------------------------------------------
 
-    async def conversation_with_messages(self, conversation_id: str) -> dict[str, Any]:
+    async def conversation(self, conversation_id: str) -> ConversationDetail:
+        """The conversation with its whole tree; a live answer shows its run's text so far."""
         conversation = await self.store.get_conversation(conversation_id)
         messages = await self.store.list_messages(conversation_id)
-        return {
-            **conversation.as_dict(),
-            "messages": [self.message_dict(m) for m in messages],
-        }
+        items = [message.as_dict() for message in messages]
+        for item in items:
+            run = self.runs.live_run_for_message(item["id"])
+            item["run_id"] = run.id if run is not None else None
+            if run is not None:
+                # The stored text lags by up to persist_interval; the run has it all.
+                item["content"] = await run.text()
+        return ConversationDetail.model_validate({**conversation.as_dict(), "messages": items})
 
-    def message_dict(self, message: Message) -> dict[str, Any]:
-        data = message.as_dict()
-        run = self.runs.live_run_for_message(message.id)
-        data["run_id"] = run.id if run is not None else None
-        if run is not None:
-            # The stored text lags by up to persist_interval; the run has it all.
-            data["content"] = run.text
-        return data
+    # --- runs -----------------------------------------------------------------------------
 
-    async def cancel_conversation_runs(self, conversation_id: str) -> None:
-        for run in self.runs.live_runs():
-            if run.spec.conversation_id == conversation_id:
-                await self.runs.cancel(run.id)
+    async def run_state(self, run_id: str) -> RunState:
+        return RunState.model_validate(await self.runs.get(run_id).as_dict())
+
+    def follow(self, started: Started) -> Subscription:
+        """The events of a run just started, from its first: a frame source for one client,
+        to be closed when that client leaves."""
+        return self.runs.subscribe(started.run)
+
+    async def follow_run(self, run_id: str, after: int | None) -> Subscription:
+        """The events of a run after the id ``after`` (None: from the first), then live.
+
+        ``after`` must be one of this run's ids (``InvalidRequestError`` otherwise): a client
+        that resumes never silently misses events.
+        """
+        run = self.runs.get(run_id)
+        if after is None:
+            return self.runs.subscribe(run)
+        last_id = await run.log.last_id()
+        if after > last_id:
+            raise InvalidRequestError(
+                f"Last-Event-ID {after} is ahead of this run (last id {last_id})"
+            )
+        return self.runs.subscribe(run, after)
+
+    async def cancel_run(self, run_id: str) -> RunState:
+        """Stop the run (idempotent) and answer its final state, once saved."""
+        run = await self.runs.cancel(run_id)
+        return RunState.model_validate(await run.as_dict())
+
+    # --- stateless answers (/api/chat) ----------------------------------------------------
+
+    def one_shot(self, messages: Sequence[ChatMessage], model: str | None) -> AsyncIterator[bytes]:
+        """Check the request now (raising before anything is sent), then return the answer's
+        frames: ``data: <text>`` per piece, an ``error`` event on failure, ``data: [DONE]``.
+
+        Nothing is stored. Closing the iterator closes the upstream request.
+        """
+        for message in messages:
+            self._check_content(message.content)
+        if not any(m.role == "user" for m in messages):
+            raise InvalidRequestError("messages must hold at least one user message")
+        model_name = self._resolve_model(model, None)
+        return _one_shot(self.providers.resolve(model_name), messages, model_name)
+
+
+_DONE = encode("[DONE]")
+
+
+async def _one_shot(
+    provider: Provider, messages: Sequence[ChatMessage], model: str
+) -> AsyncIterator[bytes]:
+    try:
+        stream = provider.stream(messages, model, GenerationParams())
+        async with aclosing(stream):  # a client that leaves closes the upstream request
+            async for delta in stream:
+                if delta.text:
+                    yield encode(delta.text)
+    except SSEChatError as exc:
+        yield encode(json_data(error_data(exc)), event="error")
+    yield _DONE
 
 
 def params_of(temperature: float | None, max_tokens: int | None) -> GenerationParams:

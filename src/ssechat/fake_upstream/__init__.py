@@ -13,6 +13,11 @@ request and when each connection closed, and answers according to a ``Scenario``
         await upstream.wait_closed()                                   # the latest request's
 
 For synchronous tests: ``with FakeUpstream.running_in_thread() as upstream: ...``.
+
+Modules: ``server`` (connections, routes and the records tests read), ``answers`` (what a chat
+request is answered with, and its pace), ``faults`` (statuses, error frames, resets, stalls),
+``scenario`` (the ``Scenario`` value and the model-name syntax), ``wire`` (the OpenAI wire
+format's bytes) and ``http11`` (the minimal HTTP/1.1 and its socket tricks).
 Standalone: ``python -m ssechat.fake_upstream --host 127.0.0.1 --port 9100 [--fixtures DIR]``.
 
 Model-name syntax

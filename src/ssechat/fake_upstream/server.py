@@ -1,4 +1,4 @@
-"""``FakeUpstream``: a raw asyncio HTTP/1.1 server that plays an OpenAI-compatible API.
+"""``FakeUpstream``: the fake's connections, its routes, and the records tests observe.
 
 Per connection, one task reads the socket for the connection's whole life (requests, then EOF or
 reset) while a second one answers the requests in order: so a client that leaves is recorded the
@@ -6,6 +6,10 @@ moment its FIN or RST arrives, even while the answer is stalled or paced, and th
 HTTP support is the minimum a client such as httpx needs: request line, headers, a
 Content-Length body, keep-alive, chunked responses. A client's EOF counts as the client leaving
 (clients that half-close their side after a request are not supported).
+
+This module handles connections, requests and records. ``answers`` says what a chat request is
+answered with and at what pace, ``faults`` which faults are played on the way; ``_chat`` is
+where the three meet: it chooses the scenario, then lets ``faults`` and ``answers`` write.
 
 This is a test and benchmark tool: it must never be used as a real provider, never reach the
 network beyond the socket it listens on, and never be exposed beyond loopback in production.
@@ -15,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
-import random
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +33,9 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ssechat.fake_upstream import http11, wire
+from ssechat.fake_upstream import answers, http11, wire
+from ssechat.fake_upstream.answers import Clock
+from ssechat.fake_upstream.faults import StatusFaults, StreamFaults
 from ssechat.fake_upstream.scenario import Scenario, parse_model
 
 __all__ = ["ConnectionRecord", "FakeUpstream", "RecordedRequest"]
@@ -42,7 +48,6 @@ _HEAD_LIMIT = 64 * 1024
 _BACKLOG = 4096
 _CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 _MODELS_PATHS = ("/v1/models", "/models")
-_DEFAULT_STREAM_ERROR = "The server had an error while processing your request."
 
 
 @dataclass(eq=False)
@@ -90,7 +95,9 @@ class FakeUpstream:
 
     Scenario choice for a chat request: the next queued one (``enqueue``), else the one the
     request's ``fake-…`` model name describes, else ``default``. ``requests`` and
-    ``connections`` record everything, in arrival order.
+    ``connections`` record everything, in arrival order. ``clock`` (default: the event loop's)
+    is the time pacing and timed stalls follow; a test may set its own to watch each wait the
+    fake makes, without timing it.
     """
 
     def __init__(
@@ -98,17 +105,18 @@ class FakeUpstream:
         default: Scenario | None = None,
         *,
         fixtures_dir: str | os.PathLike[str] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.default = default if default is not None else Scenario()
-        self.fixtures_dir = Path(fixtures_dir) if fixtures_dir is not None else None
+        self.clock = clock
         self.requests: list[RecordedRequest] = []
         self.connections: list[ConnectionRecord] = []
         self.host = ""
         self.port = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._queue: deque[Scenario] = deque()
-        self._failures: Counter[Scenario] = Counter()
-        self._replays: dict[str, list[bytes]] = {}
+        self._statuses = StatusFaults()
+        self._replays = answers.Replays(Path(fixtures_dir) if fixtures_dir is not None else None)
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._responders: set[asyncio.Task[None]] = set()
@@ -175,7 +183,7 @@ class FakeUpstream:
 
         ``enqueue`` and reading ``requests`` are safe from the calling thread; the ``wait_*``
         coroutines run on the fake's loop through ``run``:
-        ``upstream.run(upstream.wait_closed(0), timeout=1)``.
+        ``upstream.run(upstream.wait_closed(0), timeout=10)``.
         """
         upstream = cls(default, fixtures_dir=fixtures_dir)
         loop = asyncio.new_event_loop()
@@ -210,6 +218,11 @@ class FakeUpstream:
             raise RuntimeError("the fake upstream is not started")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/v1"
+
+    @property
+    def fixtures_dir(self) -> Path | None:
+        """The directory of recorded ``.sse`` streams that ``replay`` scenarios play."""
+        return self._replays.fixtures_dir
 
     # --- driving and observing ----------------------------------------------------------------
 
@@ -334,7 +347,7 @@ class FakeUpstream:
             if path in _CHAT_PATHS and request.method == "POST":
                 return await self._chat(record, writer, keep_alive)
             if path in _MODELS_PATHS and request.method == "GET":
-                await http11.send_json(writer, 200, self._models_body(), keep_alive)
+                await http11.send_json(writer, 200, answers.models_body(self._replays), keep_alive)
                 return keep_alive
             message = f"fake upstream: no route for {request.method} {path}"
             await http11.send_json(writer, 404, wire.error_body(404, message), keep_alive)
@@ -343,30 +356,13 @@ class FakeUpstream:
             record.finished_at = time.monotonic()
             record.finished.set()
 
-    def _models_body(self) -> bytes:
-        ids = ["fake-echo", "fake-tokens-20"]
-        if self.fixtures_dir is not None and self.fixtures_dir.is_dir():
-            ids += [f"fake-replay-{p.stem}" for p in self.fixtures_dir.glob("*.sse")]
-        data = [{"id": i, "object": "model", "created": 0, "owned_by": "fake"} for i in ids]
-        return orjson.dumps({"object": "list", "data": sorted(data, key=lambda m: m["id"])})
-
-    # --- chat completions ---------------------------------------------------------------------
+    # --- chat completions: where the scenario, its faults and its answer meet ------------------
 
     def _choose(self, model: str) -> Scenario:
         with contextlib.suppress(IndexError):
             return self._queue.popleft()
         parsed = parse_model(model)
         return parsed if parsed is not None else self.default
-
-    def _take_failure(self, scenario: Scenario) -> bool:
-        if scenario.status is None:
-            return False
-        if scenario.status_times is None:
-            return True
-        if self._failures[scenario] >= scenario.status_times:
-            return False
-        self._failures[scenario] += 1
-        return True
 
     async def _chat(
         self, record: RecordedRequest, writer: asyncio.StreamWriter, keep_alive: bool
@@ -376,193 +372,53 @@ class FakeUpstream:
             message = "fake upstream: the body must be a JSON object with a model"
             await http11.send_json(writer, 400, wire.error_body(400, message), keep_alive)
             return keep_alive
-        model: str = body["model"]
         try:
-            scenario = self._choose(model)
+            scenario = self._choose(body["model"])
         except ValueError as exc:
             await http11.send_json(writer, 400, wire.error_body(400, str(exc)), keep_alive)
             return keep_alive
         record.scenario = scenario
-        if scenario.status is not None and self._take_failure(scenario):
-            headers = list(scenario.headers)
-            if scenario.retry_after is not None:
-                headers.append(("retry-after", scenario.retry_after))
-            if scenario.retry_after_ms is not None:
-                headers.append(("retry-after-ms", scenario.retry_after_ms))
-            error = wire.error_body(scenario.status, scenario.error_message)
-            await http11.send_json(writer, scenario.status, error, keep_alive, headers)
+        if self._statuses.take(scenario):
+            await StatusFaults.send(writer, scenario, keep_alive)
             return keep_alive
         replay: list[bytes] | None = None
         if scenario.mode == "replay":
             assert scenario.replay is not None
-            replay = self._replay_frames(scenario.replay)
+            replay = self._replays.frames(scenario.replay)
             if replay is None:
                 message = f"fake upstream: no recording named {scenario.replay!r}"
                 await http11.send_json(writer, 404, wire.error_body(404, message), keep_alive)
                 return keep_alive
-        completion_id = f"chatcmpl-fake{len(self.requests)}"
+        number = len(self.requests)
+        completion_id = f"chatcmpl-fake{number}"
+        clock = self.clock
+        faults = StreamFaults(
+            scenario,
+            writer,
+            keep_alive,
+            reset=functools.partial(self._reset, record.connection, writer),
+            sleep=asyncio.sleep if clock is None else clock.sleep,
+        )
         if body.get("stream") is not True:
-            return await self._complete(record, writer, scenario, completion_id, replay, keep_alive)
+            return await answers.complete(
+                writer, body, scenario, completion_id, replay, faults, keep_alive
+            )
         if replay is not None:
-            frames: Iterator[tuple[bytes, bool]] = ((frame, True) for frame in replay)
+            frames: answers.Frames = ((frame, True) for frame in replay)
             lead = 0
         else:
-            frames, lead = _generated_frames(scenario, body, completion_id), 1
-        return await self._stream(record, writer, scenario, frames, lead, keep_alive)
-
-    def _replay_frames(self, name: str) -> list[bytes] | None:
-        frames = self._replays.get(name)
-        if frames is None:
-            stem = name.removesuffix(".sse")
-            if self.fixtures_dir is None or not stem or "/" in stem or "\\" in stem:
-                return None
-            path = self.fixtures_dir / f"{stem}.sse"
-            try:
-                frames = wire.split_frames(path.read_bytes())
-            except OSError:
-                return None
-            self._replays[name] = frames
-        return frames
-
-    async def _complete(
-        self,
-        record: RecordedRequest,
-        writer: asyncio.StreamWriter,
-        scenario: Scenario,
-        completion_id: str,
-        replay: list[bytes] | None,
-        keep_alive: bool,
-    ) -> bool:
-        """``stream: false``: honours stall and reset (before answering), not the other faults."""
-        body: dict[str, Any] = record.body
-        if scenario.stall_after is not None:
-            await _stall(scenario.stall_for)
-        if scenario.reset_after is not None:
-            await self._reset(record.connection, writer)
-            return False
-        if replay is not None:
-            text, finish, usage = wire.replay_summary(replay)
-        else:
-            tokens, finish, prompt = _answer(scenario, body)
-            text = "".join(tokens)
-            usage = wire.usage_dict(prompt, len(tokens))
-        payload = wire.completion_body(completion_id, body["model"], text, finish, usage)
-        await http11.send_json(writer, 200, payload, keep_alive)
-        return keep_alive
-
-    async def _stream(
-        self,
-        record: RecordedRequest,
-        writer: asyncio.StreamWriter,
-        scenario: Scenario,
-        frames: Iterator[tuple[bytes, bool]],
-        lead: int,
-        keep_alive: bool,
-    ) -> bool:
-        headers = [
-            ("content-type", "text/event-stream; charset=utf-8"),
-            ("transfer-encoding", "chunked"),
-            ("cache-control", "no-cache"),
-            ("x-request-id", f"req_fake{len(self.requests)}"),
-            ("connection", "keep-alive" if keep_alive else "close"),
-        ]
-        writer.write(wire.http_head(200, headers))
-        rng = random.Random(scenario.split_seed) if scenario.split_seed is not None else None
-        interval = scenario.interval
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        sent = 0
-        for frame, paced in frames:
-            end = await self._fault(record, writer, sent - lead, final=False, keep=keep_alive)
-            if end is not None:
-                return end
-            if scenario.omit_done and wire.is_done(frame):
-                continue
-            if paced and interval:
-                next_at += interval
-                delay = next_at - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await http11.write_frame(writer, frame, rng, scenario.chop)
-            sent += 1
-        end = await self._fault(record, writer, sent - lead, final=True, keep=keep_alive)
-        if end is not None:
-            return end
-        writer.write(wire.CHUNKED_END)
-        await writer.drain()
-        return keep_alive
-
-    async def _fault(
-        self,
-        record: RecordedRequest,
-        writer: asyncio.StreamWriter,
-        position: int,
-        *,
-        final: bool,
-        keep: bool,
-    ) -> bool | None:
-        """Run the fault due at ``position`` tokens; return None to go on, else keep-alive."""
-        scenario = record.scenario
-        assert scenario is not None
-
-        def due(at: int | None) -> bool:
-            return at is not None and (position == at or (final and position < at))
-
-        if due(scenario.stall_after):
-            await _stall(scenario.stall_for)
-        if due(scenario.error_after):
-            message = scenario.error_message or _DEFAULT_STREAM_ERROR
-            await http11.write_frame(writer, wire.error_frame(message), None, None)
-            if scenario.done_after_error:
-                await http11.write_frame(writer, wire.DONE_FRAME, None, None)
-            writer.write(wire.CHUNKED_END)
-            await writer.drain()
-            return keep
-        if due(scenario.reset_after):
-            await self._reset(record.connection, writer)
-            return False
-        return None
+            frames, lead = answers.generated_frames(scenario, body, completion_id), 1
+        return await answers.stream(
+            writer,
+            frames,
+            lead=lead,
+            faults=faults,
+            clock=clock,
+            request_id=f"req_fake{number}",
+            keep_alive=keep_alive,
+        )
 
     async def _reset(self, conn: ConnectionRecord, writer: asyncio.StreamWriter) -> None:
         await writer.drain()
         self._mark_closed(conn, "reset")
         await http11.reset(writer)
-
-
-def _generated_frames(
-    scenario: Scenario, body: dict[str, Any], completion_id: str
-) -> Iterator[tuple[bytes, bool]]:
-    tokens, finish, prompt = _answer(scenario, body)
-    chunks = wire.ChunkWriter(completion_id, body["model"])
-    options = body.get("stream_options")
-    include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    yield chunks.role(), False
-    for token in tokens:
-        yield chunks.content(token), True
-    yield chunks.finish(finish), False
-    if include_usage:
-        yield chunks.usage(prompt, len(tokens)), False
-    yield wire.DONE_FRAME, False
-
-
-def _answer(scenario: Scenario, body: dict[str, Any]) -> tuple[list[str], str, int]:
-    """The answer's tokens, its finish reason and the prompt's size, for generated modes."""
-    messages = body.get("messages")
-    if scenario.mode == "echo":
-        tokens = wire.word_tokens(wire.last_user_text(messages))
-    elif scenario.text is not None:
-        tokens = wire.word_tokens(scenario.text)
-    else:
-        tokens = list(wire.generated_tokens(scenario.tokens))
-    finish = scenario.finish_reason
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    if isinstance(limit, int) and not isinstance(limit, bool) and 0 <= limit < len(tokens):
-        tokens, finish = tokens[:limit], "length"
-    return tokens, finish, wire.count_words(messages)
-
-
-async def _stall(seconds: float | None) -> None:
-    if seconds is None:
-        await asyncio.get_running_loop().create_future()  # until cancelled
-    else:
-        await asyncio.sleep(seconds)

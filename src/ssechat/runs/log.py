@@ -1,16 +1,34 @@
-"""The run event log: append-only encoded SSE frames with sequence ids, and readers of it.
+"""The run event log: the interface a run writes its events through, and the in-memory one.
 
 One run writes its log; any number of readers read it from any id, replay what they missed and
-then follow live. A reader is not a task: it is a cursor with ``take`` (everything pending,
-joined into one ``bytes``) and ``notify`` (resolve this future at the next append or the close),
-so the response that owns it sends a token in one wake-up of its own task, and a reader that
-fell behind catches up in a few large writes. ``RunLog`` is the interface a Redis Streams
-backend will implement for several server processes; ``MemoryRunLog`` serves one.
+then follow live. ``RunLog`` is what a backend implements: ``MemoryRunLog`` serves one server
+process; a Redis Streams log (several processes) is the next one. ``RunManager`` takes a factory
+of logs, so the manager never knows which.
+
+The contract, shaped for a networked backend:
+
+- The log assigns the ids and encodes each frame with the id it assigned: ``append`` and
+  ``append_delta`` return it. Ids are non-negative integers, increasing in the order of the
+  appends; nobody else predicts them (the memory log numbers 0, 1, 2…, another may not).
+- What may be a network call is async: ``append``, ``append_delta`` (one call per ``Delta``,
+  that is per upstream read, so a networked log writes one entry per read, not per token),
+  ``close``, ``text`` and ``last_id``. ``last_id`` is async because the API checks a client's
+  ``Last-Event-ID`` against it, and a client may have seen an id, served by another process,
+  that this process's copy of the log has not caught up with: only the log itself can answer.
+- ``text_size`` is not: it is what this handle (the run's writer) has appended, a counter the
+  saver reads every tick to skip runs that did not grow.
+- ``reader`` is a ``ssechat.frames.FrameSource``: its ``take`` reads local memory and never
+  waits, its ``notify`` is where waiting happens. A networked backend fills its readers from one
+  follower task per run per process (one blocking read of the stream serving every local
+  reader) and resolves their futures when frames arrive; so a token still costs a response one
+  wake-up and one write, and a thousand readers of one run cost one network read, not a
+  thousand.
 
 ``MemoryRunLog`` keeps the deltas' texts in one ``bytearray`` with an array of their ends and
-encodes a delta's frame when a reader takes it: a token costs its text and eight bytes. It must
-never block a writer on a slow reader (readers keep their own cursor) nor hold the event loop
-long for one that is far behind (a take encodes at most ``_TAKE_FRAMES`` frames).
+encodes a delta's frame when a reader takes it: a token costs its text and eight bytes. Its
+async methods never suspend. It must never block a writer on a slow reader (readers keep their
+own cursor) nor hold the event loop long for one that is far behind (a take encodes at most
+``_TAKE_FRAMES`` frames).
 """
 
 from __future__ import annotations
@@ -18,85 +36,48 @@ from __future__ import annotations
 import asyncio
 import json
 from array import array
-from collections.abc import AsyncIterator
 from typing import Protocol
 
-__all__ = ["LogReader", "MemoryRunLog", "RunLog", "batches", "delta_frame"]
+from ssechat.frames import FrameSource
+from ssechat.sse import encode
 
-
-class LogReader(Protocol):
-    """A cursor on a log: what a streaming response reads (``ssechat.responses.FrameSource``)."""
-
-    def take(self) -> bytes:
-        """Every frame after the cursor, joined (``b""`` when none); moves the cursor past them."""
-        ...
-
-    @property
-    def ended(self) -> bool:
-        """True once the log is closed and everything has been taken."""
-        ...
-
-    def notify(self, waiter: asyncio.Future[None]) -> None:
-        """Resolve ``waiter`` (unless already done) at the next append or at the close; at once
-        if the log is closed. The caller owns the future: it may resolve or cancel it too."""
-        ...
-
-    def close(self) -> None:
-        """The reader leaves; idempotent."""
-        ...
+__all__ = ["MemoryLogReader", "MemoryRunLog", "RunLog", "delta_frame"]
 
 
 class RunLog(Protocol):
-    """Append-only frames numbered 0, 1, 2…; ``close`` marks the end of the run."""
+    """A run's events, numbered by the log; ``close`` marks the end of the run."""
 
-    @property
-    def last_seq(self) -> int:
-        """The id of the newest frame, -1 while empty."""
+    async def append(self, event: str, data: str) -> int:
+        """Add the event ``event`` carrying ``data`` (``encode(data, event=…, id=…)`` with the
+        id this call assigns); return that id."""
         ...
 
-    @property
-    def closed(self) -> bool: ...
-
-    def append(self, frame: bytes) -> int:
-        """Add one encoded frame; return its sequence id."""
+    async def append_delta(self, text: str) -> int:
+        """Add the ``delta`` event carrying ``text`` (as ``delta_frame`` encodes it); return its
+        id. The per-token path: keep it cheap."""
         ...
 
-    def append_delta(self, text: str) -> int:
-        """Add the delta event carrying ``text`` (``delta_frame``); return its sequence id."""
+    async def close(self) -> None:
+        """No more appends: readers end once they have taken everything."""
         ...
 
-    @property
-    def text(self) -> str:
+    async def text(self) -> str:
         """The texts of every delta so far, joined: the answer."""
+        ...
+
+    async def last_id(self) -> int:
+        """The id of the newest event, -1 while empty."""
         ...
 
     @property
     def text_size(self) -> int:
-        """A measure of ``text`` that grows with every non-empty delta (cheap to read)."""
+        """A measure of the text this handle appended, which grows with every non-empty delta;
+        no IO."""
         ...
 
-    def close(self) -> None: ...
-
-    def reader(self, after: int = -1) -> LogReader:
-        """A cursor on the frames with ids greater than ``after``."""
+    def reader(self, after: int = -1) -> FrameSource:
+        """A cursor on the events with ids greater than ``after``, live until the close."""
         ...
-
-
-async def batches(reader: LogReader) -> AsyncIterator[bytes]:
-    """Read ``reader`` as an async iterator of batches until it ends; close it at the end."""
-    try:
-        while True:
-            batch = reader.take()
-            if batch:
-                yield batch
-            elif reader.ended:
-                return
-            else:
-                waiter = asyncio.get_running_loop().create_future()
-                reader.notify(waiter)
-                await waiter
-    finally:
-        reader.close()
 
 
 def delta_frame(seq: int, text: str) -> bytes:
@@ -110,7 +91,7 @@ def delta_frame(seq: int, text: str) -> bytes:
 
 
 class MemoryRunLog:
-    """A ``RunLog`` in this process's memory.
+    """A ``RunLog`` in this process's memory, numbered 0, 1, 2….
 
     A delta is kept as its text's UTF-8 bytes in one ``bytearray`` (with the array of where each
     frame's text ends), and its frame is encoded when a reader takes it: a token costs its text
@@ -118,9 +99,10 @@ class MemoryRunLog:
     (``run``, ``error``, ``done``) are kept whole.
     """
 
-    __slots__ = ("_closed", "_ends", "_frames", "_text", "_waiters")
+    __slots__ = ("_closed", "_ends", "_frames", "_text", "_waiters", "run_id")
 
-    def __init__(self) -> None:
+    def __init__(self, run_id: str = "") -> None:
+        self.run_id = run_id  # what a networked log would key its stream by; kept for repr
         self._text = bytearray()
         # _ends[i]: where frame i's text ends in _text (a whole frame adds none).
         self._ends = array("Q")
@@ -128,16 +110,13 @@ class MemoryRunLog:
         self._closed = False
         self._waiters: list[asyncio.Future[None]] = []
 
-    @property
-    def last_seq(self) -> int:
+    def __repr__(self) -> str:
+        return f"<MemoryRunLog {self.run_id!r}: {len(self._ends)} events>"
+
+    async def last_id(self) -> int:
         return len(self._ends) - 1
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def text(self) -> str:
+    async def text(self) -> str:
         return self._text.decode()
 
     @property
@@ -145,18 +124,18 @@ class MemoryRunLog:
         """The text's size in UTF-8 bytes."""
         return len(self._text)
 
-    def append(self, frame: bytes) -> int:
+    async def append(self, event: str, data: str) -> int:
         if self._closed:
             raise RuntimeError("append to a closed run log")
         ends = self._ends
         seq = len(ends)
+        self._frames[seq] = encode(data, event=event, id=str(seq))
         ends.append(len(self._text))
-        self._frames[seq] = frame
         if self._waiters:
             self._wake()
         return seq
 
-    def append_delta(self, text: str) -> int:
+    async def append_delta(self, text: str) -> int:
         if self._closed:
             raise RuntimeError("append to a closed run log")
         buffer = self._text
@@ -167,7 +146,7 @@ class MemoryRunLog:
             self._wake()
         return len(ends) - 1
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._closed = True
         self._wake()
 
@@ -181,10 +160,6 @@ class MemoryRunLog:
 
     def reader(self, after: int = -1) -> MemoryLogReader:
         return MemoryLogReader(self, after)
-
-    def follow(self, after: int = -1) -> AsyncIterator[bytes]:
-        """The frames after ``after`` as an async iterator of batches, until the log closes."""
-        return batches(self.reader(after))
 
     def _take(self, position: int) -> tuple[bytes, int]:
         ends = self._ends
@@ -220,7 +195,7 @@ _TAKE_FRAMES = 512
 
 
 class MemoryLogReader:
-    """A cursor on a ``MemoryRunLog``."""
+    """A cursor on a ``MemoryRunLog`` (a ``FrameSource``)."""
 
     __slots__ = ("_log", "_position")
 

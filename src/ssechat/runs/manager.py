@@ -1,15 +1,22 @@
 """Runs: a generation is a server-side job, not tied to the connection that started it.
 
 A run calls its provider in a task of its own and writes each step to its ``RunLog`` as an SSE
-frame: ``run`` (id 0), ``delta`` (``{"text"}``), ``error`` (``{code, message, retryable}``) and
-last ``done`` (``{status, finish_reason, usage}``). Subscribers follow the log from any id, so a
-browser that drops off and comes back with ``Last-Event-ID`` continues exactly where it left:
-no gap, no duplicate, no second upstream call.
+event: ``run`` (first), ``delta`` (``{"text"}``), ``error`` (``{code, message, retryable}``) and
+last ``done`` (``{status, finish_reason, usage}``). The log assigns every id; the manager never
+predicts one. Subscribers follow the log from any id, so a browser that drops off and comes back
+with ``Last-Event-ID`` continues exactly where it left: no gap, no duplicate, no second upstream
+call. Logs come from the manager's ``log_factory`` (``MemoryRunLog`` by default), called with
+the run's id.
+
+The ``run`` event is the run task's first step, not ``start``'s: ``start`` stays synchronous and
+does no IO, and a log that fails or is cancelled there ends the run through the same path as any
+other failure (the answer saved as ``error`` or ``stopped``), never leaving an answer "streaming"
+behind a request that raised. A subscriber that comes before it gets it live, like any event.
 
 The answers are saved through ``AnswerStore``: one saver task per manager writes every run's
 grown text in one batch every ``persist_interval`` seconds while runs are live, and each run
 saves its final state at its end; never once per token. A run's text is its log's: each token is
-kept once, in the log, and joined only when read.
+kept once, in the log, and joined only when read (``await run.text()``).
 A run ends as ``complete``, ``length``, ``stopped``, ``error`` or ``interrupted``.
 
 This module must never import the store or the API: it sees persistence only through the small
@@ -28,24 +35,26 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ssechat.errors import NotFoundError, ProviderError, SSEChatError, error_data
+from ssechat.frames import FrameSource
 from ssechat.providers.base import ChatMessage, GenerationParams, Provider, Usage
-from ssechat.runs.log import MemoryRunLog, RunLog, delta_frame
+from ssechat.runs.log import MemoryRunLog, RunLog
 from ssechat.sse import encode, json_data
 
 __all__ = [
     "AnswerStore",
+    "LogFactory",
     "Run",
     "RunManager",
     "RunSpec",
     "RunStatus",
     "Subscription",
-    "delta_frame",
 ]
 
 logger = logging.getLogger(__name__)
 
 RunStatus = Literal["running", "complete", "length", "stopped", "error", "interrupted"]
 OnFinish = Callable[["Run"], Awaitable[None]]
+LogFactory = Callable[[str], RunLog]  # the run's id -> its (empty) log
 
 
 class AnswerStore(Protocol):
@@ -83,8 +92,8 @@ class RunSpec:
 class Run:
     """One generation: its state, its log, and the task that drives it."""
 
-    def __init__(self, spec: RunSpec, log: RunLog) -> None:
-        self.id = uuid.uuid4().hex
+    def __init__(self, id: str, spec: RunSpec, log: RunLog) -> None:
+        self.id = id
         self.spec = spec
         self.log = log
         self.status: RunStatus = "running"
@@ -98,10 +107,9 @@ class Run:
         self.task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
 
-    @property
-    def text(self) -> str:
+    async def text(self) -> str:
         """The answer so far: the log's deltas, joined (the log is where a token is kept)."""
-        return self.log.text
+        return await self.log.text()
 
     @property
     def unsaved(self) -> bool:
@@ -111,7 +119,10 @@ class Run:
     def live(self) -> bool:
         return self.status == "running"
 
-    def as_dict(self) -> dict[str, Any]:
+    async def as_dict(self) -> dict[str, Any]:
+        # The id is read before the text: with a log that may change between the two reads,
+        # the text then holds at least the deltas up to that id.
+        last_id = await self.log.last_id()
         return {
             "id": self.id,
             "conversation_id": self.spec.conversation_id,
@@ -122,21 +133,21 @@ class Run:
             "finish_reason": self.finish_reason,
             "usage": self.usage.as_dict() if self.usage else None,
             "error": error_data(self.error) if self.error else None,
-            "text": self.text,
-            "last_event_id": self.log.last_seq,
+            "text": await self.text(),
+            "last_event_id": last_id,
         }
 
 
 class Subscription:
-    """One client's cursor on a run's log (a ``ssechat.responses.FrameSource``), counted in
-    the run's subscribers while open."""
+    """One client's cursor on a run's log (a ``ssechat.frames.FrameSource``) with the ``retry``
+    frame in front, counted in the run's subscribers while open."""
 
     __slots__ = ("_closed", "_first", "_manager", "_reader", "_run")
 
     def __init__(self, manager: RunManager, run: Run, after: int) -> None:
         self._manager = manager
         self._run = run
-        self._reader = run.log.reader(after)
+        self._reader: FrameSource = run.log.reader(after)
         self._first: bytes | None = manager.retry_frame
         self._closed = False
         run.subscribers += 1
@@ -179,8 +190,10 @@ class RunManager:
         retention: float = 600.0,
         on_disconnect: Literal["continue", "cancel"] = "continue",
         disconnect_grace: float = 10.0,
+        log_factory: LogFactory = MemoryRunLog,
     ) -> None:
         self.store = store
+        self.log_factory = log_factory
         self.retry_frame = encode(retry=retry_ms)
         self.persist_interval = persist_interval
         self.retention = retention
@@ -191,6 +204,7 @@ class RunManager:
         self._live: dict[str, Run] = {}
         self._closing = False
         self._saver: asyncio.Task[None] | None = None
+        self._finishing: set[asyncio.Task[None]] = set()
 
     # --- lookup ---------------------------------------------------------------------------
 
@@ -212,29 +226,30 @@ class RunManager:
     def start(self, spec: RunSpec, provider: Provider, on_finish: OnFinish | None = None) -> Run:
         if self._closing:
             raise SSEChatError("the server is shutting down")
-        run = Run(spec, MemoryRunLog())
-        run.log.append(
-            encode(
-                json_data(
-                    {
-                        "run_id": run.id,
-                        "conversation_id": spec.conversation_id,
-                        "user_message_id": spec.user_message_id,
-                        "message_id": spec.message_id,
-                        "model": spec.model,
-                    }
-                ),
-                event="run",
-                id="0",
-            )
-        )
+        run_id = uuid.uuid4().hex
+        run = Run(run_id, spec, self.log_factory(run_id))
         self._runs[run.id] = run
         self._live[run.id] = run
         self._by_message[spec.message_id] = run
         run.task = asyncio.create_task(self._drive(run, provider, on_finish), name=f"run-{run.id}")
+        run.task.add_done_callback(lambda task: self._never_started(run, task, on_finish))
         if self._saver is None:
             self._saver = asyncio.create_task(self._save_periodically(), name="run-saver")
         return run
+
+    def _never_started(
+        self, run: Run, task: asyncio.Task[None], on_finish: OnFinish | None
+    ) -> None:
+        # A task cancelled before its first step never runs _drive (a coroutine that has not
+        # started cannot catch anything): finish the run here, so that it is saved as stopped
+        # and cancel() and its followers do not wait forever.
+        if task.cancelled() and not run.finished.is_set():
+            status: RunStatus = "interrupted" if self._closing else "stopped"
+            finishing = asyncio.get_running_loop().create_task(
+                self._finish(run, status, on_finish), name=f"run-{run.id}-finish"
+            )
+            self._finishing.add(finishing)
+            finishing.add_done_callback(self._finishing.discard)
 
     async def cancel(self, run_id: str) -> Run:
         """Stop a run (idempotent) and return it once its final state is saved."""
@@ -249,11 +264,13 @@ class RunManager:
         self._closing = True
         if self._saver is not None:
             self._saver.cancel()
-        tasks = [run.task for run in self._runs.values() if run.live and run.task]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        live = [run for run in self._runs.values() if run.live and run.task]
+        for run in live:
+            assert run.task is not None
+            run.task.cancel()
+        if live:
+            await asyncio.gather(*(run.task for run in live if run.task), return_exceptions=True)
+            await asyncio.gather(*(run.finished.wait() for run in live))
 
     # --- following ------------------------------------------------------------------------
 
@@ -281,12 +298,20 @@ class RunManager:
         status: RunStatus = "complete"
         log = run.log
         try:
+            started = {
+                "run_id": run.id,
+                "conversation_id": spec.conversation_id,
+                "user_message_id": spec.user_message_id,
+                "message_id": spec.message_id,
+                "model": spec.model,
+            }
+            await log.append("run", json_data(started))
             stream = provider.stream(spec.messages, spec.model, spec.params)
             async with contextlib.aclosing(stream):
                 async for delta in stream:
                     if delta.text:
-                        # The hot path: one append; no IO, no join, no encoding (readers do).
-                        log.append_delta(delta.text)
+                        # The hot path: one append per read; no join, no encoding (readers do).
+                        await log.append_delta(delta.text)
                     if delta.finish_reason is not None:
                         run.finish_reason = delta.finish_reason
                     if delta.usage is not None:
@@ -317,8 +342,9 @@ class RunManager:
                 grown = [run for run in self._live.values() if run.unsaved]
                 if not grown:
                     continue
+                # Sizes first: a text read after its size holds at least that much.
                 sizes = [run.log.text_size for run in grown]
-                contents = {run.spec.message_id: run.text for run in grown}
+                contents = {run.spec.message_id: await run.text() for run in grown}
                 try:
                     await self.store.save_partial_answers(contents)
                 except Exception:
@@ -334,10 +360,11 @@ class RunManager:
         run.status = status
         self._live.pop(run.id, None)
         run.finished_at = time.time()
+        log = run.log
         try:
             await self.store.update_message(
                 run.spec.message_id,
-                content=run.text,
+                content=await log.text(),
                 status=status,
                 finish_reason=run.finish_reason,
                 usage=run.usage.as_dict() if run.usage else None,
@@ -349,21 +376,23 @@ class RunManager:
             logger.info("run %s: its conversation was deleted; nothing to save", run.id)
         except Exception:
             logger.exception("run %s: could not save the final answer", run.id)
-        log = run.log
-        if run.error is not None:
-            log.append(
-                encode(json_data(error_data(run.error)), event="error", id=str(log.last_seq + 1))
-            )
         done = {
             "status": status,
             "finish_reason": run.finish_reason,
             "usage": run.usage.as_dict() if run.usage else None,
         }
-        log.append(encode(json_data(done), event="done", id=str(log.last_seq + 1)))
-        log.close()
-        run.finished.set()
-        if not self._closing:
-            asyncio.get_running_loop().call_later(self.retention, self._forget, run)
+        try:
+            if run.error is not None:
+                await log.append("error", json_data(error_data(run.error)))
+            await log.append("done", json_data(done))
+            await log.close()
+        except Exception:
+            # A log that failed (a networked one) must not keep cancel() waiting forever.
+            logger.exception("run %s: could not end its event log", run.id)
+        finally:
+            run.finished.set()
+            if not self._closing:
+                asyncio.get_running_loop().call_later(self.retention, self._forget, run)
 
     def _forget(self, run: Run) -> None:
         self._runs.pop(run.id, None)

@@ -4,6 +4,7 @@ import {
   ApiError,
   type Conversation,
   type ConversationDetail,
+  type Health,
   type Message,
   NetworkError,
   type RunInfo,
@@ -35,6 +36,11 @@ class Channel implements AsyncIterable<StreamItem> {
     this.wakeUp();
   }
 
+  /** Every item pushed has been taken, and the reader waits for more. */
+  get drained(): boolean {
+    return this.items.length === 0 && this.waiting !== null;
+  }
+
   private wakeUp(): void {
     this.waiting?.();
     this.waiting = null;
@@ -64,6 +70,7 @@ function conversation(id: string, extra: Partial<Conversation> = {}): Conversati
     title: null,
     model: null,
     system_prompt: null,
+    owner: null,
     created_at: stamp(),
     updated_at: stamp(),
     current_leaf_id: null,
@@ -120,7 +127,7 @@ class FakeApi implements ChatApi {
     return channel;
   }
 
-  async health() {
+  async health(): Promise<Health> {
     return { status: "ok", version: "0", default_model: "demo", demo: true };
   }
   async models() {
@@ -165,6 +172,7 @@ class FakeApi implements ChatApi {
       status: "running",
       text: "",
       message_id: "a1",
+      user_message_id: "u1",
       conversation_id: "c1",
       model: "demo",
       finish_reason: null,
@@ -193,10 +201,20 @@ function saved(api: FakeApi, leaf: string, ...messages: Message[]): void {
   api.details.set("c1", { ...conversation("c1", { current_leaf_id: leaf }), messages });
 }
 
-/** Let every pending promise callback run. */
-const settle = async (): Promise<void> => {
-  for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 0));
-};
+/**
+ * Wait until `condition` holds, checking it after each turn of the event loop. The timeout is
+ * generous: it only turns a hang into a failure, it measures nothing.
+ */
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
+/** Wait until the core has applied everything pushed into `stream`. */
+const consumed = (stream: Channel): Promise<void> => waitFor(() => stream.drained, "the stream to be read");
 
 describe("ChatCore", () => {
   let api: FakeApi;
@@ -209,6 +227,13 @@ describe("ChatCore", () => {
   };
   const shown = (): string[] =>
     threadTo(core.getState().messages, core.getState().leafId).map((e) => `${e.message.role}:${e.message.content}`);
+  const a1 = (): Message | undefined => core.getState().messages.a1;
+  /** The stream the fake server opened `n`-th (0: the first), once it has. */
+  const stream = async (n: number): Promise<Channel> => {
+    await waitFor(() => api.streams.length > n, `stream ${n} to open`);
+    return api.streams[n] as Channel;
+  };
+  const lists = (): number => api.calls.filter((c) => c === "list").length;
 
   beforeEach(() => {
     api = new FakeApi();
@@ -219,19 +244,17 @@ describe("ChatCore", () => {
   it("creates the conversation on the first message and streams the answer", async () => {
     await core.start(null);
     const accepted = core.send("Hi there");
-    await settle();
+    const first = await stream(0);
     expect(core.getState().currentId).toBe("c1");
     expect(shown()).toEqual(["user:Hi there", "assistant:"]);
 
-    const stream = api.streams[0] as Channel;
-    stream.push(runEvent("u1", "a1"));
-    await settle();
+    first.push(runEvent("u1", "a1"));
     expect(await accepted).toBe(true);
     expect(core.getState().leafId).toBe("a1");
     expect(core.getState().live.a1?.runId).toBe("r1");
 
-    stream.push(delta(1, "Hel"), delta(2, "lo"));
-    await settle();
+    first.push(delta(1, "Hel"), delta(2, "lo"));
+    await consumed(first);
     expect(shown()).toEqual(["user:Hi there", "assistant:"]); // not before the next frame
     frame();
     expect(shown()).toEqual(["user:Hi there", "assistant:Hello"]);
@@ -243,84 +266,103 @@ describe("ChatCore", () => {
         message("a1", "u1", "assistant", { content: "Hello" }),
       ],
     });
-    stream.push(done(3));
-    await settle();
-    const a1 = core.getState().messages.a1 as Message;
-    expect(a1.status).toBe("complete");
+    const listed = lists();
+    first.push(done(3));
+    await waitFor(() => lists() > listed, "the list to be re-read after the answer");
+    expect(a1()?.status).toBe("complete");
     expect(core.getState().live).toEqual({});
-    expect(api.calls).toContain("get c1"); // re-read after the answer, for the title
-    expect(api.calls.filter((c) => c === "list").length).toBeGreaterThanOrEqual(2);
+    expect(api.calls.filter((c) => c === "get c1")).toHaveLength(1); // re-read after the answer, for the title
+    expect(core.getState().conversation?.title).toBe("Greeting");
   });
 
   it("publishes many deltas in one frame as one update", async () => {
     await core.start(null);
     void core.send("x");
-    await settle();
-    const stream = api.streams[0] as Channel;
-    stream.push(runEvent("u1", "a1"));
-    await settle();
+    const first = await stream(0);
+    first.push(runEvent("u1", "a1"));
+    await consumed(first);
     let updates = 0;
     core.subscribe(() => updates++);
-    for (let i = 1; i <= 50; i++) stream.push(delta(i, "t"));
-    await settle();
+    for (let i = 1; i <= 50; i++) first.push(delta(i, "t"));
+    await consumed(first);
+    expect(updates).toBe(0);
     frame();
     expect(updates).toBe(1);
-    expect(core.getState().messages.a1?.content).toBe("t".repeat(50));
+    expect(a1()?.content).toBe("t".repeat(50));
   });
+
+  // The reconnect tests check the text while the run is still streaming: after `done` the
+  // conversation is re-read from the server, whose saved text would hide a duplicated piece.
 
   it("reconnects after the last event id and never duplicates text", async () => {
     await core.start(null);
     void core.send("x");
-    await settle();
-    const first = api.streams[0] as Channel;
+    const first = await stream(0);
     first.push(runEvent("u1", "a1"), delta(1, "one "), delta(2, "two "));
-    await settle();
+    await consumed(first);
     first.fail(new NetworkError("cut"));
-    await settle();
+    const second = await stream(1);
     expect(api.follows).toEqual([{ runId: "r1", lastEventId: 2 }]);
-    const second = api.streams[1] as Channel;
+    expect(core.getState().live.a1?.connection).toBe("open");
     // The server may replay an event we have; it is skipped.
+    second.push(delta(2, "two "), delta(3, "three"));
+    await consumed(second);
+    frame();
+    expect(a1()?.content).toBe("one two three");
+    expect(a1()?.status).toBe("streaming");
+
     saved(api, "a1", message("u1", null, "user"), message("a1", "u1", "assistant", { content: "one two three" }));
-    second.push(delta(2, "two "), delta(3, "three"), done(4));
-    await settle();
-    expect(core.getState().messages.a1?.content).toBe("one two three");
-    expect(core.getState().messages.a1?.status).toBe("complete");
+    second.push(done(4));
+    await waitFor(() => a1()?.status === "complete", "the answer to complete");
+    expect(a1()?.content).toBe("one two three");
   });
 
   it("reconnects when a stream ends without done", async () => {
     await core.start(null);
     void core.send("x");
-    await settle();
-    const first = api.streams[0] as Channel;
+    const first = await stream(0);
     first.push(runEvent("u1", "a1"), delta(1, "a"));
     first.end();
-    await settle();
+    const second = await stream(1);
     expect(api.follows).toEqual([{ runId: "r1", lastEventId: 1 }]);
+    second.push(delta(1, "a"), delta(2, "b"));
+    await consumed(second);
+    frame();
+    expect(a1()?.content).toBe("ab");
+
     saved(api, "a1", message("u1", null, "user"), message("a1", "u1", "assistant", { content: "ab" }));
-    (api.streams[1] as Channel).push(delta(2, "b"), done(3));
-    await settle();
-    expect(core.getState().messages.a1?.content).toBe("ab");
+    second.push(done(3));
+    await waitFor(() => a1()?.status === "complete", "the answer to complete");
+    expect(a1()?.content).toBe("ab");
   });
 
   it("gives up after the reconnect limit, then Retry resumes from the same id", async () => {
     core = new ChatCore(api, { schedule: (cb) => frames.push(cb), reconnectDelays: [0], maxReconnects: 1 });
     await core.start(null);
     void core.send("x");
-    await settle();
-    (api.streams[0] as Channel).push(runEvent("u1", "a1"), delta(1, "a"));
-    await settle();
-    (api.streams[0] as Channel).fail(new NetworkError("cut"));
-    await settle();
-    (api.streams[1] as Channel).fail(new NetworkError("cut again"));
-    await settle();
-    expect(core.getState().live.a1?.connection).toBe("lost");
+    const first = await stream(0);
+    first.push(runEvent("u1", "a1"), delta(1, "a"));
+    await consumed(first);
+    first.fail(new NetworkError("cut"));
+    (await stream(1)).fail(new NetworkError("cut again"));
+    await waitFor(() => core.getState().live.a1?.connection === "lost", "the connection to be given up");
+    expect(api.streams).toHaveLength(2);
+
     await core.retry("a1");
-    await settle();
-    expect(api.follows.at(-1)).toEqual({ runId: "r1", lastEventId: 1 });
+    const third = await stream(2);
+    expect(api.follows).toEqual([
+      { runId: "r1", lastEventId: 1 },
+      { runId: "r1", lastEventId: 1 },
+    ]);
+    third.push(delta(1, "a"), delta(2, "b"));
+    await consumed(third);
+    frame();
+    expect(a1()?.content).toBe("ab");
+
     saved(api, "a1", message("u1", null, "user"), message("a1", "u1", "assistant", { content: "ab" }));
-    (api.streams[2] as Channel).push(delta(2, "b"), done(3));
-    await settle();
-    expect(core.getState().messages.a1?.content).toBe("ab");
+    third.push(done(3));
+    await waitFor(() => a1()?.status === "complete", "the answer to complete");
+    expect(a1()?.content).toBe("ab");
   });
 
   it("takes the placeholders back when the send is refused, so the text can be restored", async () => {
@@ -347,17 +389,25 @@ describe("ChatCore", () => {
       ],
     });
     await core.start("c1");
-    await settle();
+    const first = await stream(0);
     expect(api.follows).toEqual([{ runId: "r1", lastEventId: null }]);
-    const stream = api.streams[0] as Channel;
-    stream.push(runEvent("u1", "a1"), delta(1, "Hel"));
-    await settle();
+    first.push(runEvent("u1", "a1"), delta(1, "Hel"));
+    await consumed(first);
     frame();
-    expect(core.getState().messages.a1?.content).toBe("Hello wo");
-    stream.push(delta(2, "lo world"));
-    await settle();
+    expect(a1()?.content).toBe("Hello wo");
+    first.push(delta(2, "lo world"));
+    await consumed(first);
     frame();
-    expect(core.getState().messages.a1?.content).toBe("Hello world");
+    expect(a1()?.content).toBe("Hello world");
+
+    // A drop now resumes after the last event applied; a replayed delta is not shown twice.
+    first.fail(new NetworkError("cut"));
+    const second = await stream(1);
+    expect(api.follows.at(-1)).toEqual({ runId: "r1", lastEventId: 2 });
+    second.push(delta(2, "lo world"), delta(3, "!"));
+    await consumed(second);
+    frame();
+    expect(a1()?.content).toBe("Hello world!");
   });
 
   it("waits for a conversation still loading before sending, to continue its branch", async () => {
@@ -369,14 +419,15 @@ describe("ChatCore", () => {
     api.gate = new Promise((resolve) => (release = resolve));
     const starting = core.start("c1");
     const sent = core.send("follow-up");
-    await settle();
+    // Everything but the conversation has loaded: a send that did not wait would have gone.
+    await waitFor(() => core.getState().ready && api.calls.includes("get c1"), "the rest to load");
     expect(api.calls.some((c) => c.startsWith("send"))).toBe(false);
     release();
     await starting;
-    await settle();
+    const first = await stream(0);
     expect(api.calls.at(-1)).toBe('send c1 {"content":"follow-up","parent_id":"a1"}');
     expect(shown()).toEqual(["user:u1 text", "assistant:a1 text", "user:follow-up", "assistant:"]);
-    (api.streams[0] as Channel).push(runEvent("u2", "a2"));
+    first.push(runEvent("u2", "a2"));
     expect(await sent).toBe(true);
   });
 
@@ -387,7 +438,7 @@ describe("ChatCore", () => {
     });
     await core.start("c1");
     void core.edit("u1", "better question");
-    await settle();
+    const first = await stream(0);
     expect(api.calls.at(-1)).toBe('send c1 {"content":"better question","parent_id":null}');
     let thread = threadTo(core.getState().messages, core.getState().leafId);
     expect(thread[0]?.siblingCount).toBe(2);
@@ -395,8 +446,9 @@ describe("ChatCore", () => {
 
     const before = (api.details.get("c1") as ConversationDetail).messages;
     saved(api, "a2", ...before, message("u2", null, "user"), message("a2", "u2", "assistant"));
-    (api.streams[0] as Channel).push(runEvent("u2", "a2"), delta(1, "ok"), done(2));
-    await settle();
+    const listed = lists();
+    first.push(runEvent("u2", "a2"), delta(1, "ok"), done(2));
+    await waitFor(() => lists() > listed, "the conversation to be re-read after the answer");
     expect(core.getState().leafId).toBe("a2");
 
     await core.selectSibling("u2", -1);
@@ -413,27 +465,26 @@ describe("ChatCore", () => {
     });
     await core.start("c1");
     void core.regenerate("a1");
-    await settle();
+    const first = await stream(0);
     expect(api.calls).toContain("regenerate a1");
-    (api.streams[0] as Channel).push(runEvent("u1", "a1b"), delta(1, "again"));
-    await settle();
+    first.push(runEvent("u1", "a1b"), delta(1, "again"));
+    await consumed(first);
     frame();
     const thread = threadTo(core.getState().messages, core.getState().leafId);
     expect(thread.map((e) => [e.message.id, e.siblingIndex, e.siblingCount])).toEqual([
       ["u1", 0, 1],
       ["a1b", 1, 2],
     ]);
+    expect(core.getState().messages.a1b?.content).toBe("again");
   });
 
   it("stops a run: cancel, then the stream's done says stopped", async () => {
     await core.start(null);
     void core.send("x");
-    await settle();
-    const stream = api.streams[0] as Channel;
+    const first = await stream(0);
     void core.stop(); // before the run is even named: cancelled when it is
-    stream.push(runEvent("u1", "a1"), delta(1, "part"));
-    await settle();
-    expect(api.calls).toContain("cancel r1");
+    first.push(runEvent("u1", "a1"), delta(1, "part"));
+    await waitFor(() => api.calls.includes("cancel r1"), "the run to be cancelled");
     expect(core.getState().live.a1?.stopping).toBe(true);
     saved(
       api,
@@ -441,10 +492,9 @@ describe("ChatCore", () => {
       message("u1", null, "user"),
       message("a1", "u1", "assistant", { content: "part", status: "stopped" }),
     );
-    stream.push(done(2, "stopped"));
-    await settle();
-    expect(core.getState().messages.a1?.status).toBe("stopped");
-    expect(core.getState().messages.a1?.content).toBe("part");
+    first.push(done(2, "stopped"));
+    await waitFor(() => a1()?.status === "stopped", "the answer to stop");
+    expect(a1()?.content).toBe("part");
   });
 
   it("pages the conversation list and keeps older pages when refreshing", async () => {
@@ -483,8 +533,8 @@ describe("ChatCore", () => {
       throw new ApiError(404, "not_found", "no such run");
     };
     await core.start("c1");
-    await settle();
-    expect(core.getState().messages.a1?.status).toBe("interrupted");
+    await waitFor(() => a1()?.status === "interrupted", "the answer to show as interrupted");
+    expect(a1()?.content).toBe("half");
     expect(core.getState().live).toEqual({});
   });
 });

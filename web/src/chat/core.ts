@@ -2,15 +2,14 @@
  * The chat core: all UI state and what happens on each action, with no React in it.
  *
  * It talks to the server only through `ChatApi` (implemented by `api.ts`, faked in tests) and
- * publishes immutable snapshots to subscribers (`useChat` is a thin hook over it). Streamed text
- * is gathered as it arrives and published at most once per animation frame, so a fast model
- * costs one render per frame, not one per token.
+ * publishes immutable snapshots to subscribers (`useChat` is a thin hook over it).
  *
- * Runs: a send, an edit or a regenerate starts a run whose events arrive on the POST response;
- * when the connection drops, the core follows `/api/runs/{id}/events` after the last event id
- * it applied, so nothing is lost or shown twice. Opening a conversation whose answer is still
- * being generated (a reload, a second tab) follows that run from its start and rebuilds the text.
- * This module must never touch the DOM, except through the injected scheduler.
+ * Runs: a send, an edit or a regenerate shows placeholders for the exchange and hands its
+ * stream to the `RunFollower` (`follower.ts`), which reads it, reconnects after the last event
+ * it applied when the connection drops, and publishes the streamed text once per frame.
+ * Opening a conversation whose answer is still being generated (a reload, a second tab) has the
+ * follower follow that run from its start.
+ * This module must never touch the DOM, and never read a run's stream itself.
  */
 
 import {
@@ -20,28 +19,18 @@ import {
   type ConversationDetail,
   type Message,
   type MessageCreate,
-  type RunDone,
-  type RunEvent,
-  type RunStream,
-  isAbort,
 } from "../api";
-import { type Live, newLive, pauseBeforeReconnect } from "./live";
-import { advance, resumeFrom, shownText } from "./progress";
+import { RunFollower } from "./follower";
 import {
   type ChatApi,
   type ChatCoreOptions,
   type ChatState,
-  type Connection,
-  defaultScheduler,
   describe,
-  FINAL_STATUSES,
   INITIAL_STATE,
   isLocalId,
-  type LiveView,
   placeholder,
-  type Scheduler,
 } from "./state";
-import { fallbackLeaf, type MessageMap, renameMessage, siblingLeaf, toMap } from "./tree";
+import { fallbackLeaf, siblingLeaf, toMap } from "./tree";
 
 export type { ChatApi, ChatState, LiveView } from "./state";
 
@@ -51,11 +40,7 @@ const PAGE = 50;
 export class ChatCore {
   private state: ChatState = INITIAL_STATE;
   private readonly listeners = new Set<() => void>();
-  private readonly lives = new Map<string, Live>();
-  private readonly schedule: Scheduler;
-  private readonly reconnectDelays: readonly number[];
-  private readonly maxReconnects: number;
-  private flushPending = false;
+  private readonly runs: RunFollower;
   private openSeq = 0;
   /** The conversation being loaded; a send waits for it, so it continues the right branch. */
   private loading: Promise<void> | null = null;
@@ -66,10 +51,18 @@ export class ChatCore {
     private readonly api: ChatApi,
     options: ChatCoreOptions = {},
   ) {
-    this.schedule = options.schedule ?? defaultScheduler;
-    this.reconnectDelays = options.reconnectDelays ?? [300, 1000, 2000, 3000];
-    // About 20 s of attempts, then the answer says the connection is lost and offers Retry.
-    this.maxReconnects = options.maxReconnects ?? 9;
+    this.runs = new RunFollower(
+      {
+        api,
+        getState: this.getState,
+        set: (patch) => this.set(patch),
+        notify: (text) => this.notify(text),
+        showDetail: (detail) => this.showDetail(detail),
+        reload: () => this.reload(),
+        afterRun: (conversationId) => this.afterRun(conversationId),
+      },
+      options,
+    );
   }
 
   // --- the store -----------------------------------------------------------------------------
@@ -144,7 +137,7 @@ export class ChatCore {
   /** Show conversation `id` (null: a new, empty chat), resuming any answer still streaming. */
   async open(id: string | null): Promise<void> {
     const seq = ++this.openSeq;
-    this.stopFollowing();
+    this.runs.stopAll();
     this.loading = null;
     if (id === null) {
       this.set({ currentId: null, conversation: null, messages: {}, leafId: null, loadingConversation: false });
@@ -168,7 +161,7 @@ export class ChatCore {
       const detail = await loading;
       if (seq !== this.openSeq) return;
       this.showDetail(detail);
-      this.resumeStreaming();
+      this.runs.resume(id, this.state.messages);
     } catch (error) {
       if (seq !== this.openSeq) return;
       this.set({ loadingConversation: false });
@@ -184,12 +177,12 @@ export class ChatCore {
   /** Reload the open conversation from the server (after an answer, on focus). */
   async reload(): Promise<void> {
     const id = this.state.currentId;
-    if (id === null || this.lives.size > 0) return;
+    if (id === null || this.runs.busy) return;
     try {
       const detail = await this.api.getConversation(id);
-      if (this.state.currentId !== id || this.lives.size > 0) return;
+      if (this.state.currentId !== id || this.runs.busy) return;
       this.showDetail(detail);
-      this.resumeStreaming();
+      this.runs.resume(id, this.state.messages);
     } catch {
       // a background refresh: stay quiet
     }
@@ -207,30 +200,6 @@ export class ChatCore {
       loadingConversation: false,
       conversations: this.state.conversations.map((c) => (c.id === conversation.id ? conversation : c)),
     });
-  }
-
-  private resumeStreaming(): void {
-    const conversationId = this.state.currentId;
-    if (conversationId === null) return;
-    for (const message of Object.values(this.state.messages)) {
-      if (message.status !== "streaming" || !message.run_id || this.lives.has(message.id)) continue;
-      const live = this.newLive(message.id, conversationId, null);
-      live.runId = message.run_id;
-      live.previous = message.content;
-      this.publishLive();
-      const runId = message.run_id;
-      void this.drive(live, () => this.api.followRun(runId, null, live.controller.signal));
-    }
-  }
-
-  /** Stop following every run (the runs go on on the server). */
-  private stopFollowing(): void {
-    for (const live of this.lives.values()) {
-      live.controller.abort();
-      live.accepted?.(true);
-    }
-    this.lives.clear();
-    if (Object.keys(this.state.live).length > 0) this.set({ live: {} });
   }
 
   // --- conversations -------------------------------------------------------------------------
@@ -338,7 +307,7 @@ export class ChatCore {
 
   /** True while an answer in the open conversation is being generated. */
   isBusy(): boolean {
-    return this.lives.size > 0;
+    return this.runs.busy;
   }
 
   /**
@@ -374,69 +343,27 @@ export class ChatCore {
     if (!message || message.role !== "assistant" || conversationId === null || this.isBusy()) return false;
     if (isLocalId(messageId)) return false;
     const assistant = this.placeholder(conversationId, "assistant", message.parent_id);
-    const live = this.newLive(assistant.id, conversationId, { userId: null, previousLeaf: this.state.leafId });
+    const local = { userId: null, previousLeaf: this.state.leafId };
     this.set({ messages: { ...this.state.messages, [assistant.id]: assistant }, leafId: assistant.id });
-    this.publishLive();
-    const accepted = new Promise<boolean>((resolve) => (live.accepted = resolve));
-    void this.drive(live, () => this.api.regenerate(messageId, {}, live.controller.signal));
-    return accepted;
+    return this.runs.start(assistant.id, conversationId, local, (signal) => this.api.regenerate(messageId, {}, signal));
   }
 
   /**
    * Retry the answer `messageId`: reconnect if only the connection was lost, else regenerate it.
    */
   async retry(messageId: string): Promise<void> {
-    const live = this.lives.get(messageId);
-    if (live && live.connection === "lost" && live.runId !== null) {
-      live.attempts = 0;
-      this.setConnection(live, "reconnecting");
-      const runId = live.runId;
-      void this.drive(live, () => this.api.followRun(runId, resumeFrom(live.progress), live.controller.signal));
-      return;
-    }
-    if (live) return;
+    if (this.runs.retry(messageId)) return;
     await this.regenerate(messageId);
   }
 
   /** The browser came back online: reconnect every run now, even one given up on. */
   reconnectNow(): void {
-    for (const live of [...this.lives.values()]) {
-      if (live.connection === "lost") void this.retry(live.key);
-      else live.wake?.();
-    }
+    this.runs.reconnectNow();
   }
 
   /** Stop the answer being generated. */
-  async stop(): Promise<void> {
-    for (const live of [...this.lives.values()]) {
-      if (live.stopping) continue;
-      live.stopping = true;
-      this.publishLive();
-      if (live.runId !== null) await this.cancel(live);
-      // else: cancelled as soon as its `run` event names it
-    }
-  }
-
-  private async cancel(live: Live): Promise<void> {
-    if (live.runId === null) return;
-    try {
-      const info = await this.api.cancelRun(live.runId);
-      // If the stream is alive, its `done` event finishes the answer; if not, this does.
-      if (!live.finished && live.connection !== "open" && FINAL_STATUSES.has(info.status)) {
-        live.progress = { ...live.progress, text: info.text };
-        this.finish(live, {
-          status: info.status as RunDone["status"],
-          finish_reason: info.finish_reason,
-          usage: info.usage,
-        });
-        live.controller.abort();
-      }
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404) return; // already over
-      live.stopping = false;
-      this.publishLive();
-      this.notify(describe(error, "The answer could not be stopped."));
-    }
+  stop(): Promise<void> {
+    return this.runs.stop();
   }
 
   private async createConversation(): Promise<string | null> {
@@ -466,222 +393,24 @@ export class ChatCore {
   private startExchange(conversationId: string, content: string, parentId: string | null): Promise<boolean> {
     const user = { ...this.placeholder(conversationId, "user", parentId), content, status: "complete" as const };
     const assistant = this.placeholder(conversationId, "assistant", user.id);
-    const live = this.newLive(assistant.id, conversationId, { userId: user.id, previousLeaf: this.state.leafId });
+    const local = { userId: user.id, previousLeaf: this.state.leafId };
     this.set({
       messages: { ...this.state.messages, [user.id]: user, [assistant.id]: assistant },
       leafId: assistant.id,
     });
-    this.publishLive();
-    const accepted = new Promise<boolean>((resolve) => (live.accepted = resolve));
     const body: MessageCreate = { content, parent_id: parentId };
-    void this.drive(live, () => this.api.sendMessage(conversationId, body, live.controller.signal));
-    return accepted;
+    return this.runs.start(assistant.id, conversationId, local, (signal) =>
+      this.api.sendMessage(conversationId, body, signal),
+    );
   }
 
   private placeholder(conversationId: string, role: "user" | "assistant", parentId: string | null): Message {
     return placeholder(conversationId, role, parentId, this.currentModel());
   }
 
-  private newLive(key: string, conversationId: string, local: Live["local"]): Live {
-    const live = newLive(key, conversationId, local);
-    this.lives.set(key, live);
-    return live;
-  }
-
-  /** Read a run's streams until it is done, reconnecting after its last event when they drop. */
-  private async drive(live: Live, connect: () => Promise<RunStream>): Promise<void> {
-    let open = connect;
-    for (;;) {
-      let failure: unknown = null;
-      try {
-        const stream = await open();
-        if (live.controller.signal.aborted) return;
-        this.setConnection(live, "open");
-        for await (const item of stream) {
-          if (item.type === "retry") {
-            live.retryMs = item.ms;
-            continue;
-          }
-          live.attempts = 0;
-          this.onEvent(live, item);
-          if (live.finished) return;
-        }
-      } catch (error) {
-        failure = error;
-      }
-      if (live.controller.signal.aborted || live.finished || this.lives.get(live.key) !== live) return;
-      if (live.runId === null) {
-        await this.failedToStart(live, failure);
-        return;
-      }
-      if (failure instanceof ApiError) {
-        await this.runGone(live);
-        return;
-      }
-      live.attempts += 1;
-      if (live.attempts > this.maxReconnects) {
-        this.setConnection(live, "lost");
-        return;
-      }
-      this.setConnection(live, "reconnecting");
-      if (!(await pauseBeforeReconnect(live, this.reconnectDelays))) return;
-      const runId = live.runId;
-      open = () => this.api.followRun(runId, resumeFrom(live.progress), live.controller.signal);
-    }
-  }
-
-  private onEvent(live: Live, event: RunEvent): void {
-    const next = advance(live.progress, event);
-    if (next === null) return; // a replay of an event already applied
-    live.progress = next;
-    switch (event.type) {
-      case "run":
-        this.adopt(live, event.run.run_id, event.run.user_message_id, event.run.message_id);
-        live.accepted?.(true);
-        live.accepted = null;
-        if (live.stopping) void this.cancel(live);
-        break;
-      case "delta":
-      case "error":
-        live.dirty = true;
-        this.scheduleFlush();
-        break;
-      case "done":
-        this.finish(live, event.done);
-        break;
-    }
-  }
-
-  /** The server named the exchange: the placeholders take their real ids. */
-  private adopt(live: Live, runId: string, userMessageId: string, messageId: string): void {
-    live.runId = runId;
-    let messages: MessageMap = this.state.messages;
-    let leafId = this.state.leafId;
-    const oldKey = live.key;
-    if (live.local?.userId && live.local.userId !== userMessageId) {
-      messages = renameMessage(messages, live.local.userId, userMessageId);
-      if (leafId === live.local.userId) leafId = userMessageId;
-    }
-    if (oldKey !== messageId) {
-      messages = renameMessage(messages, oldKey, messageId);
-      if (leafId === oldKey) leafId = messageId;
-      this.lives.delete(oldKey);
-      live.key = messageId;
-      this.lives.set(messageId, live);
-    }
-    const assistant = messages[messageId];
-    if (assistant) messages = { ...messages, [messageId]: { ...assistant, run_id: runId } };
-    live.local = null;
-    this.set({ messages, leafId });
-    this.publishLive();
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushPending) return;
-    this.flushPending = true;
-    this.schedule(() => {
-      this.flushPending = false;
-      this.flush();
-    });
-  }
-
-  /** Publish the text gathered since the last frame. */
-  private flush(): void {
-    let messages: Record<string, Message> | null = null;
-    for (const live of this.lives.values()) {
-      if (!live.dirty) continue;
-      live.dirty = false;
-      const message = (messages ?? this.state.messages)[live.key];
-      if (!message) continue;
-      messages ??= { ...this.state.messages };
-      messages[live.key] = {
-        ...message,
-        content: shownText(live.progress, live.previous),
-        error: live.progress.error ?? message.error,
-      };
-    }
-    if (messages !== null) this.set({ messages });
-  }
-
-  private finish(live: Live, done: RunDone): void {
-    live.finished = true;
-    live.dirty = false;
-    this.lives.delete(live.key);
-    const message = this.state.messages[live.key];
-    const messages = { ...this.state.messages };
-    if (message) {
-      messages[live.key] = {
-        ...message,
-        content: shownText(live.progress, live.previous),
-        status: done.status,
-        finish_reason: done.finish_reason,
-        usage: done.usage ?? message.usage,
-        error: live.progress.error ?? message.error,
-        run_id: null,
-      };
-    }
-    this.set({ messages });
-    this.publishLive();
-    void this.afterRun(live.conversationId);
-  }
-
   /** The answer is saved: take the server's view of the tree, and the new title. */
   private async afterRun(conversationId: string): Promise<void> {
-    if (this.state.currentId === conversationId && this.lives.size === 0) await this.reload();
+    if (this.state.currentId === conversationId && !this.runs.busy) await this.reload();
     await this.refreshConversations();
-  }
-
-  /** The exchange never started: take the placeholders back and give the text back. */
-  private async failedToStart(live: Live, failure: unknown): Promise<void> {
-    this.lives.delete(live.key);
-    const messages = { ...this.state.messages };
-    delete messages[live.key];
-    if (live.local?.userId) delete messages[live.local.userId];
-    const leafId = this.state.leafId === live.key ? (live.local?.previousLeaf ?? null) : this.state.leafId;
-    this.set({ messages, leafId });
-    this.publishLive();
-    live.accepted?.(false);
-    live.accepted = null;
-    if (failure === null) {
-      this.notify("The server ended the answer before it began. Your message was kept.");
-    } else if (!isAbort(failure)) {
-      this.notify(`${describe(failure, "The message could not be sent.")} Your message was kept.`);
-    }
-    // The request may have reached the server before the connection broke.
-    if (!(failure instanceof ApiError)) await this.reload();
-  }
-
-  /** Following the run failed with an HTTP error (it expired, or the server restarted). */
-  private async runGone(live: Live): Promise<void> {
-    this.lives.delete(live.key);
-    live.finished = true;
-    try {
-      const detail = await this.api.getConversation(live.conversationId);
-      if (this.state.currentId !== live.conversationId) return;
-      const saved = detail.messages.find((m) => m.id === live.key);
-      if (saved && saved.status === "streaming") {
-        // The server still says it is streaming, but its run is gone: show it as interrupted.
-        saved.status = "interrupted";
-        saved.run_id = null;
-      }
-      this.showDetail(detail);
-    } catch (error) {
-      this.notify(describe(error, "The answer could not be loaded."));
-    }
-    this.publishLive();
-  }
-
-  private setConnection(live: Live, connection: Connection): void {
-    if (live.connection === connection) return;
-    live.connection = connection;
-    this.publishLive();
-  }
-
-  private publishLive(): void {
-    const live: Record<string, LiveView> = {};
-    for (const item of this.lives.values()) {
-      live[item.key] = { runId: item.runId, connection: item.connection, stopping: item.stopping };
-    }
-    this.set({ live });
   }
 }

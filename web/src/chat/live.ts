@@ -1,6 +1,6 @@
 /**
  * One run being followed: where its text stands (RunProgress), how its connection is, and the
- * pause between reconnect attempts. Owned and mutated by the chat core only.
+ * pause between reconnect attempts. Owned and mutated by the RunFollower only.
  */
 
 import type { Connection } from "./state";

@@ -140,8 +140,6 @@ export function placeholder(
   };
 }
 
-export const FINAL_STATUSES: ReadonlySet<string> = new Set(["complete", "length", "stopped", "error", "interrupted"]);
-
 /** A sentence for the user about `error`. */
 export function describe(error: unknown, fallback: string): string {
   if (error instanceof ApiError) return error.message || fallback;

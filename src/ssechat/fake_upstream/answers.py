@@ -1,0 +1,193 @@
+"""What the fake upstream answers a chat request, and the pace it streams it at.
+
+The answer's frames come from a scenario: generated tokens (``tokens``, ``text``, ``echo``,
+truncated by ``max_tokens``) or a recording replayed byte for byte (``Replays``). ``stream``
+writes them as a chunked ``text/event-stream``, paced by deadlines from the stream's start, and
+asks the answer's ``StreamFaults`` at each position; ``complete`` writes the ``stream: false``
+form. ``Clock`` is the time the pacing and the stalls follow: the event loop's by default, a
+test's own to watch them without timing them.
+
+This module never reads a request or records a connection (the server does); it never decides a
+fault (``faults`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from ssechat.fake_upstream import http11, wire
+from ssechat.fake_upstream.faults import Sleep, StreamFaults
+from ssechat.fake_upstream.scenario import Scenario
+
+__all__ = [
+    "Clock",
+    "Frames",
+    "Replays",
+    "answer_tokens",
+    "complete",
+    "generated_frames",
+    "models_body",
+    "stream",
+]
+
+# An answer's frames, each with whether it is paced (the tokens, or a replay's every frame).
+Frames = Iterator[tuple[bytes, bool]]
+
+
+class Clock(Protocol):
+    """The time pacing and stalls follow: ``time()`` in seconds, and ``sleep``."""
+
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class Replays:
+    """The recordings of a fixtures directory, read once each, as frames."""
+
+    def __init__(self, fixtures_dir: Path | None) -> None:
+        self.fixtures_dir = fixtures_dir
+        self._frames: dict[str, list[bytes]] = {}
+
+    def frames(self, name: str) -> list[bytes] | None:
+        """The frames of the recording ``name`` (``.sse`` optional), None if there is none."""
+        frames = self._frames.get(name)
+        if frames is None:
+            stem = name.removesuffix(".sse")
+            if self.fixtures_dir is None or not stem or "/" in stem or "\\" in stem:
+                return None
+            path = self.fixtures_dir / f"{stem}.sse"
+            try:
+                frames = wire.split_frames(path.read_bytes())
+            except OSError:
+                return None
+            self._frames[name] = frames
+        return frames
+
+    def names(self) -> list[str]:
+        if self.fixtures_dir is None or not self.fixtures_dir.is_dir():
+            return []
+        return [p.stem for p in self.fixtures_dir.glob("*.sse")]
+
+
+def models_body(replays: Replays) -> bytes:
+    """``GET /v1/models``: a few fake names and one per recording, sorted."""
+    ids = ["fake-echo", "fake-tokens-20", *(f"fake-replay-{name}" for name in replays.names())]
+    data = [{"id": i, "object": "model", "created": 0, "owned_by": "fake"} for i in ids]
+    return orjson.dumps({"object": "list", "data": sorted(data, key=lambda m: m["id"])})
+
+
+def answer_tokens(scenario: Scenario, body: dict[str, Any]) -> tuple[list[str], str, int]:
+    """The answer's tokens, its finish reason and the prompt's size, for generated modes."""
+    messages = body.get("messages")
+    if scenario.mode == "echo":
+        tokens = wire.word_tokens(wire.last_user_text(messages))
+    elif scenario.text is not None:
+        tokens = wire.word_tokens(scenario.text)
+    else:
+        tokens = list(wire.generated_tokens(scenario.tokens))
+    finish = scenario.finish_reason
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    if isinstance(limit, int) and not isinstance(limit, bool) and 0 <= limit < len(tokens):
+        tokens, finish = tokens[:limit], "length"
+    return tokens, finish, wire.count_words(messages)
+
+
+def generated_frames(scenario: Scenario, body: dict[str, Any], completion_id: str) -> Frames:
+    """A generated answer's frames: the role chunk, one per token, finish, usage?, ``[DONE]``."""
+    tokens, finish, prompt = answer_tokens(scenario, body)
+    chunks = wire.ChunkWriter(completion_id, body["model"])
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    yield chunks.role(), False
+    for token in tokens:
+        yield chunks.content(token), True
+    yield chunks.finish(finish), False
+    if include_usage:
+        yield chunks.usage(prompt, len(tokens)), False
+    yield wire.DONE_FRAME, False
+
+
+async def complete(
+    writer: asyncio.StreamWriter,
+    body: dict[str, Any],
+    scenario: Scenario,
+    completion_id: str,
+    replay: list[bytes] | None,
+    faults: StreamFaults,
+    keep_alive: bool,
+) -> bool:
+    """``stream: false``: honours stall and reset (before answering), not the other faults;
+    return whether the connection may stay open."""
+    if await faults.before_completion():
+        return False
+    if replay is not None:
+        text, finish, usage = wire.replay_summary(replay)
+    else:
+        tokens, finish, prompt = answer_tokens(scenario, body)
+        text = "".join(tokens)
+        usage = wire.usage_dict(prompt, len(tokens))
+    payload = wire.completion_body(completion_id, body["model"], text, finish, usage)
+    await http11.send_json(writer, 200, payload, keep_alive)
+    return keep_alive
+
+
+async def stream(
+    writer: asyncio.StreamWriter,
+    frames: Frames,
+    *,
+    lead: int,
+    faults: StreamFaults,
+    clock: Clock | None,
+    request_id: str,
+    keep_alive: bool,
+) -> bool:
+    """Stream ``frames`` (the first ``lead`` of them before position 0); return whether the
+    connection may stay open."""
+    headers = [
+        ("content-type", "text/event-stream; charset=utf-8"),
+        ("transfer-encoding", "chunked"),
+        ("cache-control", "no-cache"),
+        ("x-request-id", request_id),
+        ("connection", "keep-alive" if keep_alive else "close"),
+    ]
+    writer.write(wire.http_head(200, headers))
+    scenario = faults.scenario
+    rng = random.Random(scenario.split_seed) if scenario.split_seed is not None else None
+    chop, omit_done, interval = scenario.chop, scenario.omit_done, scenario.interval
+    now: Callable[[], float]
+    sleep: Sleep
+    if clock is None:
+        now, sleep = asyncio.get_running_loop().time, asyncio.sleep
+    else:
+        now, sleep = clock.time, clock.sleep
+    fault_at = faults.positions
+    # Deadlines from the start, so a late wake-up shortens the next wait: the pace holds.
+    next_at = now()
+    sent = 0
+    for frame, paced in frames:
+        if sent - lead in fault_at:
+            end = await faults.run(sent - lead, final=False)
+            if end is not None:
+                return end
+        if omit_done and wire.is_done(frame):
+            continue
+        if paced and interval:
+            next_at += interval
+            delay = next_at - now()
+            if delay > 0:
+                await sleep(delay)
+        await http11.write_frame(writer, frame, rng, chop)
+        sent += 1
+    end = await faults.run(sent - lead, final=True)
+    if end is not None:
+        return end
+    writer.write(wire.CHUNKED_END)
+    await writer.drain()
+    return keep_alive

@@ -1,0 +1,151 @@
+"""The store's threads: one writer thread, a few reader threads, and the hand-off to the loop.
+
+``StoreThreads`` runs a synchronous body (a function of a SQLAlchemy ``Connection``) whole on a
+thread, in one transaction, and hands its outcome to the event loop: the loop pays a single
+thread hop per operation. Every write runs on the one writer thread, which owns the single write
+connection, so writes are serialized by that thread in the order they were asked for; reads run
+on a few reader threads, each with a pooled connection of its own, one snapshot per read.
+
+A body runs to its end even when its caller is cancelled (a client leaves, a run is stopped):
+the caller stops waiting at once, and the thread finishes the transaction, never cut in the
+middle of a driver call; a failure nobody is left to see is logged. ``close`` waits for the
+bodies under way, then closes the connections and stops the threads.
+
+This module must never hold a query or know the store's tables, and never run a body on the
+event loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+__all__ = ["READER_THREADS", "StoreThreads"]
+
+logger = logging.getLogger(__name__)
+
+READER_THREADS = 3
+"""How many reads may run at once (each thread keeps one connection)."""
+
+_T = TypeVar("_T")
+
+
+class StoreThreads:
+    """The threads of one store, over its (reader, writer) engines, which it disposes on close.
+
+    The engines' pools must hold a connection for each thread: ``readers`` for the reader, one
+    for the writer.
+    """
+
+    def __init__(
+        self, reader: sa.Engine, writer: sa.Engine, *, readers: int = READER_THREADS
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._writes = ThreadPoolExecutor(1, thread_name_prefix="ssechat-store-writer")
+        self._reads = ThreadPoolExecutor(readers, thread_name_prefix="ssechat-store-reader")
+        self._write_conn: sa.Connection | None = None  # only ever touched by the writer thread
+        self._local = threading.local()  # .conn: a reader thread's connection
+        self._read_conns: list[sa.Connection] = []
+        self._read_conns_lock = threading.Lock()
+        self._closed = False
+        self._closing: asyncio.Future[None] | None = None
+
+    def check_open(self) -> None:
+        """``RuntimeError`` once ``close`` has been called."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+
+    async def write(self, body: Callable[[sa.Connection], _T]) -> _T:
+        """Run ``body`` on the writer thread in one write transaction, which takes the write
+        lock as it begins: committed if ``body`` returns, rolled back if it raises. Runs to its
+        end even if this caller is cancelled."""
+        self.check_open()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[_T] = loop.create_future()
+        self._writes.submit(_job, loop, waiter, functools.partial(self._in_write, body))
+        return await waiter
+
+    async def read(self, body: Callable[[sa.Connection], _T]) -> _T:
+        """Run ``body`` on a reader thread in one read transaction (one snapshot)."""
+        self.check_open()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[_T] = loop.create_future()
+        self._reads.submit(_job, loop, waiter, functools.partial(self._in_read, body))
+        return await waiter
+
+    async def close(self) -> None:
+        """Wait for the bodies under way, then close every connection. Idempotent."""
+        self._closed = True
+        if self._closing is None:
+            loop = asyncio.get_running_loop()
+            self._closing = loop.create_future()
+            # Queued behind every write already asked for; it waits for the reads itself.
+            self._writes.submit(_job, loop, self._closing, self._shut_down)
+            self._writes.shutdown(wait=False)
+        await asyncio.shield(self._closing)
+
+    def _shut_down(self) -> None:
+        """On the writer thread, once the writes before it are done."""
+        try:
+            if self._write_conn is not None:
+                self._write_conn.close()
+                self._write_conn = None
+            self._reads.shutdown(wait=True)
+            with self._read_conns_lock:
+                for conn in self._read_conns:
+                    conn.close()
+                self._read_conns.clear()
+        finally:
+            self.writer.dispose()
+            self.reader.dispose()
+
+    def _in_write(self, body: Callable[[sa.Connection], _T]) -> _T:
+        conn = self._write_conn
+        if conn is None:
+            conn = self._write_conn = self.writer.connect()
+        with conn.begin():
+            return body(conn)
+
+    def _in_read(self, body: Callable[[sa.Connection], _T]) -> _T:
+        conn: sa.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.reader.connect()
+            self._local.conn = conn
+            with self._read_conns_lock:
+                self._read_conns.append(conn)
+        with conn.begin():
+            return body(conn)
+
+
+def _job(
+    loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[_T], call: Callable[[], _T]
+) -> None:
+    """On a store thread: run ``call`` to its end, then hand its outcome to the loop."""
+    try:
+        outcome: tuple[bool, Any] = (True, call())
+    except BaseException as error:  # handed over to the caller, whatever it is
+        outcome = (False, error)
+    try:
+        loop.call_soon_threadsafe(_deliver, waiter, *outcome)
+    except RuntimeError:  # the loop is closed: nobody can be waiting any more
+        if not outcome[0]:
+            logger.warning("a store operation failed after its loop closed", exc_info=outcome[1])
+
+
+def _deliver(waiter: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    """On the loop: give the caller the outcome, or log a failure if the caller left."""
+    if waiter.cancelled():
+        if not ok:
+            logger.warning("a store operation failed after its caller left", exc_info=value)
+    elif ok:
+        waiter.set_result(value)
+    else:
+        waiter.set_exception(value)

@@ -1,0 +1,95 @@
+"""Helpers shared by the store's tests: a ticking clock, a gate for store threads, and plain-SQL
+access to the database file beside the store (to compare before/after, or to build what the
+store's operations never make)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from ssechat.store import Message
+
+
+class Ticker:
+    """A clock that moves one second per reading, so every write has its own time."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+class Gate:
+    """Holds a store thread inside an operation until released (events, never sleeps)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+    def hold(self) -> None:
+        """Called on a store thread: say so, then wait for ``release``."""
+        self.entered.set()
+        if not self.released.wait(10):
+            raise TimeoutError("the gate was never released")
+
+    async def wait_entered(self) -> None:
+        assert await anyio.to_thread.run_sync(self.entered.wait, 10)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+def table_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the store's tables, read with the stdlib driver, for before/after checks."""
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        return {
+            "conversations": con.execute("SELECT * FROM conversations ORDER BY id").fetchall(),
+            "messages": con.execute("SELECT * FROM messages ORDER BY seq").fetchall(),
+        }
+
+
+def sql(path: Path, statement: str, parameters: Sequence[Any] = ()) -> None:
+    """Run one statement on the file with the stdlib driver, beside the store, and commit."""
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        con.execute(statement, parameters)
+
+
+def insert_message(
+    path: Path,
+    conversation_id: str,
+    *,
+    role: str,
+    content: str,
+    status: str = "complete",
+    parent_id: str | None = None,
+) -> str:
+    """Insert, with plain SQL, a message the store's operations never make (a system message,
+    an answer without a question, a question still being written); return its id."""
+    message_id = uuid.uuid4().hex
+    sql(
+        path,
+        "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, "
+        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, 0)",
+        (message_id, conversation_id, parent_id, role, content, status),
+    )
+    return message_id
+
+
+def path_in(tree: Sequence[Message], message_id: str) -> list[Message]:
+    """The branch from the root down to ``message_id``, by the parent links of ``tree`` (a
+    conversation's messages as listed): what the store's own branch must agree with."""
+    by_id = {message.id: message for message in tree}
+    path = [by_id[message_id]]
+    while (parent_id := path[-1].parent_id) is not None:
+        path.append(by_id[parent_id])
+    return path[::-1]
