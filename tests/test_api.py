@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ssechat.api.schemas import ErrorBody, GenerationAccepted
+from ssechat.api.schemas import ConversationDetail, ErrorBody, GenerationAccepted
 from ssechat.config import Settings
 from ssechat.providers.base import ChatMessage, GenerationParams
 from ssechat.providers.demo import DemoProvider
@@ -296,6 +296,12 @@ async def test_regenerate_makes_a_sibling_and_edit_makes_a_branch(
         f"/api/conversations/{cid}", json={"current_leaf_id": first["message_id"]}
     )
     assert switched.json()["current_leaf_id"] == first["message_id"]
+    # Both answers are sent as built, unvalidated: they must hold to their documented schema.
+    detail = ConversationDetail.model_validate_json(switched.content)
+    assert detail.model_dump(mode="json") == switched.json()
+    got = await client.get(f"/api/conversations/{cid}")
+    assert ConversationDetail.model_validate_json(got.content).model_dump(mode="json") == got.json()
+    assert {m.usage is not None for m in detail.messages if m.role == "assistant"} == {True}
 
 
 async def test_continuing_sends_the_whole_branch_as_context(client: httpx.AsyncClient) -> None:

@@ -7,7 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from starlette.responses import Response
 
-from ssechat.api.deps import RUN_EVENTS, event_stream_doc, generation_response, get_service
+from ssechat.api.deps import (
+    RUN_EVENTS,
+    event_stream_doc,
+    generation_response,
+    get_service,
+    json_answer,
+)
 from ssechat.api.errors import error_responses
 from ssechat.api.schemas import (
     Conversation,
@@ -53,17 +59,25 @@ async def list_conversations(
     return await service.list_conversations(limit=limit, cursor=cursor)
 
 
-@router.get("/conversations/{conversation_id}", responses=error_responses(404, 422))
-async def get_conversation(conversation_id: str, service: Service) -> ConversationDetail:
-    return await service.conversation(conversation_id)
+@router.get(
+    "/conversations/{conversation_id}",
+    response_model=ConversationDetail,
+    responses=error_responses(404, 422),
+)
+async def get_conversation(conversation_id: str, service: Service) -> Response:
+    return json_answer(await service.conversation(conversation_id))
 
 
-@router.patch("/conversations/{conversation_id}", responses=error_responses(400, 404, 413, 422))
+@router.patch(
+    "/conversations/{conversation_id}",
+    response_model=ConversationDetail,
+    responses=error_responses(400, 404, 413, 422),
+)
 async def update_conversation(
     conversation_id: str, body: ConversationPatch, service: Service
-) -> ConversationDetail:
+) -> Response:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    return await service.update_conversation(conversation_id, **changes)
+    return json_answer(await service.update_conversation(conversation_id, **changes))
 
 
 @router.delete(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from fastapi import Request
 from starlette.responses import Response
 
@@ -22,6 +23,7 @@ __all__ = [
     "event_stream_doc",
     "generation_response",
     "get_service",
+    "json_answer",
     "wants_event_stream",
 ]
 
@@ -49,6 +51,12 @@ def event_stream(
     headers: Mapping[str, str] | None = None,
 ) -> EventStreamResponse:
     return EventStreamResponse(source, heartbeat=service.settings.heartbeat, headers=headers)
+
+
+def json_answer(data: Any) -> Response:
+    """``data`` (plain values the service built in a response model's shape) as JSON, sent as it
+    is: the route's ``response_model`` documents it, the tests check it against that schema."""
+    return Response(orjson.dumps(data), media_type="application/json")
 
 
 async def get_service(request: Request) -> ChatService:

