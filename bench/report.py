@@ -346,6 +346,14 @@ def _sessions(results: dict[str, Any]) -> list[str]:
              f"{_fmt(resume['resume_first_token_ms']['p50'])} / "
              f"{_fmt(resume['resume_first_token_ms']['p99'])} ms"],
         ]  # fmt: skip
+        if resume.get("cancels"):
+            cancel, failed = resume["cancel_ms"], resume["cancel_errors"]
+            rows.append(
+                [f"cancel of a live run, request to answer (run stopped, upstream closed), "
+                 f"{_fmt(resume['cancels'])} runs, p50 / p99",
+                 f"{_fmt(cancel['p50'])} / {_fmt(cancel['p99'])} ms"
+                 + (f" ({_fmt(failed)} failed)" if failed else "")]
+            )  # fmt: skip
         out += _table(["resume", ""], rows)
     return out
 

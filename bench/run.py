@@ -61,6 +61,7 @@ class Sizes:
     resume_tokens: int
     resume_rate: float
     resume_start_rate: float
+    cancels: int
     profile_seconds: float
 
 
@@ -82,6 +83,7 @@ FULL = Sizes(
     resume_tokens=60,
     resume_rate=30.0,
     resume_start_rate=250.0,
+    cancels=200,
     profile_seconds=6.0,
 )
 QUICK = Sizes(
@@ -102,6 +104,7 @@ QUICK = Sizes(
     resume_tokens=30,
     resume_rate=50.0,
     resume_start_rate=100.0,
+    cancels=5,
     profile_seconds=1.0,
 )
 
@@ -232,6 +235,7 @@ async def _run(
             sizes.resume_tokens,
             sizes.resume_rate,
             sizes.resume_start_rate,
+            sizes.cancels,
         )
     if "ssechat" in peers and "profile" in scenarios and not args.quick:
         results["profile"] = await _profile(bench, sizes, results, args.out)
@@ -337,7 +341,8 @@ def _sizes_dict(sizes: Sizes) -> dict[str, Any]:
         "starts": f"{sizes.lone} lone, then {sizes.burst} with {sizes.in_flight} in flight",
         "idle": f"{sizes.idle_runs} runs + {sizes.idle_followers} followers, "
         f"heartbeat {sizes.heartbeat:g} s",
-        "resume": f"{sizes.resume_runs} x fake-tokens-{sizes.resume_tokens}@{sizes.resume_rate:g}",
+        "resume": f"{sizes.resume_runs} x fake-tokens-{sizes.resume_tokens}@{sizes.resume_rate:g}"
+        f", then {sizes.cancels} live runs cancelled one by one",
     }
 
 

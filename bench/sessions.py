@@ -24,7 +24,17 @@ import resource
 from collections.abc import Callable
 from typing import Any
 
-from bench.client import Stream, StreamProtocol, Totals, clock, open_stream, wait_until
+import orjson
+
+from bench.client import (
+    Stream,
+    StreamProtocol,
+    Totals,
+    clock,
+    fetch,
+    open_stream,
+    wait_until,
+)
 from bench.scenarios import Bench, Hook, warmup
 from bench.stats import percentile, rnd
 from ssechat.fake_upstream.wire import generated_tokens
@@ -209,7 +219,13 @@ async def idle(
 
 
 async def resume(
-    bench: Bench, runs: int, tokens: int, rate: float, start_rate: float, seed: int = 20240601
+    bench: Bench,
+    runs: int,
+    tokens: int,
+    rate: float,
+    start_rate: float,
+    cancels: int = 0,
+    seed: int = 20240601,
 ) -> dict[str, Any]:
     model = f"fake-tokens-{tokens}@{rate:g}"
     expected_text = "".join(generated_tokens(tokens))
@@ -240,6 +256,7 @@ async def resume(
             return first, second
 
         pairs = await asyncio.gather(*(one(i) for i in range(runs)))
+        cancel_ms, cancel_failures = await _cancels(peer, cancels, totals)
     ok = gaps = duplicates = live = 0
     failures: list[str] = []
     ttfb: list[float] = []
@@ -276,9 +293,58 @@ async def resume(
         "errors": runs - ok,
         "error_examples": sorted(set(failures))[:3],
         "passed": ok == runs and gaps == 0 and duplicates == 0,
+        "cancels": cancels,
+        "cancel_ms": {"p50": rnd(percentile(cancel_ms, 50)), "p99": rnd(percentile(cancel_ms, 99))},
+        "cancel_errors": len(cancel_failures),
+        "cancel_error_examples": sorted(set(cancel_failures))[:3],
     }
     bench.say(
         f"resume: {ok}/{runs} gap-free and duplicate-free, {live} resumed while live, "
-        f"missing={gaps} duplicates={duplicates}"
+        f"missing={gaps} duplicates={duplicates}; cancel p50/p99 "
+        f"{out['cancel_ms']['p50']}/{out['cancel_ms']['p99']} ms"
     )
     return out
+
+
+async def _cancels(peer: Any, count: int, totals: Totals) -> tuple[list[float], list[str]]:
+    """Stop ``count`` live runs, one after another, each once its first delta has arrived.
+
+    What is timed: from sending ``POST /api/runs/{id}/cancel`` to its answer, which the server
+    sends once the run has stopped, and so once its upstream connection is closed (the provider
+    closes it as the cancel unwinds the run); the tests assert that this happens, this measures
+    how fast. Each run's own stream must then end with ``done`` ``stopped``.
+    """
+    model = "fake-tokens-100000@50"
+    times: list[float] = []
+    failures: list[str] = []
+    for i in range(count):
+        stream = Stream(ids=[], texts=[])
+        request = peer.stream_request(model, i)
+        task = asyncio.create_task(
+            open_stream(peer.port, request, "run", totals, result=stream, limit=60)
+        )
+
+        def started(stream: Stream = stream) -> bool:
+            return bool(stream.run_id and stream.ids)
+
+        if not await wait_until(started, 10, every=0.005):
+            failures.append(stream.error or "no first delta within 10 s")
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            continue
+        sent = clock()
+        try:
+            status, body = await fetch(peer.port, "POST", f"/api/runs/{stream.run_id}/cancel")
+        except RuntimeError as exc:
+            failures.append(str(exc))
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            continue
+        took = clock() - sent
+        await task
+        state = orjson.loads(body) if status == 200 else {}
+        if state.get("status") == "stopped" and stream.done_status == "stopped":
+            times.append(took * 1e3)
+        else:
+            failures.append(f"HTTP {status}, run {state.get('status')}, done {stream.done_status}")
+    return times, failures

@@ -158,6 +158,9 @@ def made_up() -> dict[str, Any]:
             "duplicate_ids": 0,
             "resumed_while_live": 1000,
             "resume_first_token_ms": {"p50": 90.0, "p99": 300.0},
+            "cancels": 200,
+            "cancel_ms": {"p50": 2.5, "p99": 9.25},
+            "cancel_errors": 3,
         },
         "profile": {
             "paced": {
@@ -293,6 +296,8 @@ def test_every_section_and_every_peer_is_in_the_report() -> None:
         "## 5. Where ssechat's CPU goes (py-spy)",
         "## Disturbance",
     ]
+    cancel_row = next(line for line in markdown.splitlines() if "| cancel of a live run" in line)
+    assert cancel_row.endswith("200 runs, p50 / p99 | 2.5 / 9.25 ms (3 failed) |")
     for section in markdown.split("\n## ")[3:6]:  # paced, saturated, starts
         for peer in ("direct", "ssechat"):
             assert f"| {LABELS[peer]} |" in section, (peer, section[:40])

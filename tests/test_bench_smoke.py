@@ -90,3 +90,13 @@ def test_every_resume_is_gap_free_and_duplicate_free(
     assert resume["ok"] == resume["reconnects"] > 0
     assert resume["missing_ids"] == 0
     assert resume["duplicate_ids"] == 0
+
+
+def test_every_cancel_stops_its_live_run(results: tuple[dict[str, Any], str]) -> None:
+    # How fast is the full run's figure; here only that each cancel answered, the run's own
+    # stream ended with done "stopped", and a time was taken for each.
+    resume = results[0]["resume"]
+    assert resume["cancels"] > 0
+    assert resume["cancel_errors"] == 0, resume["cancel_error_examples"]
+    assert resume["cancel_ms"]["p50"] is not None
+    assert "| cancel of a live run" in results[1]
