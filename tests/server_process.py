@@ -8,13 +8,24 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 BIN = Path(sys.executable).parent / "ssechat"
+
+
+def poll_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Wait until ``condition()`` holds, looking every 20 ms: for a state another process
+    writes (a file, a database), which no event announces. ``timeout`` only turns a hang into
+    a failure that names ``what``; it bounds nothing the test asserts."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not seen within {timeout:g} s")
+        time.sleep(0.02)
 
 
 def free_port() -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ from ssechat.fake_upstream import FakeUpstream, Scenario
 from ssechat.fake_upstream.wire import word_tokens
 from ssechat.sse import EventDecoder
 
-from .server_process import ssechat_serve
+from .server_process import poll_until, ssechat_serve
 
 pytestmark = pytest.mark.real_server
 
@@ -75,10 +74,10 @@ def test_kill_9_mid_run_leaves_the_partial_answer_marked_interrupted(tmp_path: P
             relay_the_partial_answer(client, run["events_url"])
             # Wait for a batch save of those words to reach the file (another process writes
             # it: polled), then kill without any shutdown code.
-            deadline = time.monotonic() + 30
-            while saved_content(db, run["message_id"]) != PARTIAL:
-                assert time.monotonic() < deadline, "the partial answer was never saved"
-                time.sleep(0.02)
+            poll_until(
+                lambda: saved_content(db, run["message_id"]) == PARTIAL,
+                "the partial answer saved to the file",
+            )
             server.kill()
             client.close()
 
