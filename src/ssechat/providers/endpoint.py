@@ -64,18 +64,20 @@ class Endpoint:
         except UnsupportedProxy as exc:
             return str(exc)
         netloc = parts.netloc.rpartition("@")[2]
-        fields = {"host": netloc, **headers, "connection": "keep-alive"}
-        model_fields = {"host": netloc, **models_headers, "connection": "keep-alive"}
+        # What both requests carry besides their own headers: the host, keep-alive, credentials
+        # of the URL (in place of the key), and the proxy's own credentials in absolute form.
+        common = {"host": netloc}
+        shared = {"connection": "keep-alive"}
         if parts.username is not None or parts.password is not None:
             userpass = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-            basic = f"Basic {base64.b64encode(userpass.encode()).decode('ascii')}"
-            fields["authorization"] = model_fields["authorization"] = basic
+            shared["authorization"] = f"Basic {base64.b64encode(userpass.encode()).decode('ascii')}"
         prefix = ""
         if proxy is not None and scheme == "http":
             prefix = f"http://{netloc}"  # absolute form: the proxy forwards it
             if proxy.authorization:
-                fields["proxy-authorization"] = proxy.authorization
-                model_fields["proxy-authorization"] = proxy.authorization
+                shared["proxy-authorization"] = proxy.authorization
+        fields = {**common, **headers, **shared}
+        model_fields = {**common, **models_headers, **shared}
         base_path = parts.path.rstrip("/")
         query = f"?{parts.query}" if parts.query else ""
         chat = _head("POST", f"{prefix}{base_path}/chat/completions{query}", fields)

@@ -264,12 +264,13 @@ class RunManager:
         self._closing = True
         if self._saver is not None:
             self._saver.cancel()
-        live = [run for run in self._runs.values() if run.live and run.task]
-        for run in live:
-            assert run.task is not None
-            run.task.cancel()
+        live = [run for run in self._runs.values() if run.live]
+        tasks = [run.task for run in live if run.task is not None]
+        for task in tasks:
+            task.cancel()
         if live:
-            await asyncio.gather(*(run.task for run in live if run.task), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            # A run cancelled before its first step is finished by _never_started's task.
             await asyncio.gather(*(run.finished.wait() for run in live))
 
     # --- following ------------------------------------------------------------------------

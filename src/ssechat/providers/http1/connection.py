@@ -82,7 +82,8 @@ class Response:
             first = conn.first
             if first < len(chunks):
                 if conn.buffered <= _TAKE_LIMIT:  # everything queued: the common case
-                    data = chunks[first] if first == len(chunks) - 1 else b"".join(chunks[first:])
+                    rest = chunks if first == 0 else chunks[first:]
+                    data = rest[0] if len(rest) == 1 else b"".join(rest)
                     conn.chunks = []
                     conn.first = 0
                     conn.buffered = 0
