@@ -34,6 +34,8 @@ TEXT = " naïve"
 FRAME = ChunkWriter("chatcmpl-1", "fake-tokens-200@20", created=0).content(TEXT)
 CHUNK = chunked(FRAME)
 
+OWNER = "bench"  # every conversation here is one user's
+
 
 def timeit(fn: Callable[[], object], number: int) -> float:
     best = float("inf")
@@ -156,11 +158,11 @@ async def persistence() -> list[tuple[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         store = await open_store(str(Path(tmp) / "a.db"))
         try:
-            conversation = await store.create_conversation(model="m")
+            conversation = await store.create_conversation(model="m", owner=OWNER)
             answers = [
                 (
                     await store.start_exchange(
-                        conversation.id, parent_id=None, user_content="hi", model="m"
+                        conversation.id, owner=OWNER, parent_id=None, user_content="hi", model="m"
                     )
                 ).answer.id
                 for _ in range(100)
@@ -213,11 +215,15 @@ async def _turns(store: Store, count: int) -> list[tuple[str, str]]:
     """``count`` conversations of two finished turns: (conversation id, last answer id)."""
     leaves: list[tuple[str, str]] = []
     for _ in range(count):
-        conversation = await store.create_conversation()
+        conversation = await store.create_conversation(owner=OWNER)
         parent: str | None = None
         for turn in range(2):
             started = await store.start_exchange(
-                conversation.id, parent_id=parent, user_content=f"question {turn}", model="m"
+                conversation.id,
+                owner=OWNER,
+                parent_id=parent,
+                user_content=f"question {turn}",
+                model="m",
             )
             await store.update_message(
                 started.answer.id, content="an answer " * 40, status="complete"
@@ -238,12 +244,20 @@ async def store_starts() -> list[tuple[str, float]]:
             for _ in range(2):  # best of two
                 for conversation_id, parent_id in leaves[:warm]:
                     await store.start_exchange(
-                        conversation_id, parent_id=parent_id, user_content="hi", model="m"
+                        conversation_id,
+                        owner=OWNER,
+                        parent_id=parent_id,
+                        user_content="hi",
+                        model="m",
                     )
                 used = time.process_time()
                 for conversation_id, parent_id in leaves[warm:]:
                     await store.start_exchange(
-                        conversation_id, parent_id=parent_id, user_content="hi", model="m"
+                        conversation_id,
+                        owner=OWNER,
+                        parent_id=parent_id,
+                        user_content="hi",
+                        model="m",
                     )
                 best = min(best, (time.process_time() - used) / n * 1e6)
         finally:

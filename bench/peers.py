@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import orjson
 
 from bench.client import Kind, fetch, request
@@ -71,6 +72,8 @@ class Peer:
     stat: ProcStat | None = None
     sep: bytes = b"\n\n"
     conversations: list[str] = field(default_factory=list)
+    auth: dict[str, str] = field(default_factory=dict)
+    """ssechat: the API key every request carries (accounts are on, as by default)."""
 
     @property
     def label(self) -> str:
@@ -91,13 +94,13 @@ class Peer:
             # parent_id null: a new root branch, so one conversation may hold several live runs
             body = {"content": "Tell me about streaming.", "model": model, "parent_id": None}
             path = f"/api/conversations/{conversation}/messages"
-            return request("POST", path, port, body=body, headers=_SSE)
+            return request("POST", path, port, body=body, headers={**_SSE, **self.auth})
         path = "/api/chat" if self.name == "ssechat-chat" else "/chat"
         query = f"?message={quote('Tell me about streaming.')}&model={quote(model)}"
-        return request("GET", path + query, port, headers=_SSE)
+        return request("GET", path + query, port, headers={**_SSE, **self.auth})
 
     def resume_request(self, run_id: str, last_id: int) -> bytes:
-        headers = {**_SSE, "Last-Event-ID": str(last_id)}
+        headers = {**_SSE, "Last-Event-ID": str(last_id), **self.auth}
         return request("GET", f"/api/runs/{run_id}/events", self.port, headers=headers)
 
     async def prepare(self, streams: int, model: str, per_conversation: int = 1) -> None:
@@ -110,7 +113,7 @@ class Peer:
         async def create() -> str:
             async with semaphore:
                 status, body = await fetch(
-                    self.port, "POST", "/api/conversations", {"model": model}
+                    self.port, "POST", "/api/conversations", {"model": model}, headers=self.auth
                 )
             if status != 201:
                 raise RuntimeError(f"creating a conversation: HTTP {status} {body[:200]!r}")
@@ -120,6 +123,19 @@ class Peer:
 
 
 _SSE = {"Accept": "text/event-stream"}
+BENCH_ADMIN = {"email": "bench@example.com", "password": "benchmark-password"}
+
+
+def make_api_key(port: int) -> str:
+    """Sign in as the bench's admin and make an API key, as a user would (not timed)."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        signed_in = client.post("/api/auth/login", json=BENCH_ADMIN)
+        if signed_in.status_code != 200:
+            raise RuntimeError(f"signing in to ssechat: HTTP {signed_in.status_code}")
+        created = client.post("/api/keys", json={"name": "bench"})
+        if created.status_code != 201:
+            raise RuntimeError(f"making an API key: HTTP {created.status_code}")
+        return str(created.json()["key"])
 
 
 def _child_env(extra: dict[str, str]) -> dict[str, str]:
@@ -193,7 +209,17 @@ def start_peer(
         work.mkdir(parents=True, exist_ok=True)
         db = work / f"ssechat-{port}.db"
         argv = [str(PROJECT_BIN / "ssechat"), "serve", "--db", str(db)]
-        env.update({"SSECHAT_LOG_LEVEL": "warning", **(ssechat_env or {})})
+        env.update(
+            {
+                "SSECHAT_LOG_LEVEL": "warning",
+                # Accounts on, as by default: the load signs every request with an API key.
+                "SSECHAT_ADMIN_EMAIL": BENCH_ADMIN["email"],
+                "SSECHAT_ADMIN_PASSWORD": BENCH_ADMIN["password"],
+                # One user holds every stream of a scenario; the per-user cap would refuse them.
+                "SSECHAT_MAX_LIVE_RUNS_PER_USER": "0",
+                **(ssechat_env or {}),
+            }
+        )
         health, sep = "/api/health", b"\n\n"
         kind = "run" if name == "ssechat" else "tutorial"
     else:
@@ -201,7 +227,10 @@ def start_peer(
     proc = procs.spawn(name, [*argv, "--port", str(port)], cpus=plan.server, env=_child_env(env))
     try:
         wait_http_ok(port, health, proc)
-        yield Peer(name, kind, port, proc, ProcStat(proc.pid), sep)  # type: ignore[arg-type]
+        peer = Peer(name, kind, port, proc, ProcStat(proc.pid), sep)  # type: ignore[arg-type]
+        if name in ("ssechat", "ssechat-chat"):
+            peer.auth = {"Authorization": f"Bearer {make_api_key(port)}"}
+        yield peer
     finally:
         # Killed, not stopped: a graceful shutdown would only save half-streamed answers.
         procs.kill(proc)

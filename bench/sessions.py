@@ -334,7 +334,9 @@ async def _cancels(peer: Any, count: int, totals: Totals) -> tuple[list[float], 
             continue
         sent = clock()
         try:
-            status, body = await fetch(peer.port, "POST", f"/api/runs/{stream.run_id}/cancel")
+            status, body = await fetch(
+                peer.port, "POST", f"/api/runs/{stream.run_id}/cancel", headers=peer.auth
+            )
         except RuntimeError as exc:
             failures.append(str(exc))
             task.cancel()

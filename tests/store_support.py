@@ -17,6 +17,11 @@ import anyio.to_thread
 
 from ssechat.store import Message
 
+OWNER = "ann"
+"""The owner the store's tests act as (any string: the store does not check it names a user)."""
+OTHER = "bob"
+"""Another owner, whose ids must answer exactly as unknown ones."""
+
 
 class Ticker:
     """A clock that moves one second per reading, so every write has its own time."""
@@ -50,11 +55,18 @@ class Gate:
 
 
 def table_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the store's tables, read with the stdlib driver, for before/after checks."""
+    """Every row of every table in the file (conversations, messages, users, sessions, keys,
+    setup tokens…), by table name, ordered by the first column (each table's key), read with
+    the stdlib driver, for before/after checks."""
     with contextlib.closing(sqlite3.connect(path)) as con:
+        names = [
+            name
+            for (name,) in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         return {
-            "conversations": con.execute("SELECT * FROM conversations ORDER BY id").fetchall(),
-            "messages": con.execute("SELECT * FROM messages ORDER BY seq").fetchall(),
+            name: con.execute(f'SELECT * FROM "{name}" ORDER BY 1').fetchall() for name in names
         }
 
 

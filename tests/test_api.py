@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from ssechat.api.schemas import ConversationDetail, ErrorBody, GenerationAccepted
+from ssechat.api.web import CONTENT_SECURITY_POLICY
 from ssechat.config import Settings
 from ssechat.providers.base import ChatMessage, GenerationParams
 from ssechat.providers.demo import DemoProvider
@@ -34,6 +35,10 @@ def settings(tmp_path: Path) -> Settings:
         demo_tokens_per_second=0,
         web_dir=str(tmp_path / "no-web"),
         heartbeat=60,
+        # One implicit user: these tests are about conversations and runs; accounts and access
+        # are tests/test_auth_*.py's. httpx's in-process client asks for host "test".
+        auth="off",
+        allowed_hosts="test",
     )
 
 
@@ -450,7 +455,9 @@ async def test_the_web_ui_is_served_with_a_single_page_fallback(tmp_path: Path) 
     (web / "assets").mkdir(parents=True)
     (web / "index.html").write_text("<!doctype html><title>ssechat</title>")
     (web / "assets" / "app.js").write_text("console.log(1)")
-    settings = Settings(database_url=str(tmp_path / "w.db"), web_dir=str(web))
+    settings = Settings(
+        database_url=str(tmp_path / "w.db"), web_dir=str(web), auth="off", allowed_hosts="test"
+    )
     async with api_client(settings) as client:
         index = await client.get("/")
         deep = await client.get("/c/some-conversation")
@@ -458,9 +465,14 @@ async def test_the_web_ui_is_served_with_a_single_page_fallback(tmp_path: Path) 
         api_404 = await client.get("/api/unknown")
     assert index.status_code == 200
     assert "ssechat" in index.text
-    assert index.headers["content-security-policy"] == "frame-ancestors 'none'"
+    # Every HTML answer carries the page's whole policy as a header (a build without the <meta>
+    # is covered too); other files only say that nothing may frame them.
+    policy = CONTENT_SECURITY_POLICY + "; frame-ancestors 'none'"
+    assert index.headers["content-security-policy"] == policy
     assert deep.text == index.text
+    assert deep.headers["content-security-policy"] == policy
     assert asset.text == "console.log(1)"
+    assert asset.headers["content-security-policy"] == "frame-ancestors 'none'"
     assert api_404.status_code == 404
     assert api_404.json()["error"]["code"] == "not_found"
 

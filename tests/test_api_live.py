@@ -75,6 +75,7 @@ def make_stack(
             heartbeat=settings.pop("heartbeat", 30.0),
             web_dir=str(tmp_path / "no-web"),
             upstream_max_retries=0,
+            auth="off",  # accounts are tests/test_auth_*.py's
             **settings,
         )
         server = real_server(create_app(config), lifespan="on")

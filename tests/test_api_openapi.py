@@ -53,6 +53,20 @@ ANSWERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "200": {"text/event-stream": ["run", "delta", "error", "done"]}
     },
     ("post", "/api/runs/{run_id}/cancel"): {"200": {"application/json": "RunState"}},
+    ("get", "/api/auth/status"): {"200": {"application/json": "AuthStatus"}},
+    ("post", "/api/auth/setup"): {"201": {"application/json": "Me"}},
+    ("post", "/api/auth/signup"): {"201": {"application/json": "SignupResult"}},
+    ("post", "/api/auth/login"): {"200": {"application/json": "Me"}},
+    ("post", "/api/auth/logout"): {"204": {}},
+    ("get", "/api/auth/me"): {"200": {"application/json": "Me"}},
+    ("post", "/api/auth/password"): {"204": {}},
+    ("get", "/api/keys"): {"200": {"application/json": "ApiKeyList"}},
+    ("post", "/api/keys"): {"201": {"application/json": "ApiKeyCreated"}},
+    ("delete", "/api/keys/{key_id}"): {"204": {}},
+    ("get", "/api/admin/users"): {"200": {"application/json": "UserList"}},
+    ("post", "/api/admin/users"): {"201": {"application/json": "UserInfo"}},
+    ("patch", "/api/admin/users/{user_id}"): {"200": {"application/json": "UserInfo"}},
+    ("delete", "/api/admin/users/{user_id}"): {"204": {}},
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 import httpx
@@ -9,7 +11,7 @@ import pytest
 
 from ssechat.cli import main
 
-from .server_process import free_port, ssechat_serve
+from .server_process import free_port, poll_until, ssechat_serve
 
 
 @pytest.mark.real_server
@@ -17,11 +19,63 @@ def test_serve_with_no_key_answers_health_with_the_demo_model(tmp_path: Path) ->
     db = tmp_path / "chat.db"
     with ssechat_serve({}, tmp_path, args=("--db", str(db))) as server:
         health = httpx.get(f"{server.base_url}/api/health").json()
-        models = httpx.get(f"{server.base_url}/api/models").json()
+        refused = httpx.get(f"{server.base_url}/api/models")
+        link = poll_for_setup_link(tmp_path / "server.log")
+        setup = httpx.post(
+            f"{server.base_url}/api/auth/setup",
+            json={
+                "token": link.split("#token=", 1)[1],
+                "email": "a@b.example",
+                "password": "x" * 12,
+            },
+        )
+        models = httpx.get(f"{server.base_url}/api/models", cookies=setup.cookies).json()
     assert health["status"] == "ok"
     assert health["demo"] is True
+    assert refused.status_code == 401  # accounts are on by default, and nobody has signed in
+    assert link.startswith(f"http://127.0.0.1:{server.port}/setup#token=")
+    assert setup.status_code == 201, setup.text
     assert models["default"] == "demo"
     assert db.exists()
+
+
+def poll_for_setup_link(log: Path) -> str:
+    """The setup link ``ssechat serve`` prints while no account exists (its own output)."""
+    found: list[str] = []
+
+    def printed() -> bool:
+        found[:] = re.findall(r"http://\S+/setup#token=\S+", log.read_text())
+        return bool(found)
+
+    poll_until(printed, "the setup link in the server's output")
+    return found[-1]
+
+
+def test_users_create_makes_the_first_admin_from_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "chat.db"
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert main(["users", "create", "Root@Example.com", "--admin", "--db", str(db)]) == 0
+    assert "created admin account Root@Example.com" in capsys.readouterr().out
+    # The same email in another case is the same account.
+    monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
+    assert main(["users", "create", "root@example.com", "--db", str(db)]) == 1
+    assert "email" in capsys.readouterr().err
+    # A short password is refused, and says why; nothing is printed of the password itself.
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["users", "create", "b@example.com", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "password" in err
+    assert "short\n" not in err
+
+
+def test_users_create_refuses_a_first_account_that_is_not_an_admin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert main(["users", "create", "a@example.com", "--db", str(tmp_path / "c.db")]) == 1
+    assert "--admin" in capsys.readouterr().err
 
 
 def test_bad_env_setting_is_a_clear_error(

@@ -1,4 +1,5 @@
-"""`ssechat chat` against a real `ssechat serve`: the answer streams into a terminal."""
+"""`ssechat chat` against a real `ssechat serve`: the answer streams into a terminal, signed with
+an API key (from --api-key or SSECHAT_API_KEY); without one it says how to get one."""
 
 from __future__ import annotations
 
@@ -12,20 +13,37 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .server_process import BIN, ssechat_serve
+from ssechat.cli import NEEDS_KEY
+
+from .server_process import BIN, clean_env, ssechat_serve
 
 pytestmark = pytest.mark.real_server
+
+ADMIN = {"email": "admin@example.com", "password": "correct horse battery"}
+
+
+def make_key(base_url: str) -> str:
+    """Sign in as the admin and make an API key, as a person would in the web UI."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        assert client.post("/api/auth/login", json=ADMIN).status_code == 200
+        created = client.post("/api/keys", json={"name": "terminal"})
+        assert created.status_code == 201, created.text
+        return str(created.json()["key"])
 
 
 def test_chat_streams_into_a_terminal_then_continues_the_conversation(tmp_path: Path) -> None:
     env = {
         "SSECHAT_DATABASE_URL": str(tmp_path / "chat.db"),
         "SSECHAT_DEMO_TOKENS_PER_SECOND": "80",
+        "SSECHAT_ADMIN_EMAIL": ADMIN["email"],
+        "SSECHAT_ADMIN_PASSWORD": ADMIN["password"],
     }
     with ssechat_serve(env, tmp_path) as server:
+        key = make_key(server.base_url)
         controller, terminal = pty.openpty()
         proc = subprocess.Popen(
-            [str(BIN), "chat", "What is SSE?", "--url", server.base_url],
+            [str(BIN), "chat", "What is SSE?", "--url", server.base_url, "--api-key", key],
+            env=clean_env(),
             stdout=terminal,
             stderr=subprocess.PIPE,
             text=True,
@@ -58,15 +76,19 @@ def test_chat_streams_into_a_terminal_then_continues_the_conversation(tmp_path: 
         assert streamed_while_running, "the answer only appeared once the command had ended"
         cid = err.strip().rsplit(" ", 1)[-1]
 
+        # The key from the environment this time.
         second = subprocess.run(
             [str(BIN), "chat", "And again?", "--url", server.base_url, "--conversation", cid],
+            env=clean_env(SSECHAT_API_KEY=key),
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
         assert second.returncode == 0, second.stderr
-        saved = httpx.get(f"{server.base_url}/api/conversations/{cid}").json()
+        saved = httpx.get(
+            f"{server.base_url}/api/conversations/{cid}", headers={"Authorization": f"Bearer {key}"}
+        ).json()
 
     contents = [m["content"] for m in saved["messages"]]
     assert contents[0] == "What is SSE?"
@@ -76,3 +98,40 @@ def test_chat_streams_into_a_terminal_then_continues_the_conversation(tmp_path: 
     assert contents[2] == "And again?"
     assert contents[3] == second.stdout
     assert [m["role"] for m in saved["messages"]] == ["user", "assistant", "user", "assistant"]
+
+
+def test_chat_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
+    env = {
+        "SSECHAT_DATABASE_URL": str(tmp_path / "chat.db"),
+        "SSECHAT_ADMIN_EMAIL": ADMIN["email"],
+        "SSECHAT_ADMIN_PASSWORD": ADMIN["password"],
+    }
+    with ssechat_serve(env, tmp_path) as server:
+        without = subprocess.run(
+            [str(BIN), "chat", "Hello?", "--url", server.base_url],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        wrong = subprocess.run(
+            [str(BIN), "chat", "Hello?", "--url", server.base_url, "--api-key", "ssk_wrong"],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        with httpx.Client(base_url=server.base_url) as client:
+            assert client.post("/api/auth/login", json=ADMIN).status_code == 200
+            conversations = client.get("/api/conversations").json()["conversations"]
+    assert without.returncode == 1
+    assert NEEDS_KEY in without.stderr
+    assert "--api-key" in without.stderr
+    assert "SSECHAT_API_KEY" in without.stderr
+    assert wrong.returncode == 1
+    assert "401" in wrong.stderr
+    assert "check the API key" in wrong.stderr
+    assert "ssk_wrong" not in wrong.stderr
+    assert conversations == []  # nothing was made on anyone's behalf

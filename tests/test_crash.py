@@ -65,6 +65,7 @@ def test_kill_9_mid_run_leaves_the_partial_answer_marked_interrupted(tmp_path: P
             "SSECHAT_DATABASE_URL": str(db),
             "OPENAI_BASE_URL": upstream.base_url,
             "SSECHAT_MODEL": "gpt-test",
+            "SSECHAT_AUTH": "off",  # what is tested here is the store, not accounts
             "SSECHAT_PERSIST_INTERVAL": "0.1",
         }
         with ssechat_serve(env, tmp_path) as server:
@@ -96,6 +97,7 @@ def test_a_graceful_shutdown_mid_run_saves_the_answer_as_interrupted(tmp_path: P
             "SSECHAT_DATABASE_URL": str(db),
             "OPENAI_BASE_URL": upstream.base_url,
             "SSECHAT_MODEL": "gpt-test",
+            "SSECHAT_AUTH": "off",  # what is tested here is the store, not accounts
         }
         with ssechat_serve(env, tmp_path) as server:
             client = httpx.Client(base_url=server.base_url, timeout=30)

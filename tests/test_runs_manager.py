@@ -17,6 +17,7 @@ from ssechat.runs import RunManager, RunSpec
 from ssechat.store import SQLStore, Store
 
 from .runlog_support import batches
+from .store_support import OWNER
 
 pytestmark = pytest.mark.anyio
 
@@ -50,8 +51,10 @@ async def store(tmp_path: Path) -> AsyncIterator[CountingStore]:
 
 
 async def start(store: Store, upstream: FakeUpstream, manager: RunManager) -> Any:
-    conversation = await store.create_conversation(model="m")
-    exchange = await store.start_exchange(conversation.id, user_content="go", model="m")
+    conversation = await store.create_conversation(model="m", owner=OWNER)
+    exchange = await store.start_exchange(
+        conversation.id, owner=OWNER, user_content="go", model="m"
+    )
     user, answer = exchange.user, exchange.answer
     provider = OpenAIProvider(base_url=upstream.base_url, max_retries=0)
     spec = RunSpec(
@@ -75,7 +78,7 @@ async def test_a_fast_run_is_saved_once_at_the_end_not_per_token(store: Counting
     assert await run.text() == "".join(generated_tokens(500))
     assert len(store.saves) == 1
     assert store.saves[0]["status"] == "complete"
-    saved = await store.get_message(message_id)
+    saved = await store.get_message(message_id, owner=OWNER)
     assert saved.content == await run.text()
     assert saved.usage == {"prompt_tokens": 1, "completion_tokens": 500, "total_tokens": 501}
 
@@ -93,7 +96,7 @@ async def test_a_slow_run_is_saved_in_batches(store: CountingStore) -> None:
     text = await run.text()
     assert all(text.startswith(c) for c in contents)
     assert contents == sorted(contents, key=len)
-    assert (await store.get_message(message_id)).content == text
+    assert (await store.get_message(message_id, owner=OWNER)).content == text
 
 
 async def test_shutdown_stops_live_runs_as_interrupted(store: CountingStore) -> None:
@@ -105,7 +108,7 @@ async def test_shutdown_stops_live_runs_as_interrupted(store: CountingStore) -> 
         await manager.shutdown()
         await provider.aclose()
     assert run.status == "interrupted"
-    saved = await store.get_message(message_id)
+    saved = await store.get_message(message_id, owner=OWNER)
     assert saved.status == "interrupted"
     assert saved.content == await run.text()
     assert saved.content
@@ -121,8 +124,10 @@ async def test_a_run_stopped_before_its_task_began_is_still_finished(
     # No await between start and the stop: the run's task has not taken a step.
     async with FakeUpstream(Scenario(tokens=10)) as upstream:
         manager = RunManager(store)
-        conversation = await store.create_conversation(model="m")
-        exchange = await store.start_exchange(conversation.id, user_content="go", model="m")
+        conversation = await store.create_conversation(model="m", owner=OWNER)
+        exchange = await store.start_exchange(
+            conversation.id, owner=OWNER, user_content="go", model="m"
+        )
         provider = OpenAIProvider(base_url=upstream.base_url, max_retries=0)
         spec = RunSpec(
             conversation_id=conversation.id,
@@ -140,7 +145,7 @@ async def test_a_run_stopped_before_its_task_began_is_still_finished(
         await provider.aclose()
     expected = "stopped" if how == "cancel" else "interrupted"
     assert run.status == expected
-    assert (await store.get_message(exchange.answer.id)).status == expected
+    assert (await store.get_message(exchange.answer.id, owner=OWNER)).status == expected
     assert upstream.requests == []  # it never reached the upstream
     frames = run.log.reader().take()
     assert f'"status":"{expected}"'.encode() in frames  # a done event ends the log
@@ -164,7 +169,7 @@ async def test_live_runs_are_saved_together_in_one_write_per_tick(store: Countin
         for message_id, text in batch.items():
             assert finals[message_id].startswith(text)
     for message_id in (id_a, id_b):
-        saved = await store.get_message(message_id)
+        saved = await store.get_message(message_id, owner=OWNER)
         assert (saved.status, saved.content) == ("complete", finals[message_id])
 
 

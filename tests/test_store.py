@@ -15,9 +15,18 @@ import pytest
 import sqlalchemy as sa
 
 import ssechat.store
-from ssechat.store import Conversation, Message, SQLStore, Store, default_database_url, open_store
+from ssechat.store import (
+    Accounts,
+    Conversation,
+    Message,
+    SQLStore,
+    Store,
+    default_database_url,
+    open_store,
+)
+from ssechat.store.accounts import SQLAccounts
 
-from .store_support import Ticker, table_rows
+from .store_support import OWNER, Ticker, table_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -37,15 +46,22 @@ def test_all_names_the_public_api() -> None:
     names = ssechat.store.__all__
     assert len(set(names)) == len(names)
     assert set(names) == {
+        "LOCAL_OWNER",
         "MESSAGE_STATUSES",
         "ROLES",
         "UNSET",
+        "USER_ROLES",
+        "USER_STATUSES",
+        "Accounts",
+        "ApiKey",
         "Conversation",
         "Exchange",
         "Message",
         "SQLStore",
+        "SessionRecord",
         "Store",
         "Unset",
+        "User",
         "default_database_url",
         "open_store",
     }
@@ -56,6 +72,8 @@ def test_all_names_the_public_api() -> None:
     assert ssechat.store.SQLStore is ssechat.store.sql.SQLStore
     assert ssechat.store.open_store is ssechat.store.sql.open_store
     assert ssechat.store.Message is ssechat.store.models.Message
+    assert ssechat.store.Accounts is ssechat.store.base.Accounts
+    assert ssechat.store.User is ssechat.store.models.User
 
 
 def _operations(cls: type) -> dict[str, inspect.Signature]:
@@ -88,10 +106,27 @@ def test_the_sql_store_is_the_protocol_and_nothing_more() -> None:
         assert inspect.iscoroutinefunction(getattr(SQLStore, name)), name
 
 
+def test_the_sql_accounts_are_the_protocol_and_nothing_more() -> None:
+    protocol = _operations(Accounts)
+    implementation = _operations(SQLAccounts)
+    assert set(implementation) == set(protocol)
+    assert {"find_session", "find_api_key", "create_first_admin"} <= set(protocol)
+    for name, signature in protocol.items():
+        assert _parameters(implementation[name]) == _parameters(signature), name
+        assert inspect.iscoroutinefunction(getattr(SQLAccounts, name)), name
+
+
+async def test_the_store_keeps_its_accounts_on_its_own_threads(store: SQLStore) -> None:
+    accounts = store.accounts
+    assert isinstance(accounts, SQLAccounts)
+    assert accounts is store.accounts  # one, made with the store
+    assert accounts.threads is store.threads
+
+
 async def test_open_store_gives_the_sql_store(db_path: Path) -> None:
     async with await open_store(db_path) as store:
         assert isinstance(store, SQLStore)
-        conversation = await store.create_conversation(title="via the protocol")
+        conversation = await store.create_conversation(title="via the protocol", owner=OWNER)
     assert [row[1] for row in table_rows(db_path)["conversations"]] == [conversation.title]
 
 
@@ -127,18 +162,18 @@ async def test_sqlite_runs_in_wal_mode_with_its_pragmas(store: SQLStore, db_path
 
 async def test_data_persists_across_close_and_reopen(db_path: Path) -> None:
     async with await open_store(db_path) as store:
-        conversation = await store.create_conversation(title="kept", system_prompt="S")
+        conversation = await store.create_conversation(title="kept", system_prompt="S", owner=OWNER)
         started = await store.start_exchange(
-            conversation.id, parent_id=None, user_content="q", model="demo"
+            conversation.id, owner=OWNER, parent_id=None, user_content="q", model="demo"
         )
         await store.update_message(
             started.answer.id, content="a", status="complete", usage={"x": 1}
         )
-        saved = await store.get_conversation(conversation.id)
-        tree = await store.list_messages(conversation.id)
+        saved = await store.get_conversation(conversation.id, owner=OWNER)
+        tree = await store.list_messages(conversation.id, owner=OWNER)
     async with await open_store(f"sqlite:///{db_path}") as store:
-        assert await store.get_conversation(conversation.id) == saved
-        assert await store.list_messages(conversation.id) == tree
+        assert await store.get_conversation(conversation.id, owner=OWNER) == saved
+        assert await store.list_messages(conversation.id, owner=OWNER) == tree
         assert tree[0].id == started.user.id
         assert tree[1].usage == {"x": 1}
 
@@ -157,7 +192,7 @@ async def test_open_accepts_paths_and_sqlite_urls(tmp_path: Path, form: str) -> 
         "aiosqlite": f"sqlite+aiosqlite:///{path}",  # what older configurations hold
     }[form]
     async with await open_store(target) as store:
-        await store.create_conversation(title="here")
+        await store.create_conversation(title="here", owner=OWNER)
     assert path.is_file()
     assert len(table_rows(path)["conversations"]) == 1
 
@@ -165,9 +200,9 @@ async def test_open_accepts_paths_and_sqlite_urls(tmp_path: Path, form: str) -> 
 async def test_a_path_is_taken_literally(tmp_path: Path) -> None:
     path = tmp_path / "my chats" / "50% #1?.db"  # would mean something else in a URL
     async with await open_store(path) as store:
-        await store.create_conversation()
+        await store.create_conversation(owner=OWNER)
     async with await open_store(str(path)) as store:
-        page, _ = await store.list_conversations()
+        page, _ = await store.list_conversations(owner=OWNER)
     assert len(page) == 1
     assert path.is_file()
 
@@ -179,7 +214,7 @@ async def test_open_without_a_url_uses_the_user_data_dir(
     monkeypatch.setattr(platformdirs, "user_data_dir", lambda appname: str(data_dir))
     assert default_database_url() == f"sqlite:///{data_dir / 'ssechat.db'}"
     async with await open_store(None) as store:
-        await store.create_conversation()
+        await store.create_conversation(owner=OWNER)
     assert (data_dir / "ssechat.db").is_file()
 
 
@@ -207,6 +242,6 @@ async def test_a_closed_store_refuses_work(db_path: Path) -> None:
     await store.close()
     await store.close()  # twice is fine
     with pytest.raises(RuntimeError, match="closed"):
-        await store.list_conversations()
+        await store.list_conversations(owner=OWNER)
     with pytest.raises(RuntimeError, match="closed"):
-        await store.create_conversation()
+        await store.create_conversation(owner=OWNER)

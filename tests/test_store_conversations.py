@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from ssechat.errors import ConflictError, InvalidRequestError, NotFoundError
 from ssechat.store import UNSET, Conversation, Store, open_store
 
-from .store_support import table_rows
+from .store_support import OWNER, table_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -25,7 +25,7 @@ async def test_create_and_get_conversation(store: Store) -> None:
     assert len(created.id) == 32
     assert created.created_at == created.updated_at
     assert created.current_leaf_id is None
-    fetched = await store.get_conversation(created.id)
+    fetched = await store.get_conversation(created.id, owner=OWNER)
     assert fetched == created
     data = fetched.as_dict()
     assert data["title"] == "Plans"
@@ -37,126 +37,144 @@ async def test_create_and_get_conversation(store: Store) -> None:
 
 async def test_unknown_conversation_is_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError):
-        await store.get_conversation("nope")
+        await store.get_conversation("nope", owner=OWNER)
     with pytest.raises(NotFoundError):
-        await store.list_messages("nope")
+        await store.list_messages("nope", owner=OWNER)
     with pytest.raises(NotFoundError):
-        await store.update_conversation("nope", title="x")
+        await store.update_conversation("nope", owner=OWNER, title="x")
     with pytest.raises(NotFoundError):
-        await store.delete_conversation("nope")
+        await store.delete_conversation("nope", owner=OWNER)
     with pytest.raises(NotFoundError):
-        await store.start_exchange("nope", parent_id=None, user_content="hi", model="demo")
+        await store.start_exchange(
+            "nope", owner=OWNER, parent_id=None, user_content="hi", model="demo"
+        )
     with pytest.raises(NotFoundError):
-        await store.start_exchange("nope", user_content="hi", model="demo")
+        await store.start_exchange("nope", owner=OWNER, user_content="hi", model="demo")
 
 
 async def test_update_conversation_changes_only_what_is_given(store: Store) -> None:
-    created = await store.create_conversation(title="A", model="m1", system_prompt="S")
-    updated = await store.update_conversation(created.id, title="B")
+    created = await store.create_conversation(title="A", model="m1", system_prompt="S", owner=OWNER)
+    updated = await store.update_conversation(created.id, owner=OWNER, title="B")
     assert (updated.title, updated.model, updated.system_prompt) == ("B", "m1", "S")
     assert updated.updated_at > created.updated_at
     assert updated.created_at == created.created_at
 
-    cleared = await store.update_conversation(created.id, system_prompt=None, model=UNSET)
+    cleared = await store.update_conversation(
+        created.id, owner=OWNER, system_prompt=None, model=UNSET
+    )
     assert (cleared.title, cleared.model, cleared.system_prompt) == ("B", "m1", None)
-    assert await store.get_conversation(created.id) == cleared
+    assert await store.get_conversation(created.id, owner=OWNER) == cleared
 
 
 async def test_current_leaf_must_be_a_message_of_the_conversation(
     store: Store, db_path: Path
 ) -> None:
-    first = await store.create_conversation()
-    other = await store.create_conversation()
-    started = await store.start_exchange(first.id, parent_id=None, user_content="q", model="demo")
+    first = await store.create_conversation(owner=OWNER)
+    other = await store.create_conversation(owner=OWNER)
+    started = await store.start_exchange(
+        first.id, owner=OWNER, parent_id=None, user_content="q", model="demo"
+    )
     question, answer = started.user, started.answer
     foreign = await store.start_exchange(
-        other.id, parent_id=None, user_content="elsewhere", model="demo"
+        other.id, owner=OWNER, parent_id=None, user_content="elsewhere", model="demo"
     )
     before = table_rows(db_path)
     for bad in (foreign.user.id, "unknown"):
         with pytest.raises(InvalidRequestError):
-            await store.update_conversation(first.id, title="changed", current_leaf_id=bad)
+            await store.update_conversation(
+                first.id, owner=OWNER, title="changed", current_leaf_id=bad
+            )
     assert table_rows(db_path) == before
 
-    moved = await store.update_conversation(first.id, current_leaf_id=question.id)
+    moved = await store.update_conversation(first.id, owner=OWNER, current_leaf_id=question.id)
     assert moved.current_leaf_id == question.id
-    assert (await store.update_conversation(first.id, current_leaf_id=None)).current_leaf_id is None
+    assert (
+        await store.update_conversation(first.id, owner=OWNER, current_leaf_id=None)
+    ).current_leaf_id is None
     assert answer.id != question.id
 
 
 async def test_delete_conversation_takes_its_messages(store: Store, db_path: Path) -> None:
-    doomed = await store.create_conversation(title="doomed")
-    kept = await store.create_conversation(title="kept")
-    started = await store.start_exchange(doomed.id, parent_id=None, user_content="q", model="d")
+    doomed = await store.create_conversation(title="doomed", owner=OWNER)
+    kept = await store.create_conversation(title="kept", owner=OWNER)
+    started = await store.start_exchange(
+        doomed.id, owner=OWNER, parent_id=None, user_content="q", model="d"
+    )
     question, answer = started.user, started.answer
     await store.update_message(answer.id, content="a", status="complete")
     kept_question = (
-        await store.start_exchange(kept.id, parent_id=None, user_content="k", model="demo")
+        await store.start_exchange(
+            kept.id, owner=OWNER, parent_id=None, user_content="k", model="demo"
+        )
     ).user
 
-    await store.delete_conversation(doomed.id)
+    await store.delete_conversation(doomed.id, owner=OWNER)
 
     with pytest.raises(NotFoundError):
-        await store.get_conversation(doomed.id)
+        await store.get_conversation(doomed.id, owner=OWNER)
     for message_id in (question.id, answer.id):
         with pytest.raises(NotFoundError):
-            await store.get_message(message_id)
+            await store.get_message(message_id, owner=OWNER)
         with pytest.raises(NotFoundError):  # its branch is gone too
-            await store.start_answer(message_id, model="demo")
+            await store.start_answer(message_id, owner=OWNER, model="demo")
         with pytest.raises(NotFoundError):
             await store.start_exchange(
-                kept.id, parent_id=message_id, user_content="x", model="demo"
+                kept.id, owner=OWNER, parent_id=message_id, user_content="x", model="demo"
             )
     with pytest.raises(NotFoundError):
         await store.update_message(answer.id, content="late")
     with pytest.raises(NotFoundError):
-        await store.list_messages(doomed.id)
+        await store.list_messages(doomed.id, owner=OWNER)
     with pytest.raises(NotFoundError):
-        await store.delete_conversation(doomed.id)
+        await store.delete_conversation(doomed.id, owner=OWNER)
     assert await store.set_title_if_empty(doomed.id, "late title") is False
 
     rows = table_rows(db_path)
     assert [row[0] for row in rows["conversations"]] == [kept.id]
     assert {row[2] for row in rows["messages"]} == {kept.id}
-    assert [m.id for m in await store.list_messages(kept.id)][:1] == [kept_question.id]
-    page, _ = await store.list_conversations()
+    assert [m.id for m in await store.list_messages(kept.id, owner=OWNER)][:1] == [kept_question.id]
+    page, _ = await store.list_conversations(owner=OWNER)
     assert [c.id for c in page] == [kept.id]
 
 
 async def test_set_title_if_empty(store: Store) -> None:
-    untitled = await store.create_conversation()
+    untitled = await store.create_conversation(owner=OWNER)
     assert await store.set_title_if_empty(untitled.id, "First") is True
     assert await store.set_title_if_empty(untitled.id, "Second") is False
-    assert (await store.get_conversation(untitled.id)).title == "First"
+    assert (await store.get_conversation(untitled.id, owner=OWNER)).title == "First"
 
-    blank = await store.create_conversation(title="")
+    blank = await store.create_conversation(title="", owner=OWNER)
     assert await store.set_title_if_empty(blank.id, "Named") is True
-    assert (await store.get_conversation(blank.id)).title == "Named"
+    assert (await store.get_conversation(blank.id, owner=OWNER)).title == "Named"
 
-    titled = await store.create_conversation(title="Mine")
+    titled = await store.create_conversation(title="Mine", owner=OWNER)
     assert await store.set_title_if_empty(titled.id, "Theirs") is False
-    assert (await store.get_conversation(titled.id)).title == "Mine"
+    assert (await store.get_conversation(titled.id, owner=OWNER)).title == "Mine"
 
 
 async def test_starting_a_turn_bumps_the_conversation(store: Store) -> None:
-    older = await store.create_conversation(title="older")
-    newer = await store.create_conversation(title="newer")
-    page, _ = await store.list_conversations()
+    older = await store.create_conversation(title="older", owner=OWNER)
+    newer = await store.create_conversation(title="newer", owner=OWNER)
+    page, _ = await store.list_conversations(owner=OWNER)
     assert [c.id for c in page] == [newer.id, older.id]
 
-    started = await store.start_exchange(older.id, parent_id=None, user_content="hi", model="m")
-    bumped = await store.get_conversation(older.id)
+    started = await store.start_exchange(
+        older.id, owner=OWNER, parent_id=None, user_content="hi", model="m"
+    )
+    bumped = await store.get_conversation(older.id, owner=OWNER)
     assert bumped.updated_at == started.user.created_at > newer.updated_at
-    page, _ = await store.list_conversations()
+    page, _ = await store.list_conversations(owner=OWNER)
     assert [c.id for c in page] == [older.id, newer.id]
 
     # Answering again bumps it too.
     with pytest.raises(ConflictError):  # not while its answer is being written
-        await store.start_exchange(older.id, user_content="more", model="m")
-    await store.update_conversation(newer.id, title="newest")
-    again = await store.start_answer(started.user.id, model="m")
-    assert (await store.get_conversation(older.id)).updated_at == again.answer.created_at
-    page, _ = await store.list_conversations()
+        await store.start_exchange(older.id, owner=OWNER, user_content="more", model="m")
+    await store.update_conversation(newer.id, owner=OWNER, title="newest")
+    again = await store.start_answer(started.user.id, owner=OWNER, model="m")
+    assert (
+        await store.get_conversation(older.id, owner=OWNER)
+    ).updated_at == again.answer.created_at
+    page, _ = await store.list_conversations(owner=OWNER)
     assert [c.id for c in page] == [older.id, newer.id]
 
 
@@ -167,7 +185,7 @@ async def all_pages(store: Store, limit: int) -> list[list[str]]:
     pages: list[list[str]] = []
     cursor: str | None = None
     while True:
-        page, cursor = await store.list_conversations(limit=limit, cursor=cursor)
+        page, cursor = await store.list_conversations(limit=limit, cursor=cursor, owner=OWNER)
         assert len(page) <= limit
         pages.append([c.id for c in page])
         if cursor is None:
@@ -176,7 +194,7 @@ async def all_pages(store: Store, limit: int) -> list[list[str]]:
 
 
 async def test_pages_follow_one_another(store: Store) -> None:
-    created = [await store.create_conversation(title=str(i)) for i in range(5)]
+    created = [await store.create_conversation(title=str(i), owner=OWNER) for i in range(5)]
     newest_first = [c.id for c in reversed(created)]
     assert await all_pages(store, 2) == [newest_first[0:2], newest_first[2:4], newest_first[4:]]
     assert await all_pages(store, 5) == [newest_first]
@@ -184,15 +202,17 @@ async def test_pages_follow_one_another(store: Store) -> None:
 
 
 async def test_a_conversation_bumped_while_paging_is_not_seen_twice(store: Store) -> None:
-    created = [await store.create_conversation(title=str(i)) for i in range(4)]
-    page1, cursor = await store.list_conversations(limit=2)
+    created = [await store.create_conversation(title=str(i), owner=OWNER) for i in range(4)]
+    page1, cursor = await store.list_conversations(limit=2, owner=OWNER)
     assert [c.id for c in page1] == [created[3].id, created[2].id]
-    await store.start_exchange(created[3].id, parent_id=None, user_content="bump", model="m")
-    fresh = await store.create_conversation(title="fresh")
-    page2, cursor = await store.list_conversations(limit=2, cursor=cursor)
+    await store.start_exchange(
+        created[3].id, owner=OWNER, parent_id=None, user_content="bump", model="m"
+    )
+    fresh = await store.create_conversation(title="fresh", owner=OWNER)
+    page2, cursor = await store.list_conversations(limit=2, cursor=cursor, owner=OWNER)
     assert [c.id for c in page2] == [created[1].id, created[0].id]
     assert cursor is None
-    page, _ = await store.list_conversations(limit=2)
+    page, _ = await store.list_conversations(limit=2, owner=OWNER)
     assert [c.id for c in page] == [fresh.id, created[3].id]
 
 
@@ -210,7 +230,7 @@ async def test_paging_returns_every_conversation_once_in_order(
             created: list[Conversation] = []
             for t in times:  # equal times exercise the tie-break on id
                 now[0] = 1_700_000_000.0 + t
-                created.append(await store.create_conversation())
+                created.append(await store.create_conversation(owner=OWNER))
             pages = await all_pages(store, limit)
     expected = [c.id for c in sorted(created, key=lambda c: (c.updated_at, c.id), reverse=True)]
     assert [i for page in pages for i in page] == expected
@@ -222,11 +242,11 @@ async def test_paging_returns_every_conversation_once_in_order(
     ["", "!!!", "bm90IGpzb24", "WzFd", "WyJhIiwiYiJd", "WzEsMl0", "WzEsImEiLDNd", "WyJhIl0", "é"],
 )
 async def test_a_malformed_cursor_is_an_invalid_request(store: Store, cursor: str) -> None:
-    await store.create_conversation()
+    await store.create_conversation(owner=OWNER)
     with pytest.raises(InvalidRequestError):
-        await store.list_conversations(cursor=cursor)
+        await store.list_conversations(cursor=cursor, owner=OWNER)
 
 
 async def test_limit_must_be_positive(store: Store) -> None:
     with pytest.raises(InvalidRequestError):
-        await store.list_conversations(limit=0)
+        await store.list_conversations(limit=0, owner=OWNER)

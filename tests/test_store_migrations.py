@@ -12,9 +12,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ssechat.errors import NotFoundError
 from ssechat.store import migrations, open_store, schema
 from ssechat.store.migrations import MIGRATIONS, applied_migrations, apply_migrations
 from ssechat.store.sqlite import create_engines, resolve_url
+
+from .store_support import OWNER
 
 pytestmark = pytest.mark.anyio
 
@@ -38,12 +41,16 @@ def writer(path: Path) -> Iterator[Engine]:
 
 
 def describe(conn: Connection) -> dict[str, Any]:
-    """Each table's columns (name, nullable) and index names, as reflected from the database."""
+    """Each table's columns (name, nullable) and indexes (name, columns, unique), as reflected
+    from the database."""
     inspector = sa.inspect(conn)
     return {
         table: {
             "columns": sorted((c["name"], c["nullable"]) for c in inspector.get_columns(table)),
-            "indexes": sorted(str(i["name"]) for i in inspector.get_indexes(table)),
+            "indexes": sorted(
+                (str(i["name"]), tuple(i["column_names"]), bool(i["unique"]))
+                for i in inspector.get_indexes(table)
+            ),
         }
         for table in inspector.get_table_names()
     }
@@ -54,7 +61,10 @@ def expected_description() -> dict[str, Any]:
     return {
         table.name: {
             "columns": sorted((c.name, bool(c.nullable)) for c in table.columns),
-            "indexes": sorted(str(i.name) for i in table.indexes),
+            "indexes": sorted(
+                (str(i.name), tuple(c.name for c in i.columns), bool(i.unique))
+                for i in table.indexes
+            ),
         }
         for table in schema.metadata.sorted_tables
     }
@@ -82,10 +92,10 @@ async def test_an_empty_database_migrates_to_the_current_schema(db_path: Path) -
 
 async def test_reopening_applies_nothing(db_path: Path) -> None:
     async with await open_store(db_path) as store:
-        conversation = await store.create_conversation(title="kept")
+        conversation = await store.create_conversation(title="kept", owner=OWNER)
     first = recorded(db_path)
     async with await open_store(db_path) as store:
-        assert (await store.get_conversation(conversation.id)).title == "kept"
+        assert (await store.get_conversation(conversation.id, owner=OWNER)).title == "kept"
     assert recorded(db_path) == first
     with writer(db_path) as engine, engine.begin() as conn:
         assert apply_migrations(conn) == []
@@ -103,11 +113,20 @@ async def test_an_older_database_is_brought_up_to_date(db_path: Path) -> None:
     assert [name for name, _ in recorded(db_path)] == NAMES[:1]
 
     async with await open_store(db_path) as store:
-        old = await store.get_conversation("c1")
-        assert (old.title, old.created_at, old.updated_at) == ("from before", 1.0, 2.0)
-        started = await store.start_exchange("c1", user_content="hi", model="m")
+        # Made before accounts: nobody's until the first admin adopts it.
+        with pytest.raises(NotFoundError):
+            await store.get_conversation("c1", owner=OWNER)
+        assert await store.adopt_conversations(OWNER) == 1
+        old = await store.get_conversation("c1", owner=OWNER)
+        assert (old.title, old.owner, old.created_at, old.updated_at) == (
+            "from before",
+            OWNER,
+            1.0,
+            2.0,
+        )
+        started = await store.start_exchange("c1", owner=OWNER, user_content="hi", model="m")
         assert started.branch == [started.user]
-        assert await store.list_messages("c1") == [started.user, started.answer]
+        assert await store.list_messages("c1", owner=OWNER) == [started.user, started.answer]
     assert [name for name, _ in recorded(db_path)] == NAMES
 
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ssechat.errors import NotFoundError
 from ssechat.store import SQLStore, Store, open_store, schema
 
-from .store_support import Gate, Ticker
+from .store_support import OWNER, Gate, Ticker
 
 pytestmark = pytest.mark.anyio
 
@@ -61,9 +61,9 @@ async def test_a_caller_cancelled_mid_write_leaves_it_to_finish_and_close_waits(
 ) -> None:
     clock = GatedClock()
     store = await open_store(db_path, clock=clock)
-    conversation = await store.create_conversation()
+    conversation = await store.create_conversation(owner=OWNER)
     started = await store.start_exchange(
-        conversation.id, parent_id=None, user_content="q", model="demo"
+        conversation.id, owner=OWNER, parent_id=None, user_content="q", model="demo"
     )
     answer = started.answer
     outcome: list[str] = []
@@ -94,7 +94,7 @@ async def test_a_caller_cancelled_mid_write_leaves_it_to_finish_and_close_waits(
     assert closed == [True]
 
     async with await open_store(db_path) as reopened:
-        saved = await reopened.get_message(answer.id)
+        saved = await reopened.get_message(answer.id, owner=OWNER)
     assert (saved.content, saved.status) == ("saved", "stopped")
 
 
@@ -122,7 +122,7 @@ async def test_a_failure_nobody_waits_for_is_logged(
 
 async def test_close_waits_for_a_read_under_way(db_path: Path) -> None:
     store = await SQLStore.open(db_path)
-    conversation = await store.create_conversation(title="kept")
+    conversation = await store.create_conversation(title="kept", owner=OWNER)
     gate = Gate()
     read: list[str] = []
     closed: list[bool] = []
@@ -146,7 +146,7 @@ async def test_close_waits_for_a_read_under_way(db_path: Path) -> None:
             await anyio.wait_all_tasks_blocked()
             assert closed == []
             with pytest.raises(RuntimeError, match="closed"):  # nothing new meanwhile
-                await store.get_conversation(conversation.id)
+                await store.get_conversation(conversation.id, owner=OWNER)
             gate.release()
     assert (read, closed) == (["kept"], [True])
 
@@ -156,8 +156,8 @@ async def test_the_database_is_only_touched_on_the_store_threads(db_path: Path) 
     store = await SQLStore.open(db_path, clock=clock)
     readers: set[threading.Thread] = set()
     try:
-        conversation = await store.create_conversation()
-        await store.start_exchange(conversation.id, user_content="q", model="m")
+        conversation = await store.create_conversation(owner=OWNER)
+        await store.start_exchange(conversation.id, owner=OWNER, user_content="q", model="m")
 
         def which(conn: sa.Connection) -> threading.Thread:
             return threading.current_thread()
@@ -186,15 +186,15 @@ async def test_the_database_is_only_touched_on_the_store_threads(db_path: Path) 
 
 async def test_writes_run_in_the_order_they_were_asked_for(db_path: Path) -> None:
     async with await open_store(db_path, clock=Ticker()) as store:
-        conversation = await store.create_conversation()
+        conversation = await store.create_conversation(owner=OWNER)
         async with anyio.create_task_group() as tg:
             for i in range(30):
                 tg.start_soon(
                     lambda i=i: store.start_exchange(
-                        conversation.id, parent_id=None, user_content=str(i), model="m"
+                        conversation.id, owner=OWNER, parent_id=None, user_content=str(i), model="m"
                     )
                 )
-        messages = await store.list_messages(conversation.id)
+        messages = await store.list_messages(conversation.id, owner=OWNER)
     questions = [m for m in messages if m.role == "user"]
     assert [m.content for m in questions] == [str(i) for i in range(30)]
     times = [m.created_at for m in questions]
@@ -203,7 +203,7 @@ async def test_writes_run_in_the_order_they_were_asked_for(db_path: Path) -> Non
 
 async def test_close_is_idempotent_and_concurrent(db_path: Path) -> None:
     store = await open_store(db_path)
-    await store.create_conversation()
+    await store.create_conversation(owner=OWNER)
     async with anyio.create_task_group() as tg:
         for _ in range(3):
             tg.start_soon(store.close)
@@ -216,30 +216,32 @@ async def test_close_is_idempotent_and_concurrent(db_path: Path) -> None:
 
 
 async def test_concurrent_reads_and_writes_all_succeed(store: Store) -> None:
-    conversation = await store.create_conversation()
+    conversation = await store.create_conversation(owner=OWNER)
     seen: list[int] = []
 
     async def write(i: int) -> None:
-        await store.start_exchange(conversation.id, parent_id=None, user_content=f"m{i}", model="m")
+        await store.start_exchange(
+            conversation.id, owner=OWNER, parent_id=None, user_content=f"m{i}", model="m"
+        )
 
     async def read() -> None:
-        seen.append(len(await store.list_messages(conversation.id)))
-        await store.list_conversations()
-        await store.get_conversation(conversation.id)
+        seen.append(len(await store.list_messages(conversation.id, owner=OWNER)))
+        await store.list_conversations(owner=OWNER)
+        await store.get_conversation(conversation.id, owner=OWNER)
 
     async with anyio.create_task_group() as tg:
         for i in range(40):
             tg.start_soon(write, i)
             tg.start_soon(read)
 
-    messages = await store.list_messages(conversation.id)
+    messages = await store.list_messages(conversation.id, owner=OWNER)
     questions = [m.content for m in messages if m.role == "user"]
     assert sorted(questions) == sorted(f"m{i}" for i in range(40))
     assert len(messages) == 80
     assert len(seen) == 40
     # A read sees whole turns only: each question went in with its answer, in one transaction.
     assert all(0 <= n <= 80 and n % 2 == 0 for n in seen)
-    assert (await store.get_conversation(conversation.id)).current_leaf_id in {
+    assert (await store.get_conversation(conversation.id, owner=OWNER)).current_leaf_id in {
         m.id for m in messages
     }
 
@@ -247,21 +249,21 @@ async def test_concurrent_reads_and_writes_all_succeed(store: Store) -> None:
 async def test_two_stores_on_one_file_both_write(db_path: Path) -> None:
     # Like two server processes: BEGIN IMMEDIATE and the busy timeout make them take turns.
     async with await open_store(db_path) as first, await open_store(db_path) as second:
-        conversation = await first.create_conversation()
+        conversation = await first.create_conversation(owner=OWNER)
 
         async def write(store: Store, i: int) -> None:
             await store.start_exchange(
-                conversation.id, parent_id=None, user_content=str(i), model="m"
+                conversation.id, owner=OWNER, parent_id=None, user_content=str(i), model="m"
             )
 
         async with anyio.create_task_group() as tg:
             for i in range(30):
                 tg.start_soon(write, first if i % 2 else second, i)
-        assert len(await second.list_messages(conversation.id)) == 60
+        assert len(await second.list_messages(conversation.id, owner=OWNER)) == 60
 
 
 async def test_reads_do_not_wait_for_an_open_write(store: SQLStore) -> None:
-    conversation = await store.create_conversation(title="before")
+    conversation = await store.create_conversation(title="before", owner=OWNER)
     gate = Gate()
 
     def rename_and_hold(conn: sa.Connection) -> None:
@@ -274,17 +276,17 @@ async def test_reads_do_not_wait_for_an_open_write(store: SQLStore) -> None:
             await gate.wait_entered()
             # A read runs on its own thread and connection: it does not queue behind the
             # writer, and it sees the last committed state.
-            assert (await store.get_conversation(conversation.id)).title == "before"
+            assert (await store.get_conversation(conversation.id, owner=OWNER)).title == "before"
             gate.release()
-    assert (await store.get_conversation(conversation.id)).title == "uncommitted"
+    assert (await store.get_conversation(conversation.id, owner=OWNER)).title == "uncommitted"
 
 
 async def test_writes_wait_for_one_another(store: SQLStore) -> None:
-    conversation = await store.create_conversation(title="before")
+    conversation = await store.create_conversation(title="before", owner=OWNER)
     finished: list[str] = []
 
     async def rename() -> None:
-        await store.update_conversation(conversation.id, title="second")
+        await store.update_conversation(conversation.id, owner=OWNER, title="second")
         finished.append("second")
 
     gate = Gate()
@@ -303,7 +305,7 @@ async def test_writes_wait_for_one_another(store: SQLStore) -> None:
             assert finished == []
             gate.release()
     assert finished == ["second"]
-    assert (await store.get_conversation(conversation.id)).title == "second"
+    assert (await store.get_conversation(conversation.id, owner=OWNER)).title == "second"
 
 
 # --- cancellation -------------------------------------------------------------------------------
@@ -312,9 +314,9 @@ async def test_writes_wait_for_one_another(store: SQLStore) -> None:
 async def test_a_cancelled_caller_stops_waiting_but_the_write_completes(db_path: Path) -> None:
     store = await SQLStore.open(db_path)
     try:
-        conversation = await store.create_conversation()
+        conversation = await store.create_conversation(owner=OWNER)
         started = await store.start_exchange(
-            conversation.id, parent_id=None, user_content="q", model="demo"
+            conversation.id, owner=OWNER, parent_id=None, user_content="q", model="demo"
         )
         answer = started.answer
         outcome: list[str] = []
@@ -340,12 +342,12 @@ async def test_a_cancelled_caller_stops_waiting_but_the_write_completes(db_path:
         await store.close()  # waits for the write its caller left behind
 
     async with await open_store(db_path) as reopened:
-        saved = await reopened.get_message(answer.id)
+        saved = await reopened.get_message(answer.id, owner=OWNER)
     assert (saved.content, saved.status) == ("saved", "stopped")
 
 
 async def test_cancellation_at_any_point_keeps_the_store_whole(store: Store, db_path: Path) -> None:
-    conversation = await store.create_conversation()
+    conversation = await store.create_conversation(owner=OWNER)
     for checkpoints in range(25):
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
@@ -354,20 +356,23 @@ async def test_cancellation_at_any_point_keeps_the_store_whole(store: Store, db_
                         functools.partial(
                             store.start_exchange,
                             conversation.id,
+                            owner=OWNER,
                             parent_id=None,
                             user_content=f"{checkpoints}.{i}",
                             model="demo",
                         )
                     )
-                    tg.start_soon(store.list_messages, conversation.id)
+                    tg.start_soon(
+                        functools.partial(store.list_messages, conversation.id, owner=OWNER)
+                    )
                 for _ in range(checkpoints):
                     await anyio.lowlevel.checkpoint()
                 scope.cancel()
         with anyio.fail_after(10):  # nothing is left locked
-            await store.update_conversation(conversation.id, title=str(checkpoints))
+            await store.update_conversation(conversation.id, owner=OWNER, title=str(checkpoints))
     await store.close()
     async with await open_store(db_path) as reopened:
-        messages = await reopened.list_messages(conversation.id)
+        messages = await reopened.list_messages(conversation.id, owner=OWNER)
     # Each exchange is whole: every question written has its answer, and nothing else.
     questions = sorted(m.id for m in messages if m.role == "user")
     assert sorted(m.parent_id or "" for m in messages if m.role == "assistant") == questions

@@ -1,14 +1,18 @@
-"""The ``ssechat`` command line: ``serve`` starts the server, ``chat`` talks to a running one.
+"""The ``ssechat`` command line: ``serve`` starts the server, ``chat`` talks to a running one,
+``users`` manages accounts on the server's database (for headless installs and lost passwords).
 
 ``ssechat chat`` is a real client of the HTTP API built on ``ssechat.sse``: it streams the answer
 to the terminal as it is generated, and if the connection drops it resumes the run with
-``Last-Event-ID``, so nothing is printed twice or lost. This module must never contain server
-logic: it parses flags into ``Settings`` and hands them on.
+``Last-Event-ID``, so nothing is printed twice or lost. It signs its requests with an API key
+(``--api-key`` or ``SSECHAT_API_KEY``). This module must never contain server logic: it parses
+flags into ``Settings`` and hands them on, and never prints a password or a key.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import json
 import sys
 import time
@@ -44,6 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--conversation", "-c", help="continue this conversation (an id)")
     chat.add_argument("--model", help="model to answer with")
     chat.add_argument("--url", help="the server (default http://127.0.0.1:8000)")
+    chat.add_argument(
+        "--api-key", help="an API key made in the web UI's settings (default: $SSECHAT_API_KEY)"
+    )
+
+    users = commands.add_parser("users", help="manage accounts (on the server's database)")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    create = users_commands.add_parser(
+        "create", help="make an account; the password is asked for, or read from stdin"
+    )
+    create.add_argument("email")
+    create.add_argument("--name", help="the name shown in the UI")
+    create.add_argument("--admin", action="store_true", help="make an admin")
+    create.add_argument("--db", dest="database_url", help="database URL or SQLite file path")
     return parser
 
 
@@ -55,12 +72,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 host=args.host, port=args.port, database_url=args.database_url, model=args.model
             )
             return serve(settings)
-        settings = Settings.from_env()
+        if args.command == "users":
+            settings = Settings.from_env(database_url=args.database_url)
+            return create_user(settings, args.email, name=args.name, admin=args.admin)
+        settings = Settings.from_env(api_key=args.api_key)
     except ValueError as exc:
         print(f"ssechat: {exc}", file=sys.stderr)
         return 2
     url = args.url or f"http://{settings.host}:{settings.port}"
-    return chat(url, args.question, conversation=args.conversation, model=args.model)
+    return chat(
+        url,
+        args.question,
+        conversation=args.conversation,
+        model=args.model,
+        api_key=settings.api_key or None,
+    )
 
 
 def serve(settings: Settings) -> int:
@@ -73,14 +99,75 @@ def serve(settings: Settings) -> int:
         f"ssechat {__version__} on http://{settings.host}:{settings.port}, answering with {where}",
         flush=True,
     )
+    if settings.auth == "off":
+        print("accounts are off (SSECHAT_AUTH=off): everyone who reaches this port is you")
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=3,
+        # The app applies X-Forwarded-* itself, from SSECHAT_TRUSTED_PROXIES only: uvicorn's
+        # default would believe them from 127.0.0.1.
+        proxy_headers=False,
     )
     return 0
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+def read_password(stdin: TextIO | None = None) -> str:
+    """The new password: asked twice on a terminal, else the first line of stdin."""
+    stdin = stdin or sys.stdin
+    if not stdin.isatty():
+        return stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != password:
+        raise ValueError("the two passwords differ")
+    return password
+
+
+def create_user(settings: Settings, email: str, *, name: str | None, admin: bool) -> int:
+    from pydantic import ValidationError
+
+    from ssechat.api.account_schemas import UserCreate
+    from ssechat.errors import SSEChatError
+
+    try:
+        password = read_password()
+        body = UserCreate(
+            email=email, password=password, name=name, role="admin" if admin else "user"
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"ssechat: {problems}", file=sys.stderr)
+        return 2
+    except (ValueError, EOFError, KeyboardInterrupt) as exc:
+        print(f"ssechat: {exc or 'no password given'}", file=sys.stderr)
+        return 2
+    try:
+        role = asyncio.run(_create_user(settings, body.email, body.password, body.name, body.role))
+    except SSEChatError as exc:
+        print(f"ssechat: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"created {role} account {body.email}")
+    return 0
+
+
+async def _create_user(
+    settings: Settings, email: str, password: str, name: str | None, role: str
+) -> str:
+    from ssechat.auth import AccountService
+    from ssechat.errors import InvalidRequestError
+    from ssechat.store import open_store
+
+    async with await open_store(settings.database_url or None) as store:
+        if role != "admin" and not await store.accounts.count_users():
+            raise InvalidRequestError("the first account must be an admin: add --admin")
+        accounts = AccountService(settings, store)
+        user = await accounts.add_user(email=email, password=password, name=name, role=role)
+        return user.role
 
 
 # --- the chat client --------------------------------------------------------------------------
@@ -90,17 +177,27 @@ class ChatError(Exception):
     pass
 
 
+NEEDS_KEY = (
+    "this server needs an API key: sign in to its web UI, open Settings, create a key under "
+    "'API keys', then pass it with --api-key or set SSECHAT_API_KEY"
+)
+
+
 def chat(
     url: str,
     question: str,
     *,
     conversation: str | None,
     model: str | None,
+    api_key: str | None = None,
     out: TextIO | None = None,
 ) -> int:
     out = out or sys.stdout
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        with httpx.Client(base_url=url, timeout=httpx.Timeout(30.0, read=None)) as client:
+        with httpx.Client(
+            base_url=url, timeout=httpx.Timeout(30.0, read=None), headers=headers
+        ) as client:
             if conversation is None:
                 created = _json(client.post("/api/conversations", json={}))
                 conversation = str(created["id"])
@@ -127,6 +224,9 @@ def _json(response: httpx.Response) -> Any:
             message = response.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = response.text[:200]
+        if response.status_code == 401:
+            given = "Authorization" in response.request.headers
+            message = f"{message}: check the API key" if given else NEEDS_KEY
         raise ChatError(f"{response.status_code}: {message}")
     return response.json()
 

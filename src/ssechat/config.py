@@ -8,10 +8,13 @@ This module must never read a setting anywhere else, nor show the key in a repr 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
+
+import limits
 
 __all__ = ["DEMO_MODEL", "ENV_ALIASES", "ENV_PREFIX", "Settings"]
 
@@ -25,6 +28,11 @@ ENV_ALIASES: Mapping[str, str] = {
 }
 
 OnDisconnect = Literal["continue", "cancel"]
+AuthMode = Literal["on", "off"]
+SignupPolicy = Literal["closed", "approval", "open"]
+
+# Never shown in a repr, an error message or a log line.
+_SECRETS = frozenset({"openai_api_key", "admin_password", "api_key"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +70,66 @@ class Settings:
     # The built web UI served at "/"; empty = web/dist of this source checkout.
     web_dir: str = ""
 
+    # --- accounts and access ---
+    # "off": one implicit user, no sign-in; only allowed when listening on loopback addresses.
+    auth: AuthMode = "on"
+    # Who may make an account: "closed" (admins make them), "approval" (pending until an admin
+    # approves), "open".
+    signup: SignupPolicy = "closed"
+    # A headless install's first admin, created at start when missing.
+    admin_email: str = ""
+    admin_password: str = field(default="", repr=False)
+    # Host names the server answers to, comma-separated (empty: localhost, 127.0.0.1, [::1] and
+    # the address it is bound to; "*": any, only when set explicitly).
+    allowed_hosts: str = ""
+    # Addresses or networks (comma-separated) of reverse proxies whose X-Forwarded-Proto and
+    # X-Forwarded-For are believed.
+    trusted_proxies: str = ""
+    # Origins (comma-separated) allowed to call the API from their pages, with an API key.
+    cors_origins: str = ""
+    # A session ends after this many idle seconds, and this many seconds after sign-in.
+    session_idle_seconds: float = 14 * 86400.0
+    session_max_seconds: float = 60 * 86400.0
+    # Runs one user may have generating at once (0: no limit).
+    max_live_runs_per_user: int = 4
+    # Failed sign-ins allowed per account and per client address, in ``limits`` notation.
+    login_limit_account: str = "10 per 15 minutes"
+    login_limit_address: str = "50 per 15 minutes"
+    # The key ``ssechat chat`` sends (as Authorization: Bearer); not used by the server.
+    api_key: str = field(default="", repr=False)
+
     @property
     def has_upstream(self) -> bool:
         """An OpenAI-compatible upstream is configured (a key, or a base URL such as Ollama's)."""
         return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def allowed_host_names(self) -> frozenset[str]:
+        """The lowercased host names (no port) a request's ``Host`` may name; ``*`` is any."""
+        if self.allowed_hosts.strip():
+            return frozenset(_split(self.allowed_hosts.lower()))
+        names = {"localhost", "127.0.0.1", "[::1]"}
+        if self.host not in ("0.0.0.0", "::", ""):
+            names.add(f"[{self.host}]" if ":" in self.host else self.host.lower())
+        return frozenset(names)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return _split(self.trusted_proxies)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.rstrip("/") for origin in _split(self.cors_origins)]
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        host = self.host.strip("[]").lower()
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -97,6 +161,43 @@ class Settings:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive")
         if not 0 < self.port < 65536:
             raise ValueError(f"port {self.port} is out of range")
+        for name, kind in (("auth", AuthMode), ("signup", SignupPolicy)):
+            if getattr(self, name) not in get_args(kind):
+                raise ValueError(
+                    f"{ENV_PREFIX}{name.upper()} must be one of {', '.join(get_args(kind))}"
+                )
+        if self.auth == "off" and not self.listens_on_loopback:
+            raise ValueError(
+                f"{ENV_PREFIX}AUTH=off lets anyone who reaches the server act as its one user; "
+                f"it is only allowed when listening on a loopback address, not {self.host!r}"
+            )
+        if self.max_live_runs_per_user < 0:
+            raise ValueError(f"{ENV_PREFIX}MAX_LIVE_RUNS_PER_USER must be 0 (no limit) or more")
+        for name in ("session_idle_seconds", "session_max_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive")
+        for name in ("login_limit_account", "login_limit_address"):
+            try:
+                limits.parse(getattr(self, name))
+            except ValueError:
+                raise ValueError(
+                    f"{ENV_PREFIX}{name.upper()} must read like '10 per 15 minutes'"
+                ) from None
+        for network in self.trusted_proxy_list:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{ENV_PREFIX}TRUSTED_PROXIES: {network!r} is not an address or network"
+                ) from None
+        if bool(self.admin_email) != bool(self.admin_password):
+            raise ValueError(
+                f"{ENV_PREFIX}ADMIN_EMAIL and {ENV_PREFIX}ADMIN_PASSWORD go together: set both"
+            )
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _parse(variable: str, name: str, kind: type, raw: str) -> Any:
@@ -110,5 +211,5 @@ def _parse(variable: str, name: str, kind: type, raw: str) -> Any:
             raise ValueError(raw)
         return kind(raw)
     except ValueError:
-        shown = "<hidden>" if name == "openai_api_key" else repr(raw)
+        shown = "<hidden>" if name in _SECRETS else repr(raw)
         raise ValueError(f"{variable}={shown} is not a valid {kind.__name__}") from None

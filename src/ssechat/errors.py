@@ -3,8 +3,12 @@
     SSEChatError                      code              HTTP   retryable
     ├── InvalidRequestError           invalid_request    400
     │   └── PayloadTooLargeError      payload_too_large  413
-    ├── NotFoundError                 not_found          404
+    ├── UnauthenticatedError          unauthenticated    401    (no credentials, or not valid)
+    ├── ForbiddenError                forbidden          403    (signed in, not allowed)
+    ├── NotFoundError                 not_found          404    (also: another user's id)
     ├── ConflictError                 conflict           409
+    ├── RateLimitedError              rate_limited       429    (Retry-After: retry_after)
+    │   └── TooManyRunsError          too_many_runs      429
     └── ProviderError                 upstream_error     502    (varies)
         ├── ProviderConnectionError   upstream_unreachable 502  yes  (connect refused, reset)
         ├── ProviderTimeoutError      upstream_timeout   504    yes  (connect or idle timeout)
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConflictError",
+    "ForbiddenError",
     "InvalidRequestError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -31,7 +36,10 @@ __all__ = [
     "ProviderStatusError",
     "ProviderStreamError",
     "ProviderTimeoutError",
+    "RateLimitedError",
     "SSEChatError",
+    "TooManyRunsError",
+    "UnauthenticatedError",
     "error_data",
 ]
 
@@ -56,6 +64,35 @@ class InvalidRequestError(SSEChatError):
 class PayloadTooLargeError(InvalidRequestError):
     code = "payload_too_large"
     status_code = 413
+
+
+class UnauthenticatedError(SSEChatError):
+    """No credentials, or ones that are not (or no longer) valid: sign in, or use a valid key."""
+
+    code = "unauthenticated"
+    status_code = 401
+
+
+class ForbiddenError(SSEChatError):
+    """Signed in, but not allowed to do this (the role, a cross-site request, a closed sign-up)."""
+
+    code = "forbidden"
+    status_code = 403
+
+
+class RateLimitedError(SSEChatError):
+    """Too many attempts; ``retry_after`` is how many seconds until the next one may succeed."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooManyRunsError(RateLimitedError):
+    code = "too_many_runs"
 
 
 class NotFoundError(SSEChatError):

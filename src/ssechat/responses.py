@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextlib import suppress
 from typing import Any, cast
 
@@ -38,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 from ssechat.frames import FrameSource
 from ssechat.sse import encode_comment
 
-__all__ = ["DEFAULT_HEARTBEAT", "HEARTBEAT_FRAME", "EventStreamResponse", "FrameSource"]
+__all__ = ["DEFAULT_HEARTBEAT", "HEARTBEAT_FRAME", "EventStreamResponse", "FrameSource", "Watch"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,10 @@ HEARTBEAT_FRAME = encode_comment("ping")
 # Past this many pending bytes a pumped iterable waits for the writer: a slow reader slows its
 # producer instead of growing the buffer without bound.
 HIGH_WATER = 256 * 1024
+
+Watch = Callable[[Callable[[], None]], Callable[[], None]]
+"""``watch(stop)``, called as the stream starts, hands out ``stop`` (which ends the stream at
+once: its credentials were revoked) and returns what to call when the stream is over."""
 
 STREAM_HEADERS: Mapping[str, str] = {
     "Cache-Control": "no-cache, no-transform",
@@ -68,8 +72,10 @@ class EventStreamResponse(Response):
         headers: Mapping[str, str] | None = None,
         heartbeat: float | None = DEFAULT_HEARTBEAT,
         background: BackgroundTask | None = None,
+        watch: Watch | None = None,
     ) -> None:
         self.body_source = body
+        self.watch = watch
         self.status_code = status_code
         self.background = background
         self.heartbeat = heartbeat if heartbeat and heartbeat > 0 else math.inf
@@ -88,6 +94,7 @@ class EventStreamResponse(Response):
         writer = _Writer(source, send, self.heartbeat)
         listener: asyncio.Task[None] | None = None
         writing: asyncio.Task[None] | None = None
+        unwatch = self.watch(writer.stop) if self.watch is not None else None
         try:
             if isinstance(pump, _Pump):
                 pump.start()
@@ -105,6 +112,8 @@ class EventStreamResponse(Response):
             writing = loop.create_task(writer.run())
             await writing
         finally:
+            if unwatch is not None:
+                unwatch()
             source.close()
             with anyio.CancelScope(shield=True):
                 for task in (writing, listener):
@@ -132,6 +141,7 @@ class _Writer:
         "ping_due",
         "send",
         "source",
+        "stopped",
         "timer",
         "waiter",
     )
@@ -144,6 +154,7 @@ class _Writer:
         self.last_write = self.loop.time()
         self.ping_due = False
         self.disconnected = False
+        self.stopped = False
         self.waiter: asyncio.Future[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
 
@@ -152,7 +163,7 @@ class _Writer:
         if self.heartbeat != math.inf:
             self.timer = loop.call_at(self.last_write + self.heartbeat, self._tick)
         try:
-            while not self.disconnected:
+            while not self.disconnected and not self.stopped:
                 chunk = source.take()
                 if chunk:
                     if not await self._send(chunk):
@@ -182,6 +193,11 @@ class _Writer:
                 self.disconnected = True
                 self._wake()
                 return
+
+    def stop(self) -> None:
+        """End the stream now, cleanly, whatever the source still has (see ``Watch``)."""
+        self.stopped = True
+        self._wake()
 
     def _tick(self) -> None:
         now = self.loop.time()

@@ -7,33 +7,64 @@ hold business logic that belongs to runs, the store or the providers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ssechat import __version__
-from ssechat.api import chat, conversations, runs
+from ssechat.api import admin, auth, chat, conversations, runs
 from ssechat.api.errors import install_error_handlers
-from ssechat.api.service import ChatService
+from ssechat.api.guard import RequestGuard
+from ssechat.api.service import open_services
 from ssechat.api.web import mount_web
 from ssechat.config import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "setup_link"]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application for ``settings`` (default: from the environment)."""
+def setup_link(settings: Settings, token: str) -> str:
+    """The one-time link that opens the first-run setup page."""
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "localhost"
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.port}/setup#token={token}"
+
+
+def _print_setup_link(link: str) -> None:
+    # To the console of whoever started the server, not to the log: the link is a secret that
+    # makes its holder the admin, and log lines travel further than a terminal.
+    print(
+        f"ssechat has no account yet. Open this link to make the first admin:\n  {link}", flush=True
+    )
+    print(
+        "(or set SSECHAT_ADMIN_EMAIL and SSECHAT_ADMIN_PASSWORD, or run `ssechat users create`)",
+        flush=True,
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, on_setup_link: Callable[[str], None] | None = None
+) -> FastAPI:
+    """Build the application for ``settings`` (default: from the environment).
+
+    While no account exists, starting it makes a one-time setup link and hands it to
+    ``on_setup_link`` (default: print it)."""
     settings = settings or Settings.from_env()
+    announce = on_setup_link or _print_setup_link
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await ChatService.open(settings)
-        app.state.service = service
+        services = await open_services(settings)
         try:
+            app.state.service = services.chat
+            app.state.accounts = services.accounts
+            if services.setup_token is not None:
+                announce(setup_link(settings, services.setup_token))
             yield
         finally:
-            await service.close()
+            await services.close()
 
     app = FastAPI(
         title="ssechat",
@@ -46,5 +77,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(conversations.router)
     app.include_router(runs.router)
+    app.include_router(auth.router)
+    app.include_router(admin.router)
     mount_web(app, settings.web_dir)
+    # Outermost last: proxy headers first (the real scheme and client), then the guard.
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_credentials=False,  # another site's page uses an API key, never the cookie
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "Last-Event-ID"],
+            expose_headers=["X-Run-Id", "Location", "Content-Location", "Retry-After"],
+        )
+    app.add_middleware(RequestGuard, settings=settings)
+    if settings.trusted_proxy_list:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     return app

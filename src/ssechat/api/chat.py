@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query, Request
 
-from ssechat.api.deps import event_stream, event_stream_doc, get_service
+from ssechat.api.deps import CurrentUser, Service, event_stream, event_stream_doc
 from ssechat.api.errors import error_responses
 from ssechat.api.schemas import ChatRequest, Health, ModelList
-from ssechat.api.service import ChatService
 from ssechat.errors import InvalidRequestError
 from ssechat.providers.base import ChatMessage
 from ssechat.responses import EventStreamResponse
@@ -23,7 +22,6 @@ from ssechat.responses import EventStreamResponse
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api", tags=["chat"])
-Service = Annotated[ChatService, Depends(get_service)]
 STREAM_DOC = {
     200: event_stream_doc(
         "the answer: message events holding its text, an error event ({code, message, "
@@ -31,7 +29,7 @@ STREAM_DOC = {
         ("message", "error"),
         ids=False,
     ),
-    **error_responses(400, 413, 422, stream=True),
+    **error_responses(400, 401, 403, 413, 422, 429, stream=True),
 }
 
 
@@ -40,24 +38,28 @@ async def health(service: Service) -> Health:
     return service.health()
 
 
-@router.get("/models")
-async def models(service: Service) -> ModelList:
+@router.get("/models", responses=error_responses(401))
+async def models(service: Service, user: CurrentUser) -> ModelList:
     return await service.models()
 
 
 @router.get("/chat", response_class=EventStreamResponse, responses=STREAM_DOC)
 async def chat_get(
+    request: Request,
     service: Service,
+    user: CurrentUser,
     message: Annotated[str, Query(min_length=1)],
     model: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> EventStreamResponse:
     if not message.strip():
         raise InvalidRequestError("message must not be empty")
     frames = service.one_shot([ChatMessage(role="user", content=message)], model)
-    return event_stream(service, frames)
+    return event_stream(request, frames, user=user)
 
 
 @router.post("/chat", response_class=EventStreamResponse, responses=STREAM_DOC)
-async def chat_post(body: ChatRequest, service: Service) -> EventStreamResponse:
+async def chat_post(
+    body: ChatRequest, request: Request, service: Service, user: CurrentUser
+) -> EventStreamResponse:
     messages = [ChatMessage(role=m.role, content=m.content) for m in body.messages]
-    return event_stream(service, service.one_shot(messages, body.model))
+    return event_stream(request, service.one_shot(messages, body.model), user=user)

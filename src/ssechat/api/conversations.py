@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from ssechat.api.deps import (
     RUN_EVENTS,
+    CurrentUser,
+    Service,
     event_stream_doc,
     generation_response,
-    get_service,
     json_answer,
 )
 from ssechat.api.errors import error_responses
@@ -25,12 +26,12 @@ from ssechat.api.schemas import (
     GenerationAccepted,
     MessageCreate,
 )
-from ssechat.api.service import ChatService, params_of
+from ssechat.api.service import params_of
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api", tags=["conversations"])
-Service = Annotated[ChatService, Depends(get_service)]
+# Every route here needs credentials (401), and refuses a cross-site change (403).
+router = APIRouter(prefix="/api", tags=["conversations"], responses=error_responses(401, 403))
 
 # A generation answers 202 with where its events are, or (Accept: text/event-stream) the events.
 GENERATION_DOC: dict[int | str, dict[str, Any]] = {
@@ -44,19 +45,22 @@ GENERATION_DOC: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/conversations", status_code=201, responses=error_responses(400, 413, 422))
-async def create_conversation(body: ConversationCreate, service: Service) -> Conversation:
+async def create_conversation(
+    body: ConversationCreate, service: Service, user: CurrentUser
+) -> Conversation:
     return await service.create_conversation(
-        title=body.title, model=body.model, system_prompt=body.system_prompt
+        owner=user.id, title=body.title, model=body.model, system_prompt=body.system_prompt
     )
 
 
 @router.get("/conversations", responses=error_responses(400, 422))
 async def list_conversations(
     service: Service,
+    user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> ConversationPage:
-    return await service.list_conversations(limit=limit, cursor=cursor)
+    return await service.list_conversations(owner=user.id, limit=limit, cursor=cursor)
 
 
 @router.get(
@@ -64,8 +68,8 @@ async def list_conversations(
     response_model=ConversationDetail,
     responses=error_responses(404, 422),
 )
-async def get_conversation(conversation_id: str, service: Service) -> Response:
-    return json_answer(await service.conversation(conversation_id))
+async def get_conversation(conversation_id: str, service: Service, user: CurrentUser) -> Response:
+    return json_answer(await service.conversation(conversation_id, owner=user.id))
 
 
 @router.patch(
@@ -74,17 +78,19 @@ async def get_conversation(conversation_id: str, service: Service) -> Response:
     responses=error_responses(400, 404, 413, 422),
 )
 async def update_conversation(
-    conversation_id: str, body: ConversationPatch, service: Service
+    conversation_id: str, body: ConversationPatch, service: Service, user: CurrentUser
 ) -> Response:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    return json_answer(await service.update_conversation(conversation_id, **changes))
+    return json_answer(await service.update_conversation(conversation_id, owner=user.id, **changes))
 
 
 @router.delete(
     "/conversations/{conversation_id}", status_code=204, responses=error_responses(404, 422)
 )
-async def delete_conversation(conversation_id: str, service: Service) -> Response:
-    await service.delete_conversation(conversation_id)
+async def delete_conversation(
+    conversation_id: str, service: Service, user: CurrentUser
+) -> Response:
+    await service.delete_conversation(conversation_id, owner=user.id)
     return Response(status_code=204)
 
 
@@ -92,36 +98,45 @@ async def delete_conversation(conversation_id: str, service: Service) -> Respons
     "/conversations/{conversation_id}/messages",
     status_code=202,
     response_model=GenerationAccepted,
-    responses={**GENERATION_DOC, **error_responses(400, 404, 409, 413, 422)},
+    responses={**GENERATION_DOC, **error_responses(400, 404, 409, 413, 422, 429)},
 )
 async def send_message(
-    conversation_id: str, body: MessageCreate, request: Request, service: Service
+    conversation_id: str,
+    body: MessageCreate,
+    request: Request,
+    service: Service,
+    user: CurrentUser,
 ) -> Response:
     started = await service.send(
         conversation_id,
         body.content,
+        owner=user.id,
         parent_id=body.parent_id,
         parent_given="parent_id" in body.model_fields_set,
         params=params_of(body.temperature, body.max_tokens),
         model=body.model,
     )
-    return generation_response(request, service, started)
+    return generation_response(request, service, started, user)
 
 
 @router.post(
     "/messages/{message_id}/regenerate",
     status_code=202,
     response_model=GenerationAccepted,
-    responses={**GENERATION_DOC, **error_responses(400, 404, 409, 422)},
+    responses={**GENERATION_DOC, **error_responses(400, 404, 409, 422, 429)},
 )
 async def regenerate(
     message_id: str,
     request: Request,
     service: Service,
+    user: CurrentUser,
     body: Annotated[GenerateOptions | None, Body()] = None,
 ) -> Response:
     options = body or GenerateOptions()
     started = await service.regenerate(
-        message_id, params=params_of(options.temperature, options.max_tokens), model=options.model
+        message_id,
+        owner=user.id,
+        params=params_of(options.temperature, options.max_tokens),
+        model=options.model,
     )
-    return generation_response(request, service, started)
+    return generation_response(request, service, started, user)

@@ -1,5 +1,9 @@
-"""What the routes share: the service of the request, event-stream answers and their
-documentation, and the two answer shapes of a generation (its event stream, or 202).
+"""What the routes share: the services of the request, who is asking (``CurrentUser``: a
+checked session cookie or API key, else 401), event-stream answers and their documentation, and
+the two answer shapes of a generation (its event stream, or 202).
+
+Every route but health and the public sign-in ones takes ``CurrentUser`` and hands its id to the
+service as ``owner``: the owner checks themselves are in the store's queries and the service.
 
 This module, like the routes, reaches nothing behind the service.
 """
@@ -7,21 +11,28 @@ This module, like the routes, reaches nothing behind the service.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.responses import Response
 
 from ssechat.api.schemas import GenerationAccepted
 from ssechat.api.service import ChatService, Started
+from ssechat.auth import AccountService, Principal
 from ssechat.responses import EventStreamResponse, FrameSource
 
 __all__ = [
     "RUN_EVENTS",
+    "SESSION_COOKIE",
+    "Accounts",
+    "CurrentUser",
+    "Service",
+    "current_user",
     "event_stream",
     "event_stream_doc",
     "generation_response",
+    "get_accounts",
     "get_service",
     "json_answer",
     "wants_event_stream",
@@ -46,11 +57,18 @@ def event_stream_doc(description: str, events: Sequence[str], *, ids: bool) -> d
 
 
 def event_stream(
-    service: ChatService,
+    request: Request,
     source: FrameSource | AsyncIterable[bytes],
     headers: Mapping[str, str] | None = None,
+    *,
+    user: Principal,
 ) -> EventStreamResponse:
-    return EventStreamResponse(source, heartbeat=service.settings.heartbeat, headers=headers)
+    """The stream for ``user``: ending their session or account ends it (``AccountService``)."""
+    service: ChatService = request.app.state.service
+    accounts: AccountService = request.app.state.accounts
+    return EventStreamResponse(
+        source, heartbeat=service.settings.heartbeat, headers=headers, watch=accounts.watch(user)
+    )
 
 
 def json_answer(data: Any) -> Response:
@@ -65,16 +83,41 @@ async def get_service(request: Request) -> ChatService:
     return service
 
 
+async def get_accounts(request: Request) -> AccountService:
+    accounts: AccountService = request.app.state.accounts
+    return accounts
+
+
+SESSION_COOKIE = "ssechat_session"
+
+
+async def current_user(request: Request) -> Principal:
+    """Who is asking: the ``Authorization: Bearer`` key if the header is there, else the session
+    cookie; ``UnauthenticatedError`` (401) without valid credentials."""
+    accounts: AccountService = request.app.state.accounts
+    headers = request.headers
+    return await accounts.authenticate(
+        headers.get("authorization"), request.cookies.get(SESSION_COOKIE)
+    )
+
+
+Service = Annotated[ChatService, Depends(get_service)]
+Accounts = Annotated[AccountService, Depends(get_accounts)]
+CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
 def wants_event_stream(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
-def generation_response(request: Request, service: ChatService, started: Started) -> Response:
+def generation_response(
+    request: Request, service: ChatService, started: Started, user: Principal
+) -> Response:
     """The run's event stream in the body (fetch + POST clients), or 202 with where to get it."""
     events_url = f"/api/runs/{started.run_id}/events"
     if wants_event_stream(request):
         headers = {"X-Run-Id": started.run_id, "Content-Location": events_url}
-        return event_stream(service, service.follow(started), headers)
+        return event_stream(request, service.follow(started), headers, user=user)
     body = GenerationAccepted(
         run_id=started.run_id,
         conversation_id=started.conversation_id,

@@ -7,6 +7,7 @@ It must never put a traceback, a provider key or an internal detail in an answer
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ssechat.api.schemas import ErrorBody
-from ssechat.errors import SSEChatError
+from ssechat.errors import RateLimitedError, SSEChatError
 
 __all__ = ["error_response", "error_responses", "install_error_handlers"]
 
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 _HTTP_CODES = {
     400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
@@ -34,10 +37,13 @@ _HTTP_CODES = {
 
 _WHY = {
     400: "invalid request (invalid_request), or a body that is not JSON (invalid_json)",
-    404: "not found (not_found)",
-    409: "an answer is still being generated (conflict)",
+    401: "not signed in, or the credentials are not valid (unauthenticated)",
+    403: "not allowed: the role, a cross-site request, or sign-up is closed (forbidden)",
+    404: "not found, or not yours (not_found)",
+    409: "an answer is still being generated, or the email is taken (conflict)",
     413: "content longer than the server's limit (payload_too_large)",
     422: "the request does not match its schema (invalid_request)",
+    429: "too many attempts or live runs (rate_limited, too_many_runs); see Retry-After",
 }
 
 
@@ -72,7 +78,10 @@ def _describe(errors: list[Any]) -> tuple[int, str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SSEChatError)
     async def _ours(request: Request, exc: SSEChatError) -> JSONResponse:
-        return error_response(exc.status_code, exc.code, exc.message)
+        response = error_response(exc.status_code, exc.code, exc.message)
+        if isinstance(exc, RateLimitedError):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

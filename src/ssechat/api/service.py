@@ -12,8 +12,8 @@ request, response, status or header): it takes values and raises ``ssechat.error
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +25,16 @@ from ssechat.api.schemas import (
     ModelList,
     RunState,
 )
+from ssechat.auth import AccountService
 from ssechat.config import Settings
 from ssechat.context import build_context, make_title
 from ssechat.errors import (
     ConflictError,
     InvalidRequestError,
+    NotFoundError,
     PayloadTooLargeError,
     SSEChatError,
+    TooManyRunsError,
     error_data,
 )
 from ssechat.providers.base import ChatMessage, GenerationParams, Provider
@@ -41,7 +44,7 @@ from ssechat.runs.manager import Subscription
 from ssechat.sse import encode, json_data
 from ssechat.store import UNSET, Conversation, Exchange, Store, Unset, open_store
 
-__all__ = ["ChatService", "Started", "params_of"]
+__all__ = ["ChatService", "Services", "Started", "open_services", "params_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,7 @@ class ChatService:
         self.store = store
         self.providers = providers
         self.runs = runs
+        self._starting: dict[str, int] = {}
 
     @classmethod
     async def open(cls, settings: Settings) -> ChatService:
@@ -122,19 +126,23 @@ class ChatService:
     # --- conversations --------------------------------------------------------------------
 
     async def create_conversation(
-        self, *, title: str | None, model: str | None, system_prompt: str | None
+        self, *, owner: str, title: str | None, model: str | None, system_prompt: str | None
     ) -> ConversationOut:
         if system_prompt is not None:
             self._check_content(system_prompt, "system_prompt")
         model_name = self._resolve_model(model, None) if model else None
         conversation = await self.store.create_conversation(
-            title=title, model=model_name, system_prompt=system_prompt
+            title=title, model=model_name, system_prompt=system_prompt, owner=owner
         )
         return ConversationOut.model_validate(conversation.as_dict())
 
-    async def list_conversations(self, *, limit: int, cursor: str | None) -> ConversationPage:
+    async def list_conversations(
+        self, *, owner: str, limit: int, cursor: str | None
+    ) -> ConversationPage:
         """One page, most recently updated first, and the cursor of the next (None: the last)."""
-        conversations, next_cursor = await self.store.list_conversations(limit=limit, cursor=cursor)
+        conversations, next_cursor = await self.store.list_conversations(
+            owner=owner, limit=limit, cursor=cursor
+        )
         return ConversationPage.model_validate(
             {"conversations": [c.as_dict() for c in conversations], "next_cursor": next_cursor}
         )
@@ -143,6 +151,7 @@ class ChatService:
         self,
         conversation_id: str,
         *,
+        owner: str,
         title: str | Unset | None = UNSET,
         model: str | Unset | None = UNSET,
         system_prompt: str | Unset | None = UNSET,
@@ -155,21 +164,28 @@ class ChatService:
             self._resolve_model(model, None)
         await self.store.update_conversation(
             conversation_id,
+            owner=owner,
             title=title,
             model=model,
             system_prompt=system_prompt,
             current_leaf_id=current_leaf_id,
         )
-        return await self.conversation(conversation_id)
+        return await self.conversation(conversation_id, owner=owner)
 
-    async def delete_conversation(self, conversation_id: str) -> None:
+    async def delete_conversation(self, conversation_id: str, *, owner: str) -> None:
         """Stop the conversation's live runs (each saves its answer as ``stopped``), then
         delete it and its messages; ``NotFoundError`` (and nothing stopped) if it is not there."""
-        await self.store.get_conversation(conversation_id)
+        await self.store.get_conversation(conversation_id, owner=owner)
         for run in self.runs.live_runs():
             if run.spec.conversation_id == conversation_id:
                 await self.runs.cancel(run.id)
-        await self.store.delete_conversation(conversation_id)
+        await self.store.delete_conversation(conversation_id, owner=owner)
+
+    async def stop_runs_of(self, owner: str) -> None:
+        """Stop every live run of ``owner`` (their account was disabled or deleted)."""
+        for run in self.runs.live_runs():
+            if run.spec.owner == owner:
+                await self.runs.cancel(run.id)
 
     # --- generation -----------------------------------------------------------------------
 
@@ -178,6 +194,7 @@ class ChatService:
         conversation_id: str,
         content: str,
         *,
+        owner: str,
         parent_id: str | None,
         params: GenerationParams,
         model: str | None,
@@ -191,39 +208,71 @@ class ChatService:
         """
         self._check_content(content)
         parent: str | Unset | None = parent_id if parent_given else UNSET
-        if model is not None:
-            model_name = self._resolve_model(model, None)
-        else:
-            conversation = await self.store.get_conversation(conversation_id)
-            model_name = self._resolve_model(None, conversation)
-        if isinstance(parent, str):
-            self._check_not_running(parent)
-        exchange = await self.store.start_exchange(
-            conversation_id, parent_id=parent, user_content=content, model=model_name
-        )
-        return self._start(exchange, model_name, params)
+        with self._run_slot(owner):
+            if model is not None:
+                model_name = self._resolve_model(model, None)
+            else:
+                conversation = await self.store.get_conversation(conversation_id, owner=owner)
+                model_name = self._resolve_model(None, conversation)
+            if isinstance(parent, str):
+                self._check_not_running(parent)
+            exchange = await self.store.start_exchange(
+                conversation_id,
+                owner=owner,
+                parent_id=parent,
+                user_content=content,
+                model=model_name,
+            )
+            return self._start(exchange, model_name, params, owner)
 
     async def regenerate(
-        self, message_id: str, *, params: GenerationParams, model: str | None
+        self, message_id: str, *, owner: str, params: GenerationParams, model: str | None
     ) -> Started:
         """Answer again: a new assistant sibling of ``message_id`` (or a first child of a user
         message), as ChatGPT's Regenerate does."""
-        message = await self.store.get_message(message_id)
-        conversation = await self.store.get_conversation(message.conversation_id)
-        # The model picked now, as in ChatGPT: regenerating is how one tries another model.
-        model_name = self._resolve_model(model, conversation)
-        if message.role == "user":
-            self._check_not_running(message.id)
-        elif message.parent_id is not None:
-            self._check_not_running(message.parent_id)
-        exchange = await self.store.start_answer(message_id, model=model_name)
-        return self._start(exchange, model_name, params)
+        with self._run_slot(owner):
+            message = await self.store.get_message(message_id, owner=owner)
+            conversation = await self.store.get_conversation(message.conversation_id, owner=owner)
+            # The model picked now, as in ChatGPT: regenerating is how one tries another model.
+            model_name = self._resolve_model(model, conversation)
+            if message.role == "user":
+                self._check_not_running(message.id)
+            elif message.parent_id is not None:
+                self._check_not_running(message.parent_id)
+            exchange = await self.store.start_answer(message_id, owner=owner, model=model_name)
+            return self._start(exchange, model_name, params, owner)
+
+    @contextmanager
+    def _run_slot(self, owner: str) -> Iterator[None]:
+        """Hold one of ``owner``'s live-run places while a run is being started, so that two
+        sends at once cannot both take the last one; ``TooManyRunsError`` when none is free."""
+        limit = self.settings.max_live_runs_per_user
+        if not limit:
+            yield
+            return
+        if self.runs.live_count(owner) + self._starting.get(owner, 0) >= limit:
+            raise TooManyRunsError(
+                f"you have {limit} answers being generated already; wait for one to finish "
+                "or stop one",
+                retry_after=1.0,
+            )
+        self._starting[owner] = self._starting.get(owner, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._starting[owner] - 1
+            if left:
+                self._starting[owner] = left
+            else:
+                del self._starting[owner]
 
     def _check_not_running(self, message_id: str) -> None:
         if self.runs.live_run_for_message(message_id):
             raise ConflictError("that answer is still being generated; stop it first")
 
-    def _start(self, exchange: Exchange, model: str, params: GenerationParams) -> Started:
+    def _start(
+        self, exchange: Exchange, model: str, params: GenerationParams, owner: str
+    ) -> Started:
         conversation, branch = exchange.conversation, exchange.branch
         question_id, answer_id = exchange.user.id, exchange.answer.id
         messages = build_context(
@@ -236,6 +285,7 @@ class ChatService:
             model=model,
             messages=messages,
             params=params,
+            owner=owner,
         )
         first_question = next((m.content for m in branch if m.role == "user"), "")
 
@@ -257,15 +307,15 @@ class ChatService:
 
     # --- reading --------------------------------------------------------------------------
 
-    async def conversation(self, conversation_id: str) -> dict[str, Any]:
+    async def conversation(self, conversation_id: str, *, owner: str) -> dict[str, Any]:
         """The conversation with its whole tree; a live answer shows its run's text so far.
 
         Plain values in the shape of ``schemas.ConversationDetail``, for the route to send as they
         are: built from the store's records, they are checked against the schema by the tests,
         not at every request (a tree of 2 000 messages: 0.4 ms with orjson, 20 ms through
         pydantic, validated by us and again by FastAPI)."""
-        conversation = await self.store.get_conversation(conversation_id)
-        messages = await self.store.list_messages(conversation_id)
+        conversation = await self.store.get_conversation(conversation_id, owner=owner)
+        messages = await self.store.list_messages(conversation_id, owner=owner)
         items = [message.as_dict() for message in messages]
         for item in items:
             run = self.runs.live_run_for_message(item["id"])
@@ -277,21 +327,31 @@ class ChatService:
 
     # --- runs -----------------------------------------------------------------------------
 
-    async def run_state(self, run_id: str) -> RunState:
-        return RunState.model_validate(await self.runs.get(run_id).as_dict())
+    def _run(self, run_id: str, owner: str) -> Run:
+        """The run, if it is ``owner``'s: another user's run is as unknown as a made-up id."""
+        try:
+            run = self.runs.get(run_id)
+        except NotFoundError:
+            run = None
+        if run is None or run.spec.owner != owner:
+            raise NotFoundError(f"run {run_id!r} not found (unknown, or finished long ago)")
+        return run
+
+    async def run_state(self, run_id: str, *, owner: str) -> RunState:
+        return RunState.model_validate(await self._run(run_id, owner).as_dict())
 
     def follow(self, started: Started) -> Subscription:
         """The events of a run just started, from its first: a frame source for one client,
         to be closed when that client leaves."""
         return self.runs.subscribe(started.run)
 
-    async def follow_run(self, run_id: str, after: int | None) -> Subscription:
+    async def follow_run(self, run_id: str, after: int | None, *, owner: str) -> Subscription:
         """The events of a run after the id ``after`` (None: from the first), then live.
 
         ``after`` must be one of this run's ids (``InvalidRequestError`` otherwise): a client
         that resumes never silently misses events.
         """
-        run = self.runs.get(run_id)
+        run = self._run(run_id, owner)
         if after is None:
             return self.runs.subscribe(run)
         last_id = await run.log.last_id()
@@ -301,9 +361,9 @@ class ChatService:
             )
         return self.runs.subscribe(run, after)
 
-    async def cancel_run(self, run_id: str) -> RunState:
+    async def cancel_run(self, run_id: str, *, owner: str) -> RunState:
         """Stop the run (idempotent) and answer its final state, once saved."""
-        run = await self.runs.cancel(run_id)
+        run = await self.runs.cancel(self._run(run_id, owner).id)
         return RunState.model_validate(await run.as_dict())
 
     # --- stateless answers (/api/chat) ----------------------------------------------------
@@ -341,3 +401,30 @@ async def _one_shot(
 
 def params_of(temperature: float | None, max_tokens: int | None) -> GenerationParams:
     return GenerationParams(temperature=temperature, max_tokens=max_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the app's lifespan opens: the chat service and the account service on its store,
+    and the one-time setup token while no account exists (to be shown as a link)."""
+
+    chat: ChatService
+    accounts: AccountService
+    setup_token: str | None
+
+    async def close(self) -> None:
+        await self.chat.close()
+
+
+async def open_services(settings: Settings) -> Services:
+    """Open the store, the providers and the runs, then the accounts on the same store: a
+    disabled or deleted account's runs stop (``ChatService.stop_runs_of``)."""
+    chat = await ChatService.open(settings)
+    try:
+        accounts = AccountService(settings, chat.store)
+        accounts.on_revoke(chat.stop_runs_of)
+        token = await accounts.start()
+    except BaseException:
+        await chat.close()
+        raise
+    return Services(chat=chat, accounts=accounts, setup_token=token)

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-__all__ = ["default_web_dir", "mount_web"]
+__all__ = ["CONTENT_SECURITY_POLICY", "default_web_dir", "mount_web"]
 
 NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>ssechat</title>
 <p>The ssechat API is running, but the web UI has not been built.
@@ -25,7 +25,31 @@ def default_web_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "web" / "dist"
 
 
-# The page's own <meta> CSP cannot say frame-ancestors; these hold for every file served.
+# The policy the production build also puts in index.html's <meta> (web/vite.config.ts; a test
+# checks that the two agree). Sent as a header on every HTML answer, so that a development build,
+# or any SSECHAT_WEB_DIR, is covered too; the header can also say frame-ancestors, which a
+# <meta> cannot.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "style-src-attr 'unsafe-inline'",
+        "img-src 'self' data: blob: https:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "media-src 'none'",
+        "object-src 'none'",
+        "frame-src 'none'",
+        "worker-src 'none'",
+        "manifest-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ]
+)
+HTML_CSP = CONTENT_SECURITY_POLICY + "; frame-ancestors 'none'"
+
+# These hold for every file served.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -42,6 +66,8 @@ class _SinglePageApp(StaticFiles):
                 raise
             response = await super().get_response("index.html", scope)
         response.headers.update(SECURITY_HEADERS)
+        if response.media_type == "text/html" or path.endswith(".html") or path in ("", "."):
+            response.headers["Content-Security-Policy"] = HTML_CSP
         return response
 
 
@@ -53,4 +79,6 @@ def mount_web(app: FastAPI, web_dir: str) -> None:
 
     @app.get("/", include_in_schema=False)
     async def not_built() -> HTMLResponse:
-        return HTMLResponse(NOT_BUILT, headers=SECURITY_HEADERS)
+        return HTMLResponse(
+            NOT_BUILT, headers={**SECURITY_HEADERS, "Content-Security-Policy": HTML_CSP}
+        )

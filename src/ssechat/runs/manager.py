@@ -87,6 +87,8 @@ class RunSpec:
     model: str
     messages: Sequence[ChatMessage]
     params: GenerationParams = field(default_factory=GenerationParams)
+    owner: str = ""
+    """Whose run it is: the service lets only its owner read, follow or stop it."""
 
 
 class Run:
@@ -202,6 +204,7 @@ class RunManager:
         self._runs: dict[str, Run] = {}
         self._by_message: dict[str, Run] = {}
         self._live: dict[str, Run] = {}
+        self._live_by_owner: dict[str, int] = {}
         self._closing = False
         self._saver: asyncio.Task[None] | None = None
         self._finishing: set[asyncio.Task[None]] = set()
@@ -221,6 +224,10 @@ class RunManager:
     def live_runs(self) -> list[Run]:
         return list(self._live.values())
 
+    def live_count(self, owner: str) -> int:
+        """How many of ``owner``'s runs are live (a counter: no walk over every run)."""
+        return self._live_by_owner.get(owner, 0)
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self, spec: RunSpec, provider: Provider, on_finish: OnFinish | None = None) -> Run:
@@ -230,6 +237,7 @@ class RunManager:
         run = Run(run_id, spec, self.log_factory(run_id))
         self._runs[run.id] = run
         self._live[run.id] = run
+        self._live_by_owner[spec.owner] = self._live_by_owner.get(spec.owner, 0) + 1
         self._by_message[spec.message_id] = run
         run.task = asyncio.create_task(self._drive(run, provider, on_finish), name=f"run-{run.id}")
         run.task.add_done_callback(lambda task: self._never_started(run, task, on_finish))
@@ -359,7 +367,12 @@ class RunManager:
 
     async def _finish(self, run: Run, status: RunStatus, on_finish: OnFinish | None) -> None:
         run.status = status
-        self._live.pop(run.id, None)
+        if self._live.pop(run.id, None) is not None:
+            left = self._live_by_owner[run.spec.owner] - 1
+            if left:
+                self._live_by_owner[run.spec.owner] = left
+            else:
+                del self._live_by_owner[run.spec.owner]
         run.finished_at = time.time()
         log = run.log
         try:

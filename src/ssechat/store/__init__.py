@@ -1,41 +1,60 @@
-"""Conversations and their message trees, kept in a database (SQLite today), with migrations.
+"""Conversations and their message trees, and the accounts that own them, kept in a database
+(SQLite today), with migrations.
 
 ``Store`` (a protocol, in ``store.base``) is the whole interface the rest of ssechat uses;
-``open_store`` gives one, a ``SQLStore`` (SQLAlchemy Core on the store's threads). The records it
-hands out are frozen ``Conversation``, ``Message`` and ``Exchange`` values.
+``open_store`` gives one, a ``SQLStore`` (SQLAlchemy Core on the store's threads). Every
+operation a user's request reaches takes the acting user as ``owner``: another user's
+conversation or message is not found. ``Store.accounts`` (the ``Accounts`` protocol) keeps the
+users, their sessions and API keys. The records it hands out are frozen ``Conversation``,
+``Message``, ``Exchange``, ``User``, ``SessionRecord`` and ``ApiKey`` values.
 
 The modules, from the bottom: ``models`` (the records), ``schema`` (the tables), ``migrations``,
 ``sqlite`` (all that is SQLite-specific), ``cursor`` (the page cursor), ``rows`` (rows into
-records), ``statements`` (the prebuilt queries), ``threads`` (the writer and reader threads),
-``base`` (the protocol) and ``sql`` (the implementation).
+records), ``statements`` (the prebuilt queries), ``threads`` (the writer and reader threads, and
+the decorators that run a method's body there), ``base`` (the protocols), ``accounts`` (the
+accounts' implementation) and ``sql`` (the store's).
 
 The package must never import the API, the runs or the providers: ``api.service`` is where they
-meet, and runs see the store only through their small ``AnswerStore`` protocol.
+meet, and runs see the store only through their small ``AnswerStore`` protocol. It never sees a
+password, a session token or an API key in clear: the caller hashes them.
 """
 
-from ssechat.store.base import Store
+from ssechat.store.base import Accounts, Store
 from ssechat.store.models import (
+    LOCAL_OWNER,
     MESSAGE_STATUSES,
     ROLES,
     UNSET,
+    USER_ROLES,
+    USER_STATUSES,
+    ApiKey,
     Conversation,
     Exchange,
     Message,
+    SessionRecord,
     Unset,
+    User,
 )
 from ssechat.store.sql import SQLStore, open_store
 from ssechat.store.sqlite import default_database_url
 
 __all__ = [
+    "LOCAL_OWNER",
     "MESSAGE_STATUSES",
     "ROLES",
     "UNSET",
+    "USER_ROLES",
+    "USER_STATUSES",
+    "Accounts",
+    "ApiKey",
     "Conversation",
     "Exchange",
     "Message",
     "SQLStore",
+    "SessionRecord",
     "Store",
     "Unset",
+    "User",
     "default_database_url",
     "open_store",
 ]

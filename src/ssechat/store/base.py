@@ -9,6 +9,14 @@ says or nothing. Errors are ``ssechat.errors`` (``NotFoundError``, ``InvalidRequ
 The runs see less than this: their ``AnswerStore`` (``save_partial_answers``, ``update_message``)
 is a part of it. This module must never import an implementation, touch a database or hold an
 operation that only tests need: a test builds what it needs through these operations.
+
+Every operation a user's request reaches takes the acting user as ``owner`` and finds only that
+user's conversations and messages: another user's id is ``NotFoundError``, with the same message
+as an unknown one. The checks are in the store's queries, so no route can forget them. The runs'
+own operations (saving an answer they created) take no owner.
+
+``Accounts`` (``Store.accounts``) keeps users, sessions and API keys. It stores tokens and keys
+only as hashes, made by the caller; password hashes too are made and checked by the caller.
 """
 
 from __future__ import annotations
@@ -17,9 +25,18 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Protocol, Self
 
-from ssechat.store.models import UNSET, Conversation, Exchange, Message, Unset
+from ssechat.store.models import (
+    UNSET,
+    ApiKey,
+    Conversation,
+    Exchange,
+    Message,
+    SessionRecord,
+    Unset,
+    User,
+)
 
-__all__ = ["Store"]
+__all__ = ["Accounts", "Store"]
 
 
 class Store(Protocol):
@@ -33,27 +50,28 @@ class Store(Protocol):
         title: str | None = None,
         model: str | None = None,
         system_prompt: str | None = None,
-        owner: str | None = None,
+        owner: str,
     ) -> Conversation:
-        """A new conversation, without messages."""
+        """A new conversation of ``owner``, without messages."""
         ...
 
     async def list_conversations(
-        self, *, limit: int = 50, cursor: str | None = None
+        self, *, owner: str, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[Conversation], str | None]:
-        """One page, most recently updated first, and the cursor of the next page (``None``
-        after the last one). ``InvalidRequestError`` for a limit below 1 or a cursor this store
-        did not make."""
+        """One page of ``owner``'s conversations, most recently updated first, and the cursor of
+        the next page (``None`` after the last one). ``InvalidRequestError`` for a limit below 1
+        or a cursor this store did not make."""
         ...
 
-    async def get_conversation(self, conversation_id: str) -> Conversation:
-        """The conversation; ``NotFoundError`` if it is gone."""
+    async def get_conversation(self, conversation_id: str, *, owner: str) -> Conversation:
+        """The conversation; ``NotFoundError`` if it is gone or not ``owner``'s."""
         ...
 
     async def update_conversation(
         self,
         conversation_id: str,
         *,
+        owner: str,
         title: str | Unset | None = UNSET,
         model: str | Unset | None = UNSET,
         system_prompt: str | Unset | None = UNSET,
@@ -64,8 +82,9 @@ class Store(Protocol):
         a message of this conversation (``InvalidRequestError``)."""
         ...
 
-    async def delete_conversation(self, conversation_id: str) -> None:
-        """Delete the conversation and all its messages; ``NotFoundError`` if it is gone."""
+    async def delete_conversation(self, conversation_id: str, *, owner: str) -> None:
+        """Delete the conversation and all its messages; ``NotFoundError`` if it is gone or not
+        ``owner``'s."""
         ...
 
     async def set_title_if_empty(self, conversation_id: str, title: str) -> bool:
@@ -75,18 +94,20 @@ class Store(Protocol):
 
     # --- messages -----------------------------------------------------------------------------
 
-    async def list_messages(self, conversation_id: str) -> list[Message]:
-        """Every message of the conversation (the whole tree), in creation order."""
+    async def list_messages(self, conversation_id: str, *, owner: str) -> list[Message]:
+        """Every message of the conversation (the whole tree), in creation order;
+        ``NotFoundError`` if it is gone or not ``owner``'s."""
         ...
 
-    async def get_message(self, message_id: str) -> Message:
-        """The message; ``NotFoundError`` if it is gone."""
+    async def get_message(self, message_id: str, *, owner: str) -> Message:
+        """The message; ``NotFoundError`` if it is gone or in a conversation not ``owner``'s."""
         ...
 
     async def start_exchange(
         self,
         conversation_id: str,
         *,
+        owner: str,
         parent_id: str | Unset | None = UNSET,
         user_content: str,
         model: str,
@@ -95,18 +116,18 @@ class Store(Protocol):
         a new root) and its empty ``streaming`` answer by ``model``, made the current leaf; the
         conversation gets ``model`` if it had none.
 
-        ``NotFoundError`` if the conversation or the parent is gone, ``InvalidRequestError`` if
-        the parent is another conversation's message, ``ConflictError`` if the parent is an
-        answer still being generated.
+        ``NotFoundError`` if the conversation or the parent is gone (or not ``owner``'s),
+        ``InvalidRequestError`` if the parent is another conversation's message,
+        ``ConflictError`` if the parent is an answer still being generated.
         """
         ...
 
-    async def start_answer(self, message_id: str, *, model: str) -> Exchange:
+    async def start_answer(self, message_id: str, *, owner: str, model: str) -> Exchange:
         """Answer again: a new empty ``streaming`` answer by ``model`` to the question of
         ``message_id`` (an answer's parent, or the question itself), made the current leaf.
 
-        ``NotFoundError`` if the message is gone; ``ConflictError`` for an answer without a
-        question, a system message, or a question still being written.
+        ``NotFoundError`` if the message is gone or not ``owner``'s; ``ConflictError`` for an
+        answer without a question, a system message, or a question still being written.
         """
         ...
 
@@ -129,9 +150,21 @@ class Store(Protocol):
         gone, and answers no longer streaming, are skipped. The runs' periodic save."""
         ...
 
+    async def adopt_conversations(self, owner: str) -> int:
+        """Give ``owner`` every conversation without one (made before accounts existed) or made
+        with accounts off (``LOCAL_OWNER``); return how many."""
+        ...
+
     async def mark_streaming_interrupted(self) -> int:
         """Mark every answer still ``streaming`` as ``interrupted``; return how many. For
         startup: no run survives a restart."""
+        ...
+
+    # --- accounts -----------------------------------------------------------------------------
+
+    @property
+    def accounts(self) -> Accounts:
+        """The users, their sessions and API keys, in the same database."""
         ...
 
     # --- lifetime -----------------------------------------------------------------------------
@@ -148,3 +181,118 @@ class Store(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+class Accounts(Protocol):
+    """Users, their sessions and their API keys. Each operation is one transaction.
+
+    Emails are unique compared case-insensitively (``ConflictError``); unknown ids are
+    ``NotFoundError``. A change that would leave no active admin is refused (``ConflictError``),
+    in the same transaction, so two admins cannot demote each other at once.
+    """
+
+    # --- users --------------------------------------------------------------------------------
+
+    async def count_users(self) -> int: ...
+
+    async def create_user(
+        self,
+        *,
+        email: str,
+        name: str | None,
+        password_hash: str,
+        role: str,
+        status: str,
+    ) -> User:
+        """A new account; ``ConflictError`` if the email is taken."""
+        ...
+
+    async def create_first_admin(
+        self, *, email: str, name: str | None, password_hash: str, setup_token_hash: str | None
+    ) -> User:
+        """The first account, an active admin, who adopts the conversations without an owner
+        (``Store.adopt_conversations``); every setup token is used up. ``ConflictError`` if an
+        account exists already; ``NotFoundError`` if ``setup_token_hash`` is given and is not a
+        stored setup token. One transaction: two setups at once make one admin."""
+        ...
+
+    async def add_setup_token(self, token_hash: str) -> None:
+        """Remember a one-time setup token (valid until the first admin is made)."""
+        ...
+
+    async def get_user(self, user_id: str) -> User: ...
+
+    async def find_login(self, email: str) -> tuple[User, str] | None:
+        """The account with this email (any case) and its password hash; None if there is none."""
+        ...
+
+    async def first_admin(self) -> User | None:
+        """The oldest active admin, if any."""
+        ...
+
+    async def list_users(self) -> list[User]:
+        """Every account, oldest first."""
+        ...
+
+    async def update_user(
+        self,
+        user_id: str,
+        *,
+        name: str | Unset | None = UNSET,
+        role: str | Unset = UNSET,
+        status: str | Unset = UNSET,
+        password_hash: str | Unset = UNSET,
+        end_credentials: bool = False,
+        keep_session: str | None = None,
+    ) -> User:
+        """Change the fields given. ``end_credentials``: in the same transaction delete the
+        user's sessions (but ``keep_session``, a token hash) and API keys.
+        ``InvalidRequestError`` for an unknown role or status."""
+        ...
+
+    async def delete_user(self, user_id: str) -> None:
+        """Delete the account, its sessions, keys, conversations and their messages."""
+        ...
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    async def create_session(self, user_id: str, token_hash: str) -> SessionRecord: ...
+
+    async def find_session(self, token_hash: str) -> tuple[User, SessionRecord] | None:
+        """The session with this token hash and its user; None if there is none."""
+        ...
+
+    async def touch_session(self, token_hash: str) -> None:
+        """Record that the session was used now (for the idle lifetime)."""
+        ...
+
+    async def delete_session(self, token_hash: str) -> None:
+        """End one session; no error if it is gone."""
+        ...
+
+    async def delete_sessions(self, *, idle_since: float, created_before: float) -> int:
+        """End the sessions last used before ``idle_since`` or made before ``created_before``;
+        return how many."""
+        ...
+
+    # --- API keys -----------------------------------------------------------------------------
+
+    async def create_api_key(
+        self, user_id: str, *, name: str, prefix: str, key_hash: str
+    ) -> ApiKey: ...
+
+    async def find_api_key(self, key_hash: str) -> tuple[User, ApiKey] | None:
+        """The key with this hash and its user; None if there is none."""
+        ...
+
+    async def touch_api_key(self, key_id: str) -> None:
+        """Record that the key was used now."""
+        ...
+
+    async def list_api_keys(self, user_id: str) -> list[ApiKey]:
+        """The user's keys, newest first."""
+        ...
+
+    async def delete_api_key(self, key_id: str, *, owner: str) -> None:
+        """Revoke a key; ``NotFoundError`` if it is gone or not ``owner``'s."""
+        ...

@@ -26,6 +26,7 @@ __all__ = ["MIGRATIONS", "Migration", "applied_migrations", "apply_migrations"]
 Migration = Callable[[Connection], None]
 
 _ID = sa.String(32)
+_HASH = sa.String(64)
 
 
 def m001_conversations(conn: Connection) -> None:
@@ -101,7 +102,76 @@ def m003_indexes(conn: Connection) -> None:
     sa.Index("ix_messages_status", messages.c.status).create(conn)
 
 
-MIGRATIONS: Sequence[Migration] = (m001_conversations, m002_messages, m003_indexes)
+def m004_accounts(conn: Connection) -> None:
+    snapshot = sa.MetaData()
+    conversations = sa.Table(
+        "conversations",
+        snapshot,
+        sa.Column("id", _ID),
+        sa.Column("owner", sa.Text),
+        sa.Column("updated_at", sa.Double),
+    )
+    users = sa.Table(
+        "users",
+        snapshot,
+        sa.Column("id", _ID, primary_key=True),
+        sa.Column("email", sa.Text, nullable=False),
+        sa.Column("email_key", sa.String(320), nullable=False, unique=True),
+        sa.Column("name", sa.Text),
+        sa.Column("password_hash", sa.Text, nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+    )
+    sessions = sa.Table(
+        "sessions",
+        snapshot,
+        sa.Column("token_hash", _HASH, primary_key=True),
+        sa.Column("user_id", _ID, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("last_seen_at", sa.Double, nullable=False),
+    )
+    api_keys = sa.Table(
+        "api_keys",
+        snapshot,
+        sa.Column("id", _ID, primary_key=True),
+        sa.Column("user_id", _ID, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("prefix", sa.String(32), nullable=False),
+        sa.Column("key_hash", _HASH, nullable=False, unique=True),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("last_used_at", sa.Double),
+    )
+    setup_tokens = sa.Table(
+        "setup_tokens",
+        snapshot,
+        sa.Column("token_hash", _HASH, primary_key=True),
+        sa.Column("created_at", sa.Double, nullable=False),
+    )
+    for table in (users, sessions, api_keys, setup_tokens):
+        table.create(conn)
+    # Each user reads their own conversations, newest first, page by page. Existing ones keep
+    # their NULL owner: the first admin adopts them when made.
+    sa.Index(
+        "ix_conversations_owner_updated_at_id",
+        conversations.c.owner,
+        conversations.c.updated_at,
+        conversations.c.id,
+    ).create(conn)
+    # A user's sessions and keys are ended together (disable, new password, delete); idle
+    # sessions are swept by their last use.
+    sa.Index("ix_sessions_user_id", sessions.c.user_id).create(conn)
+    sa.Index("ix_sessions_last_seen_at", sessions.c.last_seen_at).create(conn)
+    sa.Index("ix_api_keys_user_id", api_keys.c.user_id).create(conn)
+
+
+MIGRATIONS: Sequence[Migration] = (
+    m001_conversations,
+    m002_messages,
+    m003_indexes,
+    m004_accounts,
+)
 """Every migration, oldest first. Append only."""
 
 

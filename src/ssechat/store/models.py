@@ -13,13 +13,19 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 __all__ = [
+    "LOCAL_OWNER",
     "MESSAGE_STATUSES",
     "ROLES",
     "UNSET",
+    "USER_ROLES",
+    "USER_STATUSES",
+    "ApiKey",
     "Conversation",
     "Exchange",
     "Message",
+    "SessionRecord",
     "Unset",
+    "User",
     "iso_utc",
 ]
 
@@ -29,6 +35,14 @@ ROLES: Final = ("system", "user", "assistant")
 MESSAGE_STATUSES: Final = ("streaming", "complete", "length", "stopped", "error", "interrupted")
 """A user message is ``complete``; an answer is ``streaming`` until its run ends with one of the
 others (``interrupted``: the server stopped, or crashed, while it was being written)."""
+
+
+USER_ROLES: Final = ("admin", "user")
+USER_STATUSES: Final = ("active", "pending", "disabled")
+
+LOCAL_OWNER: Final = "local"
+"""The owner of conversations made with accounts off (``SSECHAT_AUTH=off``) while no admin
+exists. The first admin adopts them, with those made before accounts existed (owner NULL)."""
 
 
 class Unset(enum.Enum):
@@ -122,3 +136,57 @@ class Exchange:
     """The new, empty ``streaming`` answer, now the conversation's current leaf."""
     branch: list[Message]
     """The path from the root of the tree down to ``user``, both included."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An account. Its password hash is not here: only ``Accounts.find_login`` hands it out."""
+
+    id: str
+    email: str
+    name: str | None
+    role: str
+    status: str
+    created_at: float
+    updated_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "role": self.role,
+            "status": self.status,
+            "created_at": iso_utc(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A signed-in browser: the store knows it by the hash of its token, never the token."""
+
+    token_hash: str
+    user_id: str
+    created_at: float
+    last_seen_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A program's key: the store keeps its hash and a visible prefix, never the key."""
+
+    id: str
+    user_id: str
+    name: str
+    prefix: str
+    created_at: float
+    last_used_at: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "created_at": iso_utc(self.created_at),
+            "last_used_at": iso_utc(self.last_used_at) if self.last_used_at is not None else None,
+        }

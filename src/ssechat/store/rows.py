@@ -2,8 +2,10 @@
 
 A query selects ``CONVERSATION_COLUMNS`` or ``MESSAGE_COLUMNS``, so a row maps onto a
 ``Conversation`` or ``Message`` by position, with no name lookups (the branch and the message
-list map many rows per call). This module must never run SQL, hold a query, or build a record
-any other way than from such a row.
+list map many rows per call); likewise ``USER_COLUMNS``, ``SESSION_COLUMNS`` and
+``API_KEY_COLUMNS`` (a session's or key's check selects its user's columns first, then its
+own). This module must never run SQL, hold a query, or build a record any other way than from
+such a row.
 """
 
 from __future__ import annotations
@@ -13,15 +15,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from ssechat.store import schema
-from ssechat.store.models import Conversation, Message
+from ssechat.store.models import ApiKey, Conversation, Message, SessionRecord, User
 
 __all__ = [
+    "API_KEY_COLUMNS",
+    "API_KEY_FIELDS",
     "CONVERSATION_COLUMNS",
     "CONVERSATION_FIELDS",
     "MESSAGE_COLUMNS",
     "MESSAGE_FIELDS",
+    "SESSION_COLUMNS",
+    "SESSION_FIELDS",
+    "USER_COLUMNS",
+    "USER_FIELDS",
+    "api_key_from_row",
     "conversation_from_row",
     "message_from_row",
+    "session_from_row",
+    "user_from_row",
 ]
 
 CONVERSATION_FIELDS = tuple(field.name for field in dataclasses.fields(Conversation))
@@ -29,6 +40,13 @@ MESSAGE_FIELDS = tuple(field.name for field in dataclasses.fields(Message))
 # Selected in the order of the records' fields, so a row maps onto one by position.
 CONVERSATION_COLUMNS = [schema.conversations.c[name] for name in CONVERSATION_FIELDS]
 MESSAGE_COLUMNS = [schema.messages.c[name] for name in MESSAGE_FIELDS]
+
+USER_FIELDS = tuple(field.name for field in dataclasses.fields(User))
+SESSION_FIELDS = tuple(field.name for field in dataclasses.fields(SessionRecord))
+API_KEY_FIELDS = tuple(field.name for field in dataclasses.fields(ApiKey))
+USER_COLUMNS = [schema.users.c[name] for name in USER_FIELDS]
+SESSION_COLUMNS = [schema.sessions.c[name] for name in SESSION_FIELDS]
+API_KEY_COLUMNS = [schema.api_keys.c[name] for name in API_KEY_FIELDS]
 
 
 def conversation_from_row(row: Sequence[Any]) -> Conversation:
@@ -54,4 +72,27 @@ def message_from_row(row: Sequence[Any]) -> Message:
         float(row[9]),
         float(row[10]),
         row[11],
+    )
+
+
+def user_from_row(row: Sequence[Any]) -> User:
+    # Columns in the order of the fields: see USER_COLUMNS.
+    return User(row[0], row[1], row[2], row[3], row[4], float(row[5]), float(row[6]))
+
+
+def session_from_row(row: Sequence[Any]) -> SessionRecord:
+    # Columns in the order of the fields: see SESSION_COLUMNS.
+    return SessionRecord(row[0], row[1], float(row[2]), float(row[3]))
+
+
+def api_key_from_row(row: Sequence[Any]) -> ApiKey:
+    # Columns in the order of the fields: see API_KEY_COLUMNS.
+    last_used_at = row[5]
+    return ApiKey(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        float(row[4]),
+        float(last_used_at) if last_used_at is not None else None,
     )

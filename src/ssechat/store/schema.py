@@ -10,9 +10,21 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["conversations", "messages", "metadata", "migrations"]
+__all__ = [
+    "EMAIL_KEY_LENGTH",
+    "api_keys",
+    "conversations",
+    "messages",
+    "metadata",
+    "migrations",
+    "sessions",
+    "setup_tokens",
+    "users",
+]
 
 ID = sa.String(32)  # uuid4().hex
+HASH = sa.String(64)  # a token's or key's hash, hex (made by the caller)
+EMAIL_KEY_LENGTH = 320  # the longest address RFC 3696 allows
 
 metadata = sa.MetaData()
 
@@ -30,6 +42,8 @@ conversations = sa.Table(
     sa.Column("title", sa.Text),
     sa.Column("model", sa.Text),
     sa.Column("system_prompt", sa.Text),
+    # A user's id, LOCAL_OWNER (accounts off), or NULL (made before accounts): not a foreign
+    # key, since LOCAL_OWNER names no user.
     sa.Column("owner", sa.Text),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
@@ -37,6 +51,7 @@ conversations = sa.Table(
     # that it names a message of this conversation, and messages only go with their conversation.
     sa.Column("current_leaf_id", ID),
     sa.Index("ix_conversations_updated_at_id", "updated_at", "id"),
+    sa.Index("ix_conversations_owner_updated_at_id", "owner", "updated_at", "id"),
 )
 
 messages = sa.Table(
@@ -64,4 +79,50 @@ messages = sa.Table(
     sa.Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
     sa.Index("ix_messages_parent_id", "parent_id"),
     sa.Index("ix_messages_status", "status"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("email", sa.Text, nullable=False),  # as the user wrote it
+    # The email as compared: stripped and lower-cased, so uniqueness ignores case.
+    sa.Column("email_key", sa.String(EMAIL_KEY_LENGTH), nullable=False, unique=True),
+    sa.Column("name", sa.Text),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("token_hash", HASH, primary_key=True),
+    sa.Column("user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("last_seen_at", sa.Double, nullable=False),
+    sa.Index("ix_sessions_user_id", "user_id"),
+    sa.Index("ix_sessions_last_seen_at", "last_seen_at"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False),
+    sa.Column("key_hash", HASH, nullable=False, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("last_used_at", sa.Double),
+    sa.Index("ix_api_keys_user_id", "user_id"),
+)
+
+setup_tokens = sa.Table(
+    "setup_tokens",
+    metadata,
+    sa.Column("token_hash", HASH, primary_key=True),
+    sa.Column("created_at", sa.Double, nullable=False),
 )

@@ -6,6 +6,11 @@ statements sharing one snapshot. A method that fails (a parent from another conv
 unknown id) leaves the database unchanged, and every method runs to its end even when its caller
 is cancelled (see ``store.threads``). Opening applies the pending migrations.
 
+Every operation a user's request reaches takes ``owner`` and passes it to its queries, which find
+only that owner's conversations and messages: another user's id fails exactly as an unknown one,
+with the same message. The accounts (``SQLStore.accounts``) are ``store.accounts``'s, on the same
+threads.
+
 The queries are the portable Core of ``store.statements`` (SQLite today, PostgreSQL later: a
 second dialect of this same class), and rows become records in ``store.rows``. This module must
 never hold SQLite-only SQL (that lives in ``store.sqlite``), never touch the database from the
@@ -17,17 +22,17 @@ the API can answer with them.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Self
 
 import sqlalchemy as sa
 
 from ssechat.errors import ConflictError, InvalidRequestError, NotFoundError
+from ssechat.store.accounts import SQLAccounts
 from ssechat.store.base import Store
 from ssechat.store.cursor import decode_cursor, encode_cursor
 from ssechat.store.migrations import apply_migrations
@@ -40,6 +45,7 @@ from ssechat.store.rows import (
 )
 from ssechat.store.sqlite import create_engines, resolve_url
 from ssechat.store.statements import (
+    ADOPT_CONVERSATIONS,
     BRANCH,
     DELETE_CONVERSATION,
     DELETE_MESSAGES,
@@ -60,12 +66,9 @@ from ssechat.store.statements import (
     message_update,
     positional,
 )
-from ssechat.store.threads import READER_THREADS, StoreThreads
+from ssechat.store.threads import READER_THREADS, StoreThreads, reads, writes
 
 __all__ = ["SQLStore", "open_store"]
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 
 async def open_store(
@@ -81,32 +84,6 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _reads(
-    method: Callable[Concatenate[SQLStore, sa.Connection, _P], _T],
-) -> Callable[Concatenate[SQLStore, _P], Coroutine[Any, Any, _T]]:
-    """Make the public method: ``method``'s body runs whole on a reader thread, in one
-    transaction of that thread's connection."""
-
-    @functools.wraps(method)
-    async def run(self: SQLStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        return await self.threads.read(lambda conn: method(self, conn, *args, **kwargs))
-
-    return run
-
-
-def _writes(
-    method: Callable[Concatenate[SQLStore, sa.Connection, _P], _T],
-) -> Callable[Concatenate[SQLStore, _P], Coroutine[Any, Any, _T]]:
-    """Make the public method: ``method``'s body runs whole on the writer thread, in one write
-    transaction, committed on success and rolled back on any error."""
-
-    @functools.wraps(method)
-    async def run(self: SQLStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        return await self.threads.write(lambda conn: method(self, conn, *args, **kwargs))
-
-    return run
-
-
 class SQLStore:
     """The conversation store on a SQL database: the operations of ``Store`` (documented
     there). Make one with ``await SQLStore.open(...)`` (or ``open_store``); close it when done."""
@@ -115,6 +92,11 @@ class SQLStore:
         self.threads = threads
         """What the operations run on; a test may run a body of its own there too."""
         self._clock = clock
+        self._accounts = SQLAccounts(threads, clock=clock)
+
+    @property
+    def accounts(self) -> SQLAccounts:
+        return self._accounts
 
     @classmethod
     async def open(
@@ -155,7 +137,7 @@ class SQLStore:
 
     # --- conversations ------------------------------------------------------------------------
 
-    @_writes
+    @writes
     def create_conversation(
         self,
         conn: sa.Connection,
@@ -163,7 +145,7 @@ class SQLStore:
         title: str | None = None,
         model: str | None = None,
         system_prompt: str | None = None,
-        owner: str | None = None,
+        owner: str,
     ) -> Conversation:
         now = self._clock()
         conversation = Conversation(
@@ -182,36 +164,44 @@ class SQLStore:
         )
         return conversation
 
-    @_reads
+    @reads
     def list_conversations(
-        self, conn: sa.Connection, *, limit: int = 50, cursor: str | None = None
+        self, conn: sa.Connection, *, owner: str, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[Conversation], str | None]:
         # Paging by key (updated_at, id): a conversation added or bumped meanwhile never makes
         # another one appear twice.
         if limit < 1:
             raise InvalidRequestError("limit must be at least 1")
         if cursor is None:
-            rows = conn.execute(FIRST_PAGE, {"b_limit": limit + 1}).all()
+            rows = conn.execute(FIRST_PAGE, {"b_owner": owner, "b_limit": limit + 1}).all()
         else:
             updated_at, last_id = decode_cursor(cursor)
             rows = conn.execute(
                 NEXT_PAGE,
-                {"b_limit": limit + 1, "b_updated_at": updated_at, "b_last_id": last_id},
+                {
+                    "b_owner": owner,
+                    "b_limit": limit + 1,
+                    "b_updated_at": updated_at,
+                    "b_last_id": last_id,
+                },
             ).all()
         page = [conversation_from_row(row) for row in rows[:limit]]
         more = len(rows) > limit
         return page, encode_cursor(page[-1].updated_at, page[-1].id) if more else None
 
-    @_reads
-    def get_conversation(self, conn: sa.Connection, conversation_id: str) -> Conversation:
-        return _get_conversation(conn, conversation_id)
+    @reads
+    def get_conversation(
+        self, conn: sa.Connection, conversation_id: str, *, owner: str
+    ) -> Conversation:
+        return _get_conversation(conn, conversation_id, owner)
 
-    @_writes
+    @writes
     def update_conversation(
         self,
         conn: sa.Connection,
         conversation_id: str,
         *,
+        owner: str,
         title: str | Unset | None = UNSET,
         model: str | Unset | None = UNSET,
         system_prompt: str | Unset | None = UNSET,
@@ -227,7 +217,7 @@ class SQLStore:
             )
             if value is not UNSET
         }
-        before = _get_conversation(conn, conversation_id)
+        before = _get_conversation(conn, conversation_id, owner)
         if isinstance(current_leaf_id, str):
             _check_in_conversation(conn, current_leaf_id, conversation_id, "current_leaf_id")
         changes["updated_at"] = self._clock()
@@ -236,13 +226,13 @@ class SQLStore:
         conn.execute(conversation_update(tuple(changes)), params)
         return dataclasses.replace(before, **changes)
 
-    @_writes
-    def delete_conversation(self, conn: sa.Connection, conversation_id: str) -> None:
-        _get_conversation(conn, conversation_id)
+    @writes
+    def delete_conversation(self, conn: sa.Connection, conversation_id: str, *, owner: str) -> None:
+        _get_conversation(conn, conversation_id, owner)
         conn.execute(DELETE_MESSAGES, {"b_id": conversation_id})
         conn.execute(DELETE_CONVERSATION, {"b_id": conversation_id})
 
-    @_writes
+    @writes
     def set_title_if_empty(self, conn: sa.Connection, conversation_id: str, title: str) -> bool:
         # A run may finish after its conversation was deleted: nothing to name, not an error.
         result = conn.execute(
@@ -253,34 +243,38 @@ class SQLStore:
 
     # --- messages -----------------------------------------------------------------------------
 
-    @_reads
-    def list_messages(self, conn: sa.Connection, conversation_id: str) -> list[Message]:
-        _get_conversation(conn, conversation_id)
+    @reads
+    def list_messages(
+        self, conn: sa.Connection, conversation_id: str, *, owner: str
+    ) -> list[Message]:
+        _get_conversation(conn, conversation_id, owner)
         rows = conn.execute(LIST_MESSAGES, {"b_id": conversation_id}).all()
         return [message_from_row(row) for row in rows]
 
-    @_reads
-    def get_message(self, conn: sa.Connection, message_id: str) -> Message:
-        return _get_message(conn, message_id)
+    @reads
+    def get_message(self, conn: sa.Connection, message_id: str, *, owner: str) -> Message:
+        return _get_message(conn, message_id, owner)
 
-    @_writes
+    @writes
     def start_exchange(
         self,
         conn: sa.Connection,
         conversation_id: str,
         *,
+        owner: str,
         parent_id: str | Unset | None = UNSET,
         user_content: str,
         model: str,
     ) -> Exchange:
         # The one write transaction of a stream's start: the checks, the two inserts, the leaf
-        # and the branch (one recursive query) together.
-        conversation = _get_conversation(conn, conversation_id)
+        # and the branch (one recursive query) together. A parent in another user's conversation
+        # is not found by the branch query: the same NotFoundError as an unknown one.
+        conversation = _get_conversation(conn, conversation_id, owner)
         if isinstance(parent_id, Unset):
             parent_id = conversation.current_leaf_id
         path: list[Message] = []
         if parent_id is not None:
-            path = _branch(conn, parent_id)
+            path = _branch(conn, parent_id, owner)
             if not path:
                 raise NotFoundError(f"message {parent_id!r} not found")
             if path[-1].conversation_id != conversation_id:
@@ -296,9 +290,11 @@ class SQLStore:
         path.append(user)
         return Exchange(conversation=conversation, user=user, answer=answer, branch=path)
 
-    @_writes
-    def start_answer(self, conn: sa.Connection, message_id: str, *, model: str) -> Exchange:
-        path = _branch(conn, message_id)
+    @writes
+    def start_answer(
+        self, conn: sa.Connection, message_id: str, *, owner: str, model: str
+    ) -> Exchange:
+        path = _branch(conn, message_id, owner)
         if not path:
             raise NotFoundError(f"message {message_id!r} not found")
         message = path[-1]
@@ -312,7 +308,7 @@ class SQLStore:
             raise ConflictError("only a question or an answer can be regenerated")
         question = path[-1]
         _check_not_streaming(question)
-        conversation = _get_conversation(conn, question.conversation_id)
+        conversation = _get_conversation(conn, question.conversation_id, owner)
         (answer,) = self._insert(
             conn, conversation.id, question.id, [("assistant", "", "streaming", model)]
         )
@@ -412,7 +408,11 @@ class SQLStore:
             rows.append(tuple(values[name] if name in values else fixed[name] for name in order))
         conn.exec_driver_sql(sql, rows)
 
-    @_writes
+    @writes
+    def adopt_conversations(self, conn: sa.Connection, owner: str) -> int:
+        return int(conn.execute(ADOPT_CONVERSATIONS, {"b_owner": owner}).rowcount)
+
+    @writes
     def mark_streaming_interrupted(self, conn: sa.Connection) -> int:
         result = conn.execute(MARK_INTERRUPTED, {"b_updated_at": self._clock()})
         return int(result.rowcount)
@@ -421,26 +421,25 @@ class SQLStore:
 # --- helpers (each takes the connection of the caller's transaction) ---------------------------
 
 
-def _get_conversation(conn: sa.Connection, conversation_id: str) -> Conversation:
-    row = conn.execute(GET_CONVERSATION, {"b_id": conversation_id}).first()
+def _get_conversation(conn: sa.Connection, conversation_id: str, owner: str) -> Conversation:
+    row = conn.execute(GET_CONVERSATION, {"b_id": conversation_id, "b_owner": owner}).first()
     if row is None:
         raise NotFoundError(f"conversation {conversation_id!r} not found")
     return conversation_from_row(row)
 
 
-def _get_message(conn: sa.Connection, message_id: str) -> Message:
-    row = conn.execute(GET_MESSAGE, {"b_id": message_id}).first()
+def _get_message(conn: sa.Connection, message_id: str, owner: str) -> Message:
+    row = conn.execute(GET_MESSAGE, {"b_id": message_id, "b_owner": owner}).first()
     if row is None:
         raise NotFoundError(f"message {message_id!r} not found")
     return message_from_row(row)
 
 
-def _branch(conn: sa.Connection, message_id: str) -> list[Message]:
-    """The path from the root down to ``message_id``, both included; empty if it is unknown."""
-    by_id = {
-        message.id: message
-        for message in map(message_from_row, conn.execute(BRANCH, {"b_id": message_id}).all())
-    }
+def _branch(conn: sa.Connection, message_id: str, owner: str) -> list[Message]:
+    """The path from the root down to ``message_id``, both included; empty if it is unknown or
+    not in a conversation of ``owner``."""
+    rows = conn.execute(BRANCH, {"b_id": message_id, "b_owner": owner}).all()
+    by_id = {message.id: message for message in map(message_from_row, rows)}
     start = by_id.get(message_id)
     if start is None:
         return []

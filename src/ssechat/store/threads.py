@@ -11,6 +11,10 @@ the caller stops waiting at once, and the thread finishes the transaction, never
 middle of a driver call; a failure nobody is left to see is logged. ``close`` waits for the
 bodies under way, then closes the connections and stops the threads.
 
+``reads`` and ``writes`` turn a method whose body takes the transaction's connection into the
+public coroutine that runs it there: the store's conversations (``store.sql``) and its accounts
+(``store.accounts``) are both made of such methods.
+
 This module must never hold a query or know the store's tables, and never run a body on the
 event loop's thread.
 """
@@ -21,13 +25,13 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy as sa
 
-__all__ = ["READER_THREADS", "StoreThreads"]
+__all__ = ["READER_THREADS", "OnThreads", "StoreThreads", "reads", "writes"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ READER_THREADS = 3
 """How many reads may run at once (each thread keeps one connection)."""
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 class StoreThreads:
@@ -149,3 +154,39 @@ def _deliver(waiter: asyncio.Future[Any], ok: bool, value: Any) -> None:
         waiter.set_result(value)
     else:
         waiter.set_exception(value)
+
+
+class OnThreads(Protocol):
+    """What ``reads`` and ``writes`` need of the object whose methods they make."""
+
+    @property
+    def threads(self) -> StoreThreads: ...
+
+
+_S = TypeVar("_S", bound=OnThreads)
+
+
+def reads(
+    method: Callable[Concatenate[_S, sa.Connection, _P], _T],
+) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]]:
+    """Make the public method: ``method``'s body runs whole on a reader thread, in one
+    transaction of that thread's connection."""
+
+    @functools.wraps(method)
+    async def run(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return await self.threads.read(lambda conn: method(self, conn, *args, **kwargs))
+
+    return run
+
+
+def writes(
+    method: Callable[Concatenate[_S, sa.Connection, _P], _T],
+) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]]:
+    """Make the public method: ``method``'s body runs whole on the writer thread, in one write
+    transaction, committed on success and rolled back on any error."""
+
+    @functools.wraps(method)
+    async def run(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return await self.threads.write(lambda conn: method(self, conn, *args, **kwargs))
+
+    return run
