@@ -23,6 +23,8 @@ import httptools
 import orjson
 import uvloop
 
+from ssechat.auth import AccountService, Principal
+from ssechat.config import Settings
 from ssechat.fake_upstream.wire import ChunkWriter, chunked
 from ssechat.providers import ChatMessage, GenerationParams, OpenAIProvider
 from ssechat.providers.chunks import FrameSplitter, parse_chunk
@@ -373,8 +375,41 @@ async def provider_path() -> list[tuple[str, float]]:
         server.join()
 
 
+async def auth_checks() -> list[tuple[str, float]]:
+    """What checking a request's API key costs: from the cache (every request within
+    ``CACHE_SECONDS`` of the last read), and the read itself (one indexed query on a reader)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await open_store(str(Path(tmp) / "auth.db"))
+        try:
+            accounts = AccountService(Settings(database_url=str(Path(tmp) / "auth.db")), store)
+            user = await accounts.add_user(
+                email="bench@example.com", password="benchmark-password", name=None, role="admin"
+            )
+            principal = Principal(user.id, user.email, None, "admin", "session", "")
+            header = "Bearer " + (await accounts.create_key(principal, "bench"))["key"]
+            n = 20_000
+            await accounts.authenticate(header, None)
+            start = time.perf_counter()
+            for _ in range(n):
+                await accounts.authenticate(header, None)
+            cached = (time.perf_counter() - start) / n * 1e6
+            reads = 300
+            start = time.perf_counter()
+            for _ in range(reads):
+                accounts._cache.clear()  # as every CACHE_SECONDS
+                await accounts.authenticate(header, None)
+            read = (time.perf_counter() - start) / reads * 1e6
+        finally:
+            await store.close()
+    return [
+        ("AccountService.authenticate, an API key checked before (cached)", cached),
+        ("AccountService.authenticate, the database read (once a second per key)", read),
+    ]
+
+
 async def _async_parts() -> list[tuple[str, list[tuple[str, float]]]]:
     return [
+        ("checking a request's credentials", await auth_checks()),
         ("scheduling", await scheduling()),
         ("persistence", await persistence()),
         ("starting a turn in the store, CPU per start (process_time)", await store_starts()),

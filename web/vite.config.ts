@@ -5,6 +5,8 @@ import { defineConfig, type Plugin } from "vite";
 /**
  * The Content-Security-Policy, added to index.html by the production build only: the dev
  * server needs inline scripts and styles (React Refresh, CSS injection) that this policy forbids.
+ * The server sends the same policy as a header on every HTML answer (ssechat.api.web, kept equal
+ * by a test), which covers a build without this <meta>.
  *
  * - script-src 'self': no inline script, no eval; only the bundle served by ssechat runs.
  * - style-src-attr 'unsafe-inline': KaTeX sizes glyphs with style attributes. The sanitizer
@@ -13,8 +15,8 @@ import { defineConfig, type Plugin } from "vite";
  *   emits a "Load image from <host>" button, and only a click sets an <img>'s src. The CSP has to
  *   allow https: images for that click to work; the guarantee that model output cannot send data
  *   to another host on its own comes from the renderer and the sanitizer, which never emit a
- *   remote src, srcset, poster, background or CSS url(). Plain http: images are opened in a new
- *   tab instead of loaded.
+ *   remote src, srcset, poster, background or CSS url(); a click checks the URL again (https
+ *   only, never ssechat's own host).
  * - connect-src 'self': the API and its event streams are same-origin.
  * - form-action 'none', object-src 'none', base-uri 'none', frame-src 'none'.
  */

@@ -3,14 +3,17 @@
  * still being written is replaced on each update (see markdown/incremental.ts).
  *
  * Remote images arrive as "Load image from <host>" buttons; a click here is the only thing that
- * sets an <img src>. Copy buttons on code blocks are handled here too, by delegation.
+ * sets an <img src>. Copy buttons on code blocks are handled here too, by delegation. Every click
+ * on an image or a link checks its URL again (markdown/sanitize.ts: checkedImageUrl,
+ * checkedLinkUrl) before anything is loaded or opened; a URL that fails is shown as text.
+ * This component must never put model output into the page other than through sanitizeInto.
  */
 
 import { memo, type MouseEvent, useLayoutEffect, useRef } from "react";
 
 import { BlockCache, StreamingMarkdown } from "../markdown/incremental";
 import { createMarkdown } from "../markdown/md";
-import { sanitizeInto } from "../markdown/sanitize";
+import { checkedImageUrl, checkedLinkUrl, sanitizeInto } from "../markdown/sanitize";
 import { copyText } from "./clipboard";
 
 const md = createMarkdown();
@@ -25,7 +28,7 @@ export function Markdown({ text }: { text: string }) {
   engine.current ??= new StreamingMarkdown(md, UNSANITIZED, cache);
   const { done, open } = engine.current.update(text);
   return (
-    <div className="markdown" onClick={onClick}>
+    <div className="markdown" onClick={onClick} onAuxClick={onAuxClick}>
       {done.map((block) => (
         <HtmlBlock key={block.key} html={block.html} />
       ))}
@@ -48,7 +51,8 @@ const HtmlBlock = memo(function HtmlBlock({ html }: { html: string }) {
     sanitizeInto(element, html);
     if (loadedImages.size === 0 || !html.includes("md-image")) return;
     for (const button of element.querySelectorAll<HTMLButtonElement>("button.md-image")) {
-      if (loadedImages.has(button.dataset.src ?? "")) showImage(button);
+      const src = checkedImageUrl(button);
+      if (src !== null && loadedImages.has(src)) showImage(button, src);
     }
   }, [html]);
   return <div className="md-block" ref={ref} />;
@@ -64,29 +68,35 @@ function onClick(event: MouseEvent<HTMLDivElement>): void {
   }
   const image = target.closest<HTMLButtonElement>("button.md-image");
   if (image) {
-    const src = image.dataset.src ?? "";
-    if (canLoadInline(src)) {
-      loadedImages.add(src);
-      showImage(image);
+    // The placeholder may sit inside a link ("[![alt](img)](url)"): the click is the image's.
+    event.preventDefault();
+    const src = checkedImageUrl(image);
+    if (src === null) {
+      refuseImage(image);
     } else {
-      window.open(src, "_blank", "noopener,noreferrer");
+      loadedImages.add(src);
+      showImage(image, src);
     }
+    return;
   }
+  checkLink(event);
 }
 
-/** https: and same-origin images load in place (the CSP allows those); others open in a tab. */
-function canLoadInline(src: string): boolean {
-  try {
-    const url = new URL(src, window.location.href);
-    return url.protocol === "https:" || url.origin === window.location.origin;
-  } catch {
-    return false;
-  }
+/** A middle click opens a link in a new tab without a click event: the same check. */
+function onAuxClick(event: MouseEvent<HTMLDivElement>): void {
+  checkLink(event);
 }
 
-function showImage(button: HTMLButtonElement): void {
-  const src = button.dataset.src ?? "";
-  if (!canLoadInline(src)) return;
+/** Lets the browser follow a link only if its URL passes checkedLinkUrl now; else it is text. */
+function checkLink(event: MouseEvent<HTMLDivElement>): void {
+  const link = (event.target as Element).closest("a");
+  if (!link || !event.currentTarget.contains(link) || !link.hasAttribute("href")) return;
+  if (checkedLinkUrl(link) !== null) return;
+  event.preventDefault();
+  for (const name of ["href", "target", "rel", "referrerpolicy"]) link.removeAttribute(name);
+}
+
+function showImage(button: HTMLButtonElement, src: string): void {
   const img = document.createElement("img");
   img.referrerPolicy = "no-referrer";
   img.decoding = "async";
@@ -94,6 +104,13 @@ function showImage(button: HTMLButtonElement): void {
   img.className = "md-loaded-image";
   img.src = src;
   button.replaceWith(img);
+}
+
+/** A URL that may not be loaded stays visible as text, so the reader can judge it. */
+function refuseImage(button: HTMLButtonElement): void {
+  const label = button.querySelector(".md-image-label") ?? button;
+  label.textContent = `Image not loaded (only https images from other sites are shown): ${button.dataset.src ?? ""}`;
+  button.disabled = true;
 }
 
 function flash(button: HTMLButtonElement, text: string): void {

@@ -3,7 +3,8 @@
  * The sanitizer on its own, in a DOM (jsdom): hostile HTML in, nothing script-capable or
  * fetching out, whatever md.ts lets through. The payload lists are the ones the end-to-end
  * tests stream through the real server into Chromium (tests/e2e/fixtures/xss, see SOURCES.md);
- * here each payload is fed to the sanitizer directly, as raw HTML.
+ * here each payload is fed to the sanitizer directly, as raw HTML. That the allow-list keeps
+ * everything our own renderer makes is sanitize.allowlist.test.ts.
  */
 
 import { describe, expect, it } from "vitest";
@@ -211,7 +212,7 @@ describe("sanitizer: hostile input", () => {
 describe("sanitizer: safe markup survives", () => {
   it("keeps plain formatting exactly", () => {
     const html =
-      "<h2>Title</h2>\n<p><strong>bold</strong> <em>it</em> <del>old</del> <code>x &lt; y</code></p>\n" +
+      "<h2>Title</h2>\n<p><strong>bold</strong> <em>it</em> <s>old</s> <code>x &lt; y</code></p>\n" +
       '<blockquote>\n<p>quoted</p>\n</blockquote>\n<ol start="3">\n<li>three</li>\n</ol>\n<hr>';
     expect(sanitizeHtml(html)).toBe(html);
   });
@@ -306,7 +307,59 @@ describe("sanitizer: safe markup survives", () => {
   it("sanitizeInto replaces the target's children with the clean nodes", () => {
     const target = document.createElement("div");
     target.innerHTML = "<p>old</p>";
-    sanitizeInto(target, '<p>new <b onclick="alert(1)">bold</b></p><script>alert(1)</script>');
-    expect(target.innerHTML).toBe("<p>new <b>bold</b></p>");
+    sanitizeInto(target, '<p>new <strong onclick="alert(1)">bold</strong></p><script>alert(1)</script>');
+    expect(target.innerHTML).toBe("<p>new <strong>bold</strong></p>");
+  });
+});
+
+describe("sanitizer: an allow-list", () => {
+  it("keeps only the text of elements our renderer never makes", () => {
+    const html =
+      "<p><b>b</b> <i>i</i> <u>u</u> <del>d</del> <ins>n</ins> <sup>2</sup> <mark>m</mark> <kbd>k</kbd></p>" +
+      "<details><summary>s</summary>hidden</details><section>x</section><font color=red>f</font>";
+    expect(sanitizeHtml(html)).toBe("<p>b i u d n 2 m k</p>shidden" + "xf");
+  });
+
+  it("keeps no SVG or MathML element KaTeX does not make", () => {
+    const root = parsed(
+      sanitizeHtml(
+        '<svg><circle r="5"></circle><rect width="1"></rect><text>t</text><path d="M0 0"></path></svg>' +
+          "<math><mglyph></mglyph><maction>a</maction><ms>s</ms><mi>x</mi></math>",
+      ),
+    );
+    expect([...root.querySelectorAll("*")].map((element) => element.localName)).toEqual(["svg", "path", "math", "mi"]);
+  });
+
+  it("keeps only the attributes our renderer writes", () => {
+    const root = parsed(
+      sanitizeHtml(
+        '<p id="x" name="n" lang="en" dir="rtl" data-x="1" aria-describedby="x" aria-label="ok" role="button"' +
+          ' tabindex="0" hidden draggable="true" class="c">p</p>',
+      ),
+    );
+    expect(root.innerHTML).toBe('<p aria-label="ok" class="c">p</p>');
+  });
+
+  it("never hands back a body, whatever its attributes", () => {
+    const html = '<body onload="alert(1)" class="x"><p>x</p></body><body onpageshow="alert(2)">';
+    expect(sanitizeHtml(html)).toBe("<p>x</p>");
+    const target = document.createElement("div");
+    sanitizeInto(target, html);
+    expect(target.innerHTML).toBe("<p>x</p>");
+  });
+
+  it("keeps an image URL only on the placeholder, and only a safe one", () => {
+    const root = parsed(
+      sanitizeHtml(
+        '<button class="md-image" data-src="https://images.example/a.png">a</button>' +
+          '<button class="md-image" data-src="java&#x09;script:alert(1)">b</button>' +
+          '<span data-src="https://images.example/c.png">c</span>',
+      ),
+    );
+    expect([...root.querySelectorAll("*")].map((element) => element.getAttribute("data-src"))).toEqual([
+      "https://images.example/a.png",
+      null,
+      null,
+    ]);
   });
 });
