@@ -1,138 +1,105 @@
 /**
- * The page: the conversation list beside the open chat. The URL names the open conversation
- * (/c/<id>), so a reload comes back to it and resumes an answer still being written.
+ * The app: which page the address bar and the session lead to (`routes.decide`), applied.
+ * The chat at / and /c/<id>; beside it, when accounts are on, /login, /signup, /setup,
+ * /settings and /admin/users. No router library: `hooks/useLocation` follows the history.
+ *
+ * One chat core per signed-in user: signing out, or a session the server ended (any 401,
+ * reported by the Api), drops it and its state, and the page goes to the sign-in page,
+ * remembering where the user was.
  */
 
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useSyncExternalStore } from "react";
 
-import { localDrafts, NEW_CHAT_KEY } from "./chat/drafts";
-import { ChatHeader } from "./components/ChatHeader";
-import { Composer } from "./components/Composer";
-import type { MessageActions } from "./components/MessageItem";
-import { MessageList } from "./components/MessageList";
-import { Sidebar, titleOf } from "./components/Sidebar";
-import { useChat } from "./hooks/useChat";
+import type { Api, Me } from "./api";
+import { ChatCore } from "./chat/core";
+import { clearDrafts } from "./chat/drafts";
+import { ChatContext } from "./hooks/useChat";
+import { navigate, useLocation } from "./hooks/useLocation";
+import { AccountPage } from "./pages/AccountPage";
+import { ChatPage } from "./pages/ChatPage";
+import { Settings } from "./pages/Settings";
+import { Setup } from "./pages/Setup";
+import { SignIn } from "./pages/SignIn";
+import { SignUp } from "./pages/SignUp";
+import { Users } from "./pages/Users";
+import { decide, parseRoute } from "./routes";
+import type { SessionStore } from "./session";
 
-export function conversationIdFromPath(path: string): string | null {
-  const match = /^\/c\/([^/]+)\/?$/.exec(path);
-  return match ? decodeURIComponent(match[1] as string) : null;
-}
+export function App({ api, session }: { api: Api; session: SessionStore }) {
+  const state = useSyncExternalStore(session.subscribe, session.getState, session.getState);
+  const location = useLocation();
+  const decision = decide(state, location.path, location.state.next ?? null);
 
-function pathOf(id: string | null): string {
-  return id === null ? "/" : `/c/${encodeURIComponent(id)}`;
-}
-
-export function App() {
-  const [state, core] = useChat();
-  const [menuOpen, setMenuOpen] = useState(false);
-  const drafts = useMemo(() => localDrafts(), []);
-  const busy = Object.keys(state.live).length > 0;
-  const stopping = Object.values(state.live).some((l) => l.stopping);
-
-  // Start, and follow the browser's back and forward buttons.
+  const redirectTo = decision.kind === "redirect" ? decision.to : null;
+  const redirectNext = decision.kind === "redirect" ? decision.next : null;
   useEffect(() => {
-    void core.start(conversationIdFromPath(window.location.pathname));
-    const onPop = (): void => void core.open(conversationIdFromPath(window.location.pathname));
-    const onOnline = (): void => core.reconnectNow();
-    const onKey = (event: KeyboardEvent): void => {
-      if (event.key === "Escape") setMenuOpen(false);
-    };
-    window.addEventListener("keydown", onKey);
-    const onVisible = (): void => {
-      if (document.visibilityState !== "visible") return;
-      void core.reload();
-      void core.refreshConversations();
-    };
-    window.addEventListener("popstate", onPop);
-    window.addEventListener("online", onOnline);
-    document.addEventListener("visibilitychange", onVisible);
-    return () => {
-      window.removeEventListener("popstate", onPop);
-      window.removeEventListener("online", onOnline);
-      window.removeEventListener("keydown", onKey);
-      document.removeEventListener("visibilitychange", onVisible);
-    };
-  }, [core]);
+    if (redirectTo === null) return;
+    navigate(redirectTo, { replace: true, state: redirectNext === null ? {} : { next: redirectNext } });
+  }, [redirectTo, redirectNext]);
 
-  // The URL and the tab's title follow the open conversation.
-  useEffect(() => {
-    const path = pathOf(state.currentId);
-    if (window.location.pathname !== path) window.history.pushState(null, "", path);
-  }, [state.currentId]);
-  useEffect(() => {
-    document.title = state.currentId === null ? "ssechat" : `${titleOf(state.conversation)} · ssechat`;
-  }, [state.currentId, state.conversation]);
+  // The chat's state belongs to one user (or to nobody in particular when accounts are off).
+  const owner = state.phase === "open" ? "" : state.phase === "signed-in" ? state.user.id : null;
+  const core = useMemo(() => (owner === null ? null : new ChatCore(api)), [api, owner]);
 
-  const select = useCallback(
-    (id: string | null) => {
-      setMenuOpen(false);
-      void core.open(id);
-    },
-    [core],
-  );
-  const rename = useCallback((id: string, title: string) => void core.rename(id, title), [core]);
-  const remove = useCallback((id: string) => core.remove(id), [core]);
-  const loadMore = useCallback(() => void core.loadMoreConversations(), [core]);
-  const newChat = useCallback(() => select(null), [select]);
-  const selectId = useCallback((id: string) => select(id), [select]);
-  const closeMenu = useCallback(() => setMenuOpen(false), []);
+  const signOut = useCallback(async (): Promise<void> => {
+    await session.signOut();
+    clearDrafts(); // unsent text is not for the next person at this browser
+  }, [session]);
+  const signedIn = useCallback((user: Me) => session.signedIn(user), [session]);
 
-  const actions: MessageActions = useMemo(
-    () => ({
-      onEdit: (id, content) => core.edit(id, content),
-      onRegenerate: (id) => void core.regenerate(id),
-      onRetry: (id) => void core.retry(id),
-      onSibling: (id, offset) => void core.selectSibling(id, offset),
-    }),
-    [core],
-  );
-
-  return (
-    <div className="app">
-      <Sidebar
-        conversations={state.conversations}
-        currentId={state.currentId}
-        hasMore={state.nextCursor !== null}
-        loaded={state.ready}
-        open={menuOpen}
-        onNewChat={newChat}
-        onSelect={selectId}
-        onRename={rename}
-        onDelete={remove}
-        onLoadMore={loadMore}
-        onClose={closeMenu}
-      />
-      {menuOpen && <div className="scrim" aria-hidden="true" onClick={closeMenu} />}
-      <main className="chat">
-        <ChatHeader
-          state={state}
-          model={core.currentModel()}
-          onMenu={() => setMenuOpen((v) => !v)}
-          onNewChat={newChat}
-          onModel={(model) => void core.setModel(model)}
-          onSystemPrompt={(text) => core.setSystemPrompt(text)}
-        />
-        {state.notice && (
-          <div className="notice" role="alert">
-            <span>{state.notice.text}</span>
-            <button type="button" className="icon-button" aria-label="Dismiss" onClick={() => core.dismissNotice()}>
-              ×
-            </button>
-          </div>
-        )}
-        <MessageList state={state} actions={actions} />
-        <div className="composer-wrap">
-          <Composer
-            draftKey={state.currentId ?? NEW_CHAT_KEY}
-            drafts={drafts}
-            busy={busy}
-            stopping={stopping}
-            onSend={(text) => core.send(text)}
-            onStop={() => void core.stop()}
+  if (decision.kind === "redirect") return null;
+  switch (decision.page) {
+    case "boot":
+      return state.phase === "unreachable" ? (
+        <Unreachable message={state.message} onRetry={() => void session.boot()} />
+      ) : null;
+    case "chat":
+      if (core === null) return null;
+      return (
+        <ChatContext.Provider value={core}>
+          <ChatPage
+            key={owner ?? ""}
+            conversationId={chatId(location.path)}
+            user={state.phase === "signed-in" ? state.user : null}
+            onSignOut={signOut}
           />
-          <p className="composer-hint">Enter to send, Shift+Enter for a new line.</p>
-        </div>
-      </main>
-    </div>
+        </ChatContext.Provider>
+      );
+    case "login":
+      return (
+        <SignIn
+          api={api}
+          signup={state.phase === "signed-out" ? state.status.signup : "closed"}
+          ended={state.phase === "signed-out" && state.reason === "ended"}
+          notice={location.state.notice}
+          onSignedIn={signedIn}
+        />
+      );
+    case "signup":
+      return <SignUp api={api} />;
+    case "setup":
+      return <Setup api={api} onSignedIn={signedIn} />;
+    case "settings":
+      return <Settings api={api} />;
+    case "users":
+      return state.phase === "signed-in" ? <Users api={api} user={state.user} /> : null;
+  }
+}
+
+function chatId(path: string): string | null {
+  const route = parseRoute(path);
+  return route.name === "chat" ? route.conversationId : null;
+}
+
+function Unreachable({ message, onRetry }: { message: string; onRetry(): void }) {
+  return (
+    <AccountPage title="Cannot reach the server" narrow>
+      <p className="form-error" role="alert">
+        {message}
+      </p>
+      <button type="button" className="button primary wide" onClick={onRetry}>
+        Try again
+      </button>
+    </AccountPage>
   );
 }

@@ -5,6 +5,12 @@
  * turned into typed `RunEvent`s. Resuming (after a reload, a dropped connection, in a second
  * tab) is `followRun` with the last event id seen. This module holds no UI state and never
  * touches React or the DOM: the chat core (`chat/core.ts`) decides what to do with events.
+ *
+ * Accounts: the session is an HttpOnly cookie the page never sees; every request is
+ * same-origin, so `fetch`'s default credentials carry it. Any 401 (the session ended, the account
+ * was disabled), on any call including a run stream or its resume, is reported to the listeners
+ * of `onUnauthenticated`, so the app can go to the sign-in page; the calls whose 401 is an
+ * ordinary answer (sign-in, setup, sign-up, "who am I") do not report it.
  */
 
 import type { components } from "../generated/api";
@@ -35,6 +41,25 @@ export type ConversationPatch = Schemas["ConversationPatch"];
 export type GenerateOptions = Schemas["GenerateOptions"];
 /** `parent_id` omitted: continue from the current leaf; null: a new root message. */
 export type MessageCreate = Schemas["MessageCreate"];
+
+export type AuthStatus = Schemas["AuthStatus"];
+export type SignupPolicy = AuthStatus["signup"];
+export type SetupRequest = Schemas["SetupRequest"];
+export type SignupRequest = Schemas["SignupRequest"];
+export type SignupResult = Schemas["SignupResult"];
+export type LoginRequest = Schemas["LoginRequest"];
+export type Me = Schemas["Me"];
+export type PasswordChange = Schemas["PasswordChange"];
+export type ApiKeyCreate = Schemas["ApiKeyCreate"];
+export type ApiKeyCreated = Schemas["ApiKeyCreated"];
+export type ApiKeyInfo = Schemas["ApiKeyInfo"];
+export type ApiKeyList = Schemas["ApiKeyList"];
+export type UserInfo = Schemas["UserInfo"];
+export type UserList = Schemas["UserList"];
+export type UserCreate = Schemas["UserCreate"];
+export type UserPatch = Schemas["UserPatch"];
+export type UserRole = UserInfo["role"];
+export type UserStatus = UserInfo["status"];
 
 export type MessageRole = Message["role"];
 export type MessageStatus = Message["status"];
@@ -127,15 +152,31 @@ export interface ApiOptions {
 const JSON_TYPE = "application/json";
 const STREAM_TYPE = "text/event-stream";
 
+/** Told of a 401 on a call made with the session: it ended, or the account was disabled. */
+export type UnauthenticatedListener = (error: ApiError) => void;
+
+interface RequestOptions {
+  signal?: AbortSignal;
+  /** A 401 here is an ordinary answer (wrong password, not signed in): do not report it. */
+  expect401?: boolean;
+}
+
 export class Api {
   private readonly base: string;
   private readonly fetchFn: typeof fetch;
   private readonly stallMs: number;
+  private readonly unauthenticated = new Set<UnauthenticatedListener>();
 
   constructor(options: ApiOptions = {}) {
     this.base = options.baseUrl ?? "";
     this.fetchFn = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.stallMs = options.stallMs ?? 45_000;
+  }
+
+  /** Call `listener` on every 401 the session gets; returns the function that stops it. */
+  onUnauthenticated(listener: UnauthenticatedListener): () => void {
+    this.unauthenticated.add(listener);
+    return () => this.unauthenticated.delete(listener);
   }
 
   health(): Promise<Health> {
@@ -198,10 +239,75 @@ export class Api {
     return this.streamRequest("GET", `/api/runs/${enc(runId)}/events`, undefined, headers, signal);
   }
 
+  // --- accounts ----------------------------------------------------------------------------
+
+  /** Whether accounts are on, whether the first admin is still to be made, the sign-up policy. */
+  authStatus(): Promise<AuthStatus> {
+    return this.json("GET", "/api/auth/status");
+  }
+
+  /** Make the first admin with the setup link's token; signs them in (the cookie is set). */
+  setup(body: SetupRequest): Promise<Me> {
+    return this.json("POST", "/api/auth/setup", body, { expect401: true });
+  }
+
+  signup(body: SignupRequest): Promise<SignupResult> {
+    return this.json("POST", "/api/auth/signup", body, { expect401: true });
+  }
+
+  /** Sign in; a wrong email or password is an ApiError 401, a pending or disabled account 403. */
+  login(body: LoginRequest): Promise<Me> {
+    return this.json("POST", "/api/auth/login", body, { expect401: true });
+  }
+
+  async logout(): Promise<void> {
+    await this.request("POST", "/api/auth/logout", undefined, { Accept: JSON_TYPE });
+  }
+
+  /** Who is signed in; an ApiError 401 when nobody is. */
+  me(): Promise<Me> {
+    return this.json("GET", "/api/auth/me", undefined, { expect401: true });
+  }
+
+  /** A wrong current password is an ApiError 403 (not 401: the session is still good). */
+  async changePassword(body: PasswordChange): Promise<void> {
+    await this.request("POST", "/api/auth/password", body, { Accept: JSON_TYPE });
+  }
+
+  listKeys(): Promise<ApiKeyList> {
+    return this.json("GET", "/api/keys");
+  }
+
+  /** A new API key: its `key` is in this answer only, never again. */
+  createKey(body: ApiKeyCreate): Promise<ApiKeyCreated> {
+    return this.json("POST", "/api/keys", body);
+  }
+
+  async revokeKey(id: string): Promise<void> {
+    await this.request("DELETE", `/api/keys/${enc(id)}`, undefined, { Accept: JSON_TYPE });
+  }
+
+  listUsers(): Promise<UserList> {
+    return this.json("GET", "/api/admin/users");
+  }
+
+  createUser(body: UserCreate): Promise<UserInfo> {
+    return this.json("POST", "/api/admin/users", body);
+  }
+
+  /** Approve, disable, enable (`status`), change the role of, or set the password of a user. */
+  updateUser(id: string, patch: UserPatch): Promise<UserInfo> {
+    return this.json("PATCH", `/api/admin/users/${enc(id)}`, patch);
+  }
+
+  async deleteUser(id: string): Promise<void> {
+    await this.request("DELETE", `/api/admin/users/${enc(id)}`, undefined, { Accept: JSON_TYPE });
+  }
+
   // --- plumbing ----------------------------------------------------------------------------
 
-  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const response = await this.request(method, path, body, { Accept: JSON_TYPE });
+  private async json<T>(method: string, path: string, body?: unknown, options?: RequestOptions): Promise<T> {
+    const response = await this.request(method, path, body, { Accept: JSON_TYPE }, options);
     return (await response.json()) as T;
   }
 
@@ -222,7 +328,7 @@ export class Api {
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const response = await this.request(method, path, body, headers, connection.signal);
+      const response = await this.request(method, path, body, headers, { signal: connection.signal });
       if (!response.body) throw new NetworkError("the server sent an empty stream");
       return readRunStream(response.body, connection, this.stallMs, () => signal.removeEventListener("abort", onAbort));
     } catch (error) {
@@ -236,7 +342,7 @@ export class Api {
     path: string,
     body: unknown,
     headers: Record<string, string>,
-    signal?: AbortSignal,
+    options: RequestOptions = {},
   ): Promise<Response> {
     let response: Response;
     try {
@@ -244,15 +350,23 @@ export class Api {
         method,
         headers: body === undefined ? headers : { ...headers, "Content-Type": JSON_TYPE },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal,
+        signal: options.signal,
         cache: "no-store",
+        // fetch's default, said out loud: the session cookie goes to the page's own origin only.
+        credentials: "same-origin",
       });
     } catch (error) {
       if (isAbort(error)) throw error;
       throw new NetworkError("The server could not be reached.", { cause: error });
     }
-    if (!response.ok) throw await toApiError(response);
-    return response;
+    if (response.ok) return response;
+    const error = await toApiError(response);
+    if (response.status === 401 && !options.expect401) this.reportUnauthenticated(error);
+    throw error;
+  }
+
+  private reportUnauthenticated(error: ApiError): void {
+    for (const listener of [...this.unauthenticated]) listener(error);
   }
 }
 

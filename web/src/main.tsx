@@ -1,22 +1,22 @@
 import "katex/dist/katex.min.css";
 import "./styles.css";
+import "./pages/pages.css";
 
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 
 import { Api } from "./api";
 import { App } from "./App";
-import { ChatCore } from "./chat/core";
-import { ChatContext } from "./hooks/useChat";
+import { SessionStore } from "./session";
 
-const core = new ChatCore(new Api());
+const api = new Api();
+const session = new SessionStore(api);
+void session.boot();
 
 const root = document.getElementById("root");
 if (!root) throw new Error("no #root element");
 createRoot(root).render(
   <StrictMode>
-    <ChatContext.Provider value={core}>
-      <App />
-    </ChatContext.Provider>
+    <App api={api} session={session} />
   </StrictMode>,
 );

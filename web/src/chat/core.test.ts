@@ -410,6 +410,29 @@ describe("ChatCore", () => {
     expect(a1()?.content).toBe("Hello world!");
   });
 
+  it("stops following runs on close, and takes them up again on start", async () => {
+    api.details.set("c1", {
+      ...conversation("c1", { current_leaf_id: "a1" }),
+      messages: [
+        message("u1", null, "user"),
+        message("a1", "u1", "assistant", { content: "Hel", status: "streaming", run_id: "r1" }),
+      ],
+    });
+    await core.start("c1");
+    await stream(0);
+    expect(core.isBusy()).toBe(true);
+    core.close();
+    expect(core.isBusy()).toBe(false);
+    expect(core.getState().live).toEqual({});
+    await core.start("c1");
+    await stream(1);
+    expect(api.follows).toEqual([
+      { runId: "r1", lastEventId: null },
+      { runId: "r1", lastEventId: null },
+    ]);
+    expect(core.isBusy()).toBe(true);
+  });
+
   it("waits for a conversation still loading before sending, to continue its branch", async () => {
     api.details.set("c1", {
       ...conversation("c1", { current_leaf_id: "a1" }),

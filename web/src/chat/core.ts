@@ -174,6 +174,16 @@ export class ChatCore {
     }
   }
 
+  /**
+   * Stop following runs, and let a load still in flight land nowhere: the page is leaving the
+   * chat (another page, another user). The runs go on on the server; `start` takes them up again.
+   */
+  close(): void {
+    this.openSeq++;
+    this.loading = null;
+    this.runs.stopAll();
+  }
+
   /** Reload the open conversation from the server (after an answer, on focus). */
   async reload(): Promise<void> {
     const id = this.state.currentId;

@@ -37,6 +37,21 @@ export function localDrafts(storage: Storage | null = safeLocalStorage()): Draft
   };
 }
 
+/** Forget every stored draft (signing out: unsent text is not for the next person here). */
+export function clearDrafts(storage: Storage | null = safeLocalStorage()): void {
+  try {
+    if (!storage) return;
+    const keys: string[] = [];
+    for (let i = 0; i < storage.length; i++) {
+      const key = storage.key(i);
+      if (key?.startsWith(PREFIX)) keys.push(key);
+    }
+    for (const key of keys) storage.removeItem(key);
+  } catch {
+    // nothing stored, or nothing we may touch
+  }
+}
+
 function safeLocalStorage(): Storage | null {
   try {
     return typeof localStorage === "undefined" ? null : localStorage;

@@ -30,7 +30,7 @@ export function ChatHeader({ state, model, onMenu, onNewChat, onModel, onSystemP
         </button>
         <h1 className="chat-title">{state.currentId === null ? "New chat" : titleOf(state.conversation)}</h1>
         <label className="model-picker">
-          <span className="visually-hidden">Model</span>
+          <span className="model-label">Model</span>
           <select aria-label="Model" value={model} disabled={busy} onChange={(e) => onModel(e.target.value)}>
             {ids.map((id) => (
               <option key={id} value={id}>
@@ -90,8 +90,11 @@ function SystemPromptPanel({
   useEffect(() => setText(saved), [saved]);
   return (
     <div className="system-prompt" id="system-prompt-panel">
+      <label className="system-prompt-label" htmlFor="system-prompt-input">
+        System prompt
+      </label>
       <textarea
-        aria-label="System prompt"
+        id="system-prompt-input"
         placeholder="Instructions the model follows in this conversation, e.g. “Answer briefly.”"
         value={text}
         rows={3}

@@ -49,6 +49,14 @@ const HtmlBlock = memo(function HtmlBlock({ html }: { html: string }) {
     const element = ref.current;
     if (!element) return;
     sanitizeInto(element, html);
+    // A wide table or code block scrolls sideways: keyboard users must be able to focus it to
+    // scroll it (WCAG 2.1.1). Set here, after sanitizing, which strips every tabindex from the
+    // model's output; the string checks keep the per-token path free of a DOM query.
+    if (html.includes("table-wrap") || html.includes("code-block")) {
+      for (const region of element.querySelectorAll(".table-wrap, .code-block pre")) {
+        region.setAttribute("tabindex", "0");
+      }
+    }
     if (loadedImages.size === 0 || !html.includes("md-image")) return;
     for (const button of element.querySelectorAll<HTMLButtonElement>("button.md-image")) {
       const src = checkedImageUrl(button);

@@ -1,6 +1,7 @@
 import { memo, useEffect, useRef, useState } from "react";
 
-import type { Conversation } from "../api";
+import type { Conversation, Me } from "../api";
+import { AccountMenu } from "./AccountMenu";
 import { Icon } from "./Icon";
 
 interface Props {
@@ -10,12 +11,15 @@ interface Props {
   /** The list has been fetched (until then, an empty list means nothing). */
   loaded: boolean;
   open: boolean;
+  /** The signed-in user (the account area at the bottom); null when accounts are off. */
+  user: Me | null;
   onNewChat(): void;
   onSelect(id: string): void;
   onRename(id: string, title: string): void;
   onDelete(id: string): Promise<void>;
   onLoadMore(): void;
   onClose(): void;
+  onSignOut(): Promise<void>;
 }
 
 export const Sidebar = memo(function Sidebar(props: Props) {
@@ -50,6 +54,7 @@ export const Sidebar = memo(function Sidebar(props: Props) {
         </button>
       )}
       {props.loaded && conversations.length === 0 && <p className="sidebar-empty">No conversations yet.</p>}
+      {props.user && <AccountMenu user={props.user} onSignOut={props.onSignOut} />}
       <ConfirmDelete
         conversation={confirming}
         onCancel={() => setConfirming(null)}

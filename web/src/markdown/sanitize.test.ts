@@ -191,7 +191,9 @@ describe("sanitizer: hostile input", () => {
     expect(check(payload)).toEqual([]);
   });
 
-  it("also through the Markdown renderer", () => {
+  // Hundreds of payloads through the whole renderer: a generous limit, as a loaded CI machine
+  // can take several seconds (this is no timing assertion: only a hang fails).
+  it("also through the Markdown renderer", { timeout: 60_000 }, () => {
     const md = createMarkdown();
     const payloads = [...TARGETED, ...Object.values(PAYLOAD_FILES).flatMap((text) => text.split("\n"))];
     const failures = payloads.flatMap((payload) => check(md.render(payload)).map((p) => `${p}  <-  ${payload}`));
