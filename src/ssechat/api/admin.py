@@ -16,9 +16,7 @@ from ssechat.api.errors import error_responses
 
 __all__ = ["router"]
 
-router = APIRouter(
-    prefix="/api/admin", tags=["admin"], responses=error_responses(401, 403, 404)
-)
+router = APIRouter(prefix="/api/admin", tags=["admin"], responses=error_responses(401, 403, 404))
 
 
 @router.get("/users")

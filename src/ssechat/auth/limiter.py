@@ -28,11 +28,17 @@ class LoginLimiter:
         self._account = limits.parse(per_account)
         self._address = limits.parse(per_address)
 
-    def _keys(self, account: str, address: str) -> list[tuple[limits.RateLimitItem, str]]:
-        return [(self._account, "account:" + account), (self._address, "address:" + address)]
+    def _keys(self, account: str | None, address: str) -> list[tuple[limits.RateLimitItem, str]]:
+        keys = [(self._address, "address:" + address)]
+        if account is not None:
+            keys.append((self._account, "account:" + account))
+        return keys
 
-    async def check(self, account: str, address: str) -> None:
-        """``RateLimitedError`` (with the seconds to wait) if either limit is used up."""
+    async def check(self, account: str | None, address: str) -> None:
+        """``RateLimitedError`` (with the seconds to wait) if either limit is used up.
+
+        ``account`` None: an attempt that names no account (first-run setup) is limited per
+        address only, so that nobody can lock the setup page for everyone."""
         for item, key in self._keys(account, address):
             if not await self._limiter.test(item, "login", key):
                 stats = await self._limiter.get_window_stats(item, "login", key)
@@ -41,7 +47,7 @@ class LoginLimiter:
                     retry_after=max(1.0, stats.reset_time - time.time()),
                 )
 
-    async def failed(self, account: str, address: str) -> None:
+    async def failed(self, account: str | None, address: str) -> None:
         """Count one failed attempt against both limits."""
         for item, key in self._keys(account, address):
             await self._limiter.hit(item, "login", key)

@@ -77,7 +77,7 @@ class AccountService:
         )
         self.streams = StreamRegistry()
         self._cache: dict[str, tuple[Principal, float]] = {}
-        self._pending: dict[str, asyncio.Future[Principal]] = {}
+        self._pending: dict[str, asyncio.Task[Principal]] = {}
         self._local: Principal | None = None
         self._on_revoke: list[OnRevoke] = []
 
@@ -141,7 +141,7 @@ class AccountService:
     ) -> SignedIn:
         """Make the first admin with the setup link's token, and sign them in."""
         self._check_enabled()
-        await self.limiter.check("setup", address)
+        await self.limiter.check(None, address)
         password_hash = await hash_password(password)
         try:
             user = await self._accounts.create_first_admin(
@@ -151,7 +151,7 @@ class AccountService:
                 setup_token_hash=hash_secret(token),
             )
         except (NotFoundError, ConflictError):
-            await self.limiter.failed("setup", address)
+            await self.limiter.failed(None, address)
             raise UnauthenticatedError(
                 "this setup link is not valid: it works once, until the first admin exists"
             ) from None
@@ -203,16 +203,19 @@ class AccountService:
     # --- every request --------------------------------------------------------------------
 
     async def authenticate(self, authorization: str | None, session: str | None) -> Principal:
-        """Who a request acts as: its ``Authorization`` header's Bearer key if it has the
-        header, else its session cookie's token. ``UnauthenticatedError`` otherwise."""
+        """Who a request acts as: the key of its ``Authorization: Bearer`` header if it has one
+        (and then only that key: a bad key is never excused by a cookie), else its session
+        cookie's token. Another ``Authorization`` scheme (a proxy's Basic auth) is not ours and
+        is ignored. ``UnauthenticatedError`` without valid credentials."""
         if self._local is not None:
             return self._local
         if authorization is not None:
             scheme, _, key = authorization.strip().partition(" ")
-            key = key.strip()
-            if scheme.lower() != "bearer" or not key:
-                raise UnauthenticatedError("send an API key as 'Authorization: Bearer <key>'")
-            return await self._check("key:" + hash_secret(key))
+            if scheme.lower() == "bearer":
+                key = key.strip()
+                if not key:
+                    raise UnauthenticatedError("send an API key as 'Authorization: Bearer <key>'")
+                return await self._check("key:" + hash_secret(key))
         if session:
             return await self._check("session:" + hash_secret(session))
         raise UnauthenticatedError("sign in, or send an API key as 'Authorization: Bearer <key>'")
@@ -222,29 +225,27 @@ class AccountService:
         loop = asyncio.get_running_loop()
         if cached is not None and cached[1] > loop.time():
             return cached[0]
-        # One database read per credential at a time, however many requests wait for it.
-        pending = self._pending.get(credential)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Principal] = loop.create_future()
-        self._pending[credential] = future
-        try:
-            principal = await self._lookup(credential)
-        except BaseException as exc:
-            self._cache.pop(credential, None)
-            if isinstance(exc, Exception):
-                future.set_exception(exc)
-                future.exception()  # retrieved: waiters re-raise it, nobody else must
-            else:
-                future.cancel()
-            raise
-        finally:
-            del self._pending[credential]
+        # One database read per credential at a time, however many requests wait for it, in a
+        # task of its own: a waiter that leaves (its client went away) cancels only its wait.
+        lookup = self._pending.get(credential)
+        if lookup is None:
+            lookup = loop.create_task(self._lookup_and_cache(credential))
+            self._pending[credential] = lookup
+            lookup.add_done_callback(lambda done: self._settled(credential, done))
+        return await asyncio.shield(lookup)
+
+    async def _lookup_and_cache(self, credential: str) -> Principal:
+        principal = await self._lookup(credential)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
-        self._cache[credential] = (principal, loop.time() + CACHE_SECONDS)
-        future.set_result(principal)
+        self._cache[credential] = (principal, asyncio.get_running_loop().time() + CACHE_SECONDS)
         return principal
+
+    def _settled(self, credential: str, done: asyncio.Task[Principal]) -> None:
+        if self._pending.get(credential) is done:
+            del self._pending[credential]
+        if not done.cancelled():
+            done.exception()  # retrieved here: a lookup all of whose waiters left is no error
 
     async def _lookup(self, credential: str) -> Principal:
         kind, _, hashed = credential.partition(":")
