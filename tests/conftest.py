@@ -71,7 +71,14 @@ class RealServer:
 @contextmanager
 def run_uvicorn(app: ASGIApp, **config: object) -> Iterator[RealServer]:
     """Serve ``app`` with uvicorn in a thread on a free loopback port; stop it afterwards."""
-    options: dict[str, object] = {"log_level": "warning", "lifespan": "off", **config}
+    # proxy_headers off, as `ssechat serve` runs it: X-Forwarded-* count only from
+    # SSECHAT_TRUSTED_PROXIES (the app applies them), never from any 127.0.0.1 client.
+    options: dict[str, object] = {
+        "log_level": "warning",
+        "lifespan": "off",
+        "proxy_headers": False,
+        **config,
+    }
     cfg = uvicorn.Config(app, host="127.0.0.1", port=0, **options)  # type: ignore[arg-type]
     server = uvicorn.Server(cfg)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)

@@ -52,6 +52,7 @@ def create_app(
     While no account exists, starting it makes a one-time setup link and hands it to
     ``on_setup_link`` (default: print it)."""
     settings = settings or Settings.from_env()
+    settings.validate()  # settings made in code too: accounts off only on loopback, and so on
     announce = on_setup_link or _print_setup_link
 
     @asynccontextmanager

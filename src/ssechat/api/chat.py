@@ -53,7 +53,7 @@ async def chat_get(
 ) -> EventStreamResponse:
     if not message.strip():
         raise InvalidRequestError("message must not be empty")
-    frames = service.one_shot([ChatMessage(role="user", content=message)], model)
+    frames = service.one_shot([ChatMessage(role="user", content=message)], model, owner=user.id)
     return event_stream(request, frames, user=user)
 
 
@@ -62,4 +62,5 @@ async def chat_post(
     body: ChatRequest, request: Request, service: Service, user: CurrentUser
 ) -> EventStreamResponse:
     messages = [ChatMessage(role=m.role, content=m.content) for m in body.messages]
-    return event_stream(request, service.one_shot(messages, body.model), user=user)
+    frames = service.one_shot(messages, body.model, owner=user.id)
+    return event_stream(request, frames, user=user)

@@ -17,11 +17,16 @@ says so: ``SSECHAT_TRUSTED_PROXIES``, applied before this by uvicorn's proxy-hea
 and the ``Host`` it was asked for, which the first check has vetted. Sign-in and setup are
 covered too, so another site cannot sign a browser into an account of its choosing.
 
-This module must never read a body, look at a cookie's value, or answer anything but these two
+With accounts off (``SSECHAT_AUTH=off``) it also refuses every request that reached the server on
+an address that is not loopback, however the server was started.
+
+This module must never read a body, look at a cookie's value, or answer anything but these
 refusals.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -50,6 +55,10 @@ class RequestGuard:
         names = settings.allowed_host_names
         self.any_host = "*" in names
         self.hosts = names
+        # Accounts off is only for a server on loopback; settings say where it should listen,
+        # but a server started some other way (uvicorn --factory --host 0.0.0.0) may not.
+        self.loopback_only = settings.auth == "off"
+        self._loopback: dict[str, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,6 +84,14 @@ class RequestGuard:
             )
             await response(scope, receive, send)
             return
+        if self.loopback_only and not self._on_loopback(scope):
+            response = error_response(
+                403,
+                "forbidden",
+                "accounts are off (SSECHAT_AUTH=off): this server only answers on loopback",
+            )
+            await response(scope, receive, send)
+            return
         method = scope["method"]
         if not bearer and (method not in _SAFE or scope["path"] in _STARTS_GENERATION):
             own = f"{scope.get('scheme', 'http')}://{host_text}".lower()
@@ -92,3 +109,17 @@ class RequestGuard:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    def _on_loopback(self, scope: Scope) -> bool:
+        server = scope.get("server")
+        address = str(server[0]) if server else ""
+        known = self._loopback.get(address)
+        if known is None:
+            try:
+                known = ipaddress.ip_address(address.strip("[]")).is_loopback
+            except ValueError:
+                # A listening socket's address is an IP; a name comes from an in-process client
+                # (an ASGI test transport), which no network reaches.
+                known = True
+            self._loopback[address] = known
+        return known

@@ -12,7 +12,7 @@ request, response, status or header): it takes values and raises ``ssechat.error
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -260,11 +260,7 @@ class ChatService:
         try:
             yield
         finally:
-            left = self._starting[owner] - 1
-            if left:
-                self._starting[owner] = left
-            else:
-                del self._starting[owner]
+            self._release(owner)
 
     def _check_not_running(self, message_id: str) -> None:
         if self.runs.live_run_for_message(message_id):
@@ -368,18 +364,65 @@ class ChatService:
 
     # --- stateless answers (/api/chat) ----------------------------------------------------
 
-    def one_shot(self, messages: Sequence[ChatMessage], model: str | None) -> AsyncIterator[bytes]:
+    def one_shot(
+        self, messages: Sequence[ChatMessage], model: str | None, *, owner: str
+    ) -> AsyncIterator[bytes]:
         """Check the request now (raising before anything is sent), then return the answer's
         frames: ``data: <text>`` per piece, an ``error`` event on failure, ``data: [DONE]``.
 
-        Nothing is stored. Closing the iterator closes the upstream request.
+        Nothing is stored. Closing the iterator closes the upstream request. It counts against
+        the owner's live runs until it is closed (it spends the upstream key just the same).
         """
         for message in messages:
             self._check_content(message.content)
         if not any(m.role == "user" for m in messages):
             raise InvalidRequestError("messages must hold at least one user message")
         model_name = self._resolve_model(model, None)
-        return _one_shot(self.providers.resolve(model_name), messages, model_name)
+        provider = self.providers.resolve(model_name)
+        with self._run_slot(owner):
+            self._starting[owner] = self._starting.get(owner, 0) + 1  # held until closed
+        return _Held(_one_shot(provider, messages, model_name), lambda: self._release(owner))
+
+    def _release(self, owner: str) -> None:
+        left = self._starting[owner] - 1
+        if left:
+            self._starting[owner] = left
+        else:
+            del self._starting[owner]
+
+
+class _Held:
+    """An async iterator that calls ``release`` once when it ends or is closed, even if it was
+    never iterated (an async generator's ``finally`` would not run then)."""
+
+    __slots__ = ("_inner", "_release")
+
+    def __init__(self, inner: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        self._inner = inner
+        self._release: Callable[[], None] | None = release
+
+    def __aiter__(self) -> _Held:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._inner.__anext__()
+        except BaseException:
+            self._done()
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            aclose = getattr(self._inner, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 _DONE = encode("[DONE]")

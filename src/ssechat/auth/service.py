@@ -160,11 +160,11 @@ class AccountService:
     async def signup(self, *, email: str, password: str, name: str | None) -> str:
         """A new account under the sign-up policy; its status (``active`` or ``pending``)."""
         self._check_enabled()
+        if not await self._accounts.count_users():
+            raise UnauthenticatedError("this server is not set up yet")
         policy = self.settings.signup
         if policy == "closed":
             raise ForbiddenError("sign-up is closed on this server: ask an admin for an account")
-        if not await self._accounts.count_users():
-            raise UnauthenticatedError("this server is not set up yet")
         status = "active" if policy == "open" else "pending"
         await self._accounts.create_user(
             email=email,
