@@ -5,6 +5,12 @@ are chosen by model name: ``fake-echo@40`` repeats the question at 40 tokens/s,
 ``fake-tokens-300@30`` writes 300 tokens at 30/s) and serves the built UI from ``web/dist``.
 Processes are started with the interpreter running the tests, or ``SSECHAT_E2E_PYTHON``, and
 stopped by pid when the context ends.
+
+Accounts are on, as in production: a server starts with an admin (``SSECHAT_ADMIN_EMAIL``),
+``Server.api`` signs its calls with an API key that admin made at start, and every browser
+context is signed in (its cookie set through the context's own request API) unless a test asks
+for a signed-out one. A server started without an admin prints its one-time setup link, which
+``Server.setup_link`` reads back from its log.
 """
 
 from __future__ import annotations
@@ -14,16 +20,20 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from ..server_process import clean_env, free_port, stop
 
@@ -44,6 +54,17 @@ CHROMIUM_ARGS = [
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_MODEL = "fake-echo@100"
+SESSION_COOKIE = "ssechat_session"
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    password: str
+
+
+# The admin every server of the suite starts with (but the fresh ones, made through setup).
+ADMIN = Account("admin@e2e.example", "an admin's long e2e password")
 
 
 def eventually(check: Callable[[], bool], what: str, timeout: float = 10) -> None:
@@ -105,23 +126,103 @@ def fake_upstream(workdir: Path) -> Iterator[str]:
         stop(proc)
 
 
+@dataclass(frozen=True)
+class Reply:
+    """An API answer whatever its status: for the tests that expect a refusal."""
+
+    status: int
+    headers: httpx.Headers
+    body: Any
+
+
 @dataclass
 class Server:
     base_url: str
     log: Path
+    database: Path
+    admin: Account | None = None
+    key: str | None = None
+    """An API key of ``admin``, made at start: what ``api`` sends as ``Authorization: Bearer``."""
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        """A JSON call to the API, outside the browser."""
+    def api(self, method: str, path: str, body: Any = None, *, key: str | None = None) -> Any:
+        """A JSON call to the API, outside the browser, with ``key`` (default: the admin's)."""
         data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if key or self.key:
+            headers["Authorization"] = f"Bearer {key or self.key}"
         request = urllib.request.Request(
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            self.base_url + path, data=data, method=method, headers=headers
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        key: str | None = None,
+        session: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """A call that returns any status instead of raising: with ``key`` as Bearer, or the
+        ``session`` token as the cookie, or no credentials at all."""
+        sent = dict(headers or {})
+        if key is not None:
+            sent["Authorization"] = f"Bearer {key}"
+        cookies = {SESSION_COOKIE: session} if session is not None else None
+        with httpx.Client(base_url=self.base_url, cookies=cookies, timeout=10) as client:
+            response = client.request(method, path, json=body, headers=sent)
+        try:
+            parsed = response.json() if response.content else None
+        except ValueError:
+            parsed = response.text
+        return Reply(response.status_code, response.headers, parsed)
+
+    def login(self, account: Account) -> str:
+        """Sign in outside the browser; returns the session token (the cookie's value)."""
+        with httpx.Client(base_url=self.base_url, timeout=10) as client:
+            response = client.post(
+                "/api/auth/login", json={"email": account.email, "password": account.password}
+            )
+            if response.status_code != 200:
+                raise AssertionError(f"sign-in as {account.email}: {response.text}")
+            return str(response.cookies[SESSION_COOKIE])
+
+    def add_user(self, role: str = "user", name: str | None = None) -> tuple[Account, Any]:
+        """A new active account with a unique email (made by the admin); and its ``UserInfo``."""
+        account = Account(f"user-{uuid.uuid4().hex[:10]}@e2e.example", "a user's e2e password")
+        info = self.api(
+            "POST",
+            "/api/admin/users",
+            {"email": account.email, "password": account.password, "name": name, "role": role},
+        )
+        return account, info
+
+    def user_by_email(self, email: str) -> Any:
+        users = self.api("GET", "/api/admin/users")["users"]
+        return next((user for user in users if user["email"] == email.lower()), None)
+
+    def setup_link(self) -> str:
+        """The one-time setup link the server printed (a server started without an admin)."""
+        found: list[str] = []
+
+        def printed() -> bool:
+            found[:] = re.findall(r"http://\S+/setup#token=\S+", self.log.read_text())
+            return bool(found)
+
+        eventually(printed, "the server printed its setup link")
+        return found[-1]
+
+    def dump(self) -> str:
+        """Every row of the database as plain SQL (read-only, beside the running server)."""
+        conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True)
+        try:
+            return "\n".join(conn.iterdump())
+        finally:
+            conn.close()
 
     def new_conversation(self, model: str = DEFAULT_MODEL, **fields: Any) -> str:
         created = self.api("POST", "/api/conversations", {"model": model, **fields})
@@ -153,8 +254,16 @@ class Server:
 
 
 @contextlib.contextmanager
-def ssechat_serve(workdir: Path, upstream: str) -> Iterator[Server]:
-    """``ssechat serve`` on a free port with its own database, talking to ``upstream``."""
+def ssechat_serve(
+    workdir: Path,
+    upstream: str,
+    *,
+    admin: Account | None = ADMIN,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Server]:
+    """``ssechat serve`` on a free port with its own database, talking to ``upstream``; with
+    ``admin`` (then ``Server.api`` signs its calls with a key of theirs), or without any account
+    (then it prints a setup link); ``env`` adds settings (``SSECHAT_SIGNUP``...)."""
     if not (WEB_DIST / "index.html").is_file():
         raise RuntimeError(
             f"the web UI is not built ({WEB_DIST}/index.html is missing): "
@@ -162,18 +271,24 @@ def ssechat_serve(workdir: Path, upstream: str) -> Iterator[Server]:
         )
     port = free_port()
     log = workdir / "server.log"
-    env = clean_env(
-        SSECHAT_DATABASE_URL=str(workdir / "db.sqlite"),
+    database = workdir / "db.sqlite"
+    accounts = {}
+    if admin is not None:
+        accounts = {"SSECHAT_ADMIN_EMAIL": admin.email, "SSECHAT_ADMIN_PASSWORD": admin.password}
+    environment = clean_env(
+        SSECHAT_DATABASE_URL=str(database),
         SSECHAT_WEB_DIR=str(WEB_DIST),
         SSECHAT_MODEL=DEFAULT_MODEL,
         SSECHAT_HEARTBEAT="2",
         SSECHAT_LOG_LEVEL="warning",
         OPENAI_BASE_URL=upstream,
+        **accounts,
+        **(env or {}),
     )
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [PYTHON, "-m", "ssechat.cli", "serve", "--port", str(port)],
-            env=env,
+            env=environment,
             cwd=workdir,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -181,7 +296,14 @@ def ssechat_serve(workdir: Path, upstream: str) -> Iterator[Server]:
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_until(lambda: _healthy(base), proc, "ssechat serve", log)
-        yield Server(base, log)
+        server = Server(base, log, database, admin)
+        if admin is not None:
+            token = server.login(admin)
+            made = server.call("POST", "/api/keys", {"name": "e2e harness"}, session=token)
+            if made.status != 201:
+                raise RuntimeError(f"could not make the harness's API key: {made.body}")
+            server.key = made.body["key"]
+        yield server
     finally:
         stop(proc)
 
@@ -213,7 +335,8 @@ _FOREIGN = re.compile(r"^(https?|wss?)://(?!(127\.0\.0\.1|localhost|\[::1\])[:/]
 
 
 class Browser:
-    """Opens pages in fresh contexts and watches each for what must never happen."""
+    """Opens pages in fresh contexts, signed in unless asked otherwise, and watches each for
+    what must never happen."""
 
     def __init__(self, browser: Any, server: Server) -> None:
         self._browser = browser
@@ -223,24 +346,52 @@ class Browser:
         # Hosts a test serves itself (with its own route) and expects the page to contact.
         self.allowed_hosts: set[str] = set()
 
-    def context(self, *, width: int = 1280, height: int = 800, color_scheme: str = "light") -> Any:
+    def context(
+        self,
+        *,
+        width: int = 1280,
+        height: int = 800,
+        color_scheme: str = "light",
+        server: Server | None = None,
+        user: Account | bool | None = True,
+        **options: Any,
+    ) -> Any:
+        """A new context; signed in to ``server`` (default: the session's) as ``user``: an
+        account, ``True`` for the server's admin (if it has one), ``None``/``False`` for none."""
         context = self._browser.new_context(
             viewport={"width": width, "height": height},
             color_scheme=color_scheme,
             permissions=["clipboard-read", "clipboard-write"],
+            **options,
         )
+        self._contexts.append(context)
         context.add_init_script(INIT_SCRIPT)
         context.set_default_timeout(15_000)
         context.on("request", self._on_request)
         # Nothing may leave the machine: requests to other hosts are recorded, then refused.
-        context.route(_FOREIGN, lambda route: route.abort("blockedbyclient"))
-        self._contexts.append(context)
+        context.route(_FOREIGN, self._refuse_foreign)
+        server = server or self.server
+        account = server.admin if user is True else user or None
+        if account is not None:
+            self.sign_in(context, account, server)
         return context
 
-    def page(self, path: str = "/", base: str | None = None, **context_options: Any) -> Any:
-        page = self.context(**context_options).new_page()
+    def sign_in(self, context: Any, account: Account, server: Server | None = None) -> None:
+        """Sign ``context`` in through its own request API, so the cookie lands in it."""
+        base = (server or self.server).base_url
+        response = context.request.post(
+            base + "/api/auth/login", data={"email": account.email, "password": account.password}
+        )
+        if response.status != 200:
+            raise AssertionError(f"sign-in as {account.email}: {response.status} {response.text()}")
+
+    def page(
+        self, path: str = "/", base: str | None = None, *, server: Server | None = None, **kw: Any
+    ) -> Any:
+        """A page of a new context (``kw``: ``context``'s options), opened at ``path``."""
+        page = self.context(server=server, **kw).new_page()
         self.watch_page(page)
-        page.goto((base or self.server.base_url) + path)
+        page.goto((base or (server or self.server).base_url) + path)
         return page
 
     def watch_page(self, page: Any) -> None:
@@ -250,6 +401,12 @@ class Browser:
 
         page.on("dialog", on_dialog)
         page.on("pageerror", lambda error: self.watch.page_errors.append(str(error)))
+
+    def _refuse_foreign(self, route: Any) -> None:
+        if urlsplit(route.request.url).hostname in self.allowed_hosts:
+            route.fallback()
+        else:
+            route.abort("blockedbyclient")
 
     def _on_request(self, request: Any) -> None:
         parts = urlsplit(request.url)

@@ -86,8 +86,10 @@ describe("the dialect", () => {
     expect(html).toContain('<div class="table-wrap"><table>');
     expect(html).toContain("<s>gone</s>");
     expect(html).toContain('<ul class="contains-task-list">');
-    expect(html).toContain('<input class="task-list-item-checkbox" type="checkbox" disabled checked> done');
-    expect(html).toContain('<input class="task-list-item-checkbox" type="checkbox" disabled> todo');
+    expect(html).toContain(
+      '<input class="task-list-item-checkbox" type="checkbox" disabled checked aria-label="Done"> done',
+    );
+    expect(html).toContain('<input class="task-list-item-checkbox" type="checkbox" disabled aria-label="To do"> todo');
   });
 
   it("highlights fenced code with a known language, and escapes the rest", () => {

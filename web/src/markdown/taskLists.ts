@@ -43,6 +43,8 @@ export function taskLists(md: MarkdownIt): void {
   });
   md.renderer.rules.task_checkbox = (tokens, idx) => {
     const checked = (tokens[idx]?.meta as { checked?: boolean } | undefined)?.checked === true;
-    return `<input class="task-list-item-checkbox" type="checkbox" disabled${checked ? " checked" : ""}> `;
+    // Named for screen readers (and axe's "label" rule): the item's text follows, outside it.
+    const state = checked ? ' checked aria-label="Done"' : ' aria-label="To do"';
+    return `<input class="task-list-item-checkbox" type="checkbox" disabled${state}> `;
   };
 }

@@ -271,7 +271,7 @@ function UserRow({ user, self, actions }: { user: UserInfo; self: boolean; actio
               Approve
             </button>
           )}
-          {user.status === "active" && (
+          {user.status === "active" && !self && (
             <button
               type="button"
               className="button"
@@ -301,16 +301,19 @@ function UserRow({ user, self, actions }: { user: UserInfo; self: boolean; actio
           >
             Reset password
           </button>
-          <button
-            type="button"
-            className="button danger-outline"
-            ref={toggles.delete}
-            aria-label={`Delete ${email}`}
-            aria-expanded={open === "delete"}
-            onClick={() => setOpen(open === "delete" ? "none" : "delete")}
-          >
-            Delete
-          </button>
+          {/* The server refuses both on one's own account: another admin must do it. */}
+          {!self && (
+            <button
+              type="button"
+              className="button danger-outline"
+              ref={toggles.delete}
+              aria-label={`Delete ${email}`}
+              aria-expanded={open === "delete"}
+              onClick={() => setOpen(open === "delete" ? "none" : "delete")}
+            >
+              Delete
+            </button>
+          )}
         </div>
         {open === "password" && (
           <form className="inline-form" onSubmit={(e) => void resetPassword(e)} onKeyDown={onEscape}>
