@@ -95,10 +95,10 @@ async def current_user(request: Request) -> Principal:
     """Who is asking: the ``Authorization: Bearer`` key if the header is there, else the session
     cookie; ``UnauthenticatedError`` (401) without valid credentials."""
     accounts: AccountService = request.app.state.accounts
-    headers = request.headers
-    return await accounts.authenticate(
-        headers.get("authorization"), request.cookies.get(SESSION_COOKIE)
-    )
+    authorization = request.headers.get("authorization")
+    if authorization is not None and authorization[:7].lower() == "bearer ":
+        return await accounts.authenticate(authorization, None)  # the cookie is not read
+    return await accounts.authenticate(authorization, request.cookies.get(SESSION_COOKIE))
 
 
 Service = Annotated[ChatService, Depends(get_service)]
