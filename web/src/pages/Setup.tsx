@@ -9,7 +9,7 @@ import { type FormEvent, useEffect, useState } from "react";
 
 import type { Api, Me } from "../api";
 import { describe } from "../chat/state";
-import { ErrorLine, Field } from "../components/Field";
+import { ErrorLine, NewAccountFields } from "../components/Field";
 import { tokenFromHash } from "../routes";
 import { AccountPage } from "./AccountPage";
 
@@ -61,34 +61,13 @@ export function Setup({ api, onSignedIn }: { api: Api; onSignedIn(user: Me): voi
         <>
           <p className="page-text">Create the first account: it will be the admin.</p>
           <form className="account-form" onSubmit={(e) => void submit(e)}>
-            <Field
-              label="Name"
-              hint="Optional"
-              autoComplete="name"
-              autoFocus
-              maxLength={200}
-              value={name}
-              onValue={setName}
-            />
-            <Field
-              label="Email"
-              type="email"
-              autoComplete="email"
-              required
-              maxLength={320}
-              value={email}
-              onValue={setEmail}
-            />
-            <Field
-              label="Password"
-              hint="8 characters or more."
-              type="password"
-              autoComplete="new-password"
-              required
-              minLength={8}
-              maxLength={256}
-              value={password}
-              onValue={setPassword}
+            <NewAccountFields
+              name={name}
+              email={email}
+              password={password}
+              onName={setName}
+              onEmail={setEmail}
+              onPassword={setPassword}
             />
             <ErrorLine error={error} />
             <button type="submit" className="button primary wide">

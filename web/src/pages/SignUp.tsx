@@ -7,7 +7,7 @@ import { type FormEvent, useState } from "react";
 
 import type { Api } from "../api";
 import { describe } from "../chat/state";
-import { ErrorLine, Field } from "../components/Field";
+import { ErrorLine, NewAccountFields } from "../components/Field";
 import { Link } from "../components/Link";
 import { navigate } from "../hooks/useLocation";
 import { PATHS } from "../routes";
@@ -47,34 +47,13 @@ export function SignUp({ api }: { api: Api }) {
       </p>
       {!pending && (
         <form className="account-form" onSubmit={(e) => void submit(e)}>
-          <Field
-            label="Name"
-            hint="Optional"
-            autoComplete="name"
-            autoFocus
-            maxLength={200}
-            value={name}
-            onValue={setName}
-          />
-          <Field
-            label="Email"
-            type="email"
-            autoComplete="email"
-            required
-            maxLength={320}
-            value={email}
-            onValue={setEmail}
-          />
-          <Field
-            label="Password"
-            hint="8 characters or more."
-            type="password"
-            autoComplete="new-password"
-            required
-            minLength={8}
-            maxLength={256}
-            value={password}
-            onValue={setPassword}
+          <NewAccountFields
+            name={name}
+            email={email}
+            password={password}
+            onName={setName}
+            onEmail={setEmail}
+            onPassword={setPassword}
           />
           <ErrorLine error={error} />
           <button type="submit" className="button primary wide">
