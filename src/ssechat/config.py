@@ -69,6 +69,9 @@ class Settings:
     demo_tokens_per_second: float = 40.0
     # The built web UI served at "/"; empty = web/dist of this source checkout.
     web_dir: str = ""
+    # Tag names (comma-separated) whose leading <tag>…</tag> in an answer is the model's
+    # reasoning (llama.cpp with --reasoning-format none, vLLM without a reasoning parser).
+    reasoning_tags: str = "think,thinking"
 
     # --- accounts and access ---
     # "off": one implicit user, no sign-in; only allowed when listening on loopback addresses.

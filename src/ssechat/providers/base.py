@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["ChatMessage", "Delta", "GenerationParams", "Provider", "Role", "Usage"]
+__all__ = ["ChatMessage", "Delta", "GenerationParams", "Provider", "Role", "ToolCall", "Usage"]
 
 Role = Literal["system", "user", "assistant"]
 
@@ -27,26 +27,50 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    reasoning_tokens: int | None = None
+    """``completion_tokens_details.reasoning_tokens``, when the upstream sends it."""
 
     def as_dict(self) -> dict[str, int]:
-        return {
+        usage = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.reasoning_tokens is not None:
+            usage["reasoning_tokens"] = self.reasoning_tokens
+        return usage
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call the model asked for, assembled from its streamed pieces."""
+
+    id: str
+    name: str
+    arguments: str
+    """The arguments as the model wrote them: JSON text, whole (not parsed or checked here)."""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
 
 
 @dataclass(frozen=True, slots=True)
 class Delta:
-    """One step of a generation: some text, and/or the finish reason, and/or the usage.
+    """One step of a generation: some answer text and/or reasoning text, and/or the finish
+    reason (with the assembled tool calls, if it is ``tool_calls``), and/or the usage.
 
     ``finish_reason`` is the upstream's (``stop``, ``length``, ``content_filter``, ``tool_calls``,
-    ``function_call``); the usage usually arrives in a delta of its own after it.
+    ``function_call``); the usage usually arrives in a delta of its own after it. ``reasoning`` is
+    the model's thinking (``delta.reasoning_content``, ``delta.reasoning`` or a leading
+    ``<think>…</think>`` of the content), never part of ``text``. ``tool_calls`` are whole calls,
+    given once, in the delta that finishes the stream.
     """
 
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
