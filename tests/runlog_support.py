@@ -9,7 +9,14 @@ fed by pushes from it (as a follower task would feed them) rather than reading i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 from ssechat.errors import SSEChatError
@@ -115,6 +122,7 @@ class ListRunLog:
         self.run_id = run_id
         self.frames: list[tuple[int, bytes]] = []
         self.texts: list[str] = []
+        self.thoughts: list[str] = []
         self.closed = False
         self.readers: set[ListReader] = set()
         self.size = 0
@@ -140,6 +148,13 @@ class ListRunLog:
         self.size += len(text)
         return id
 
+    async def append_reasoning(self, text: str) -> int:
+        await asyncio.sleep(0)
+        id = self._add("reasoning", json_data({"text": text}))
+        self.thoughts.append(text)
+        self.size += len(text)
+        return id
+
     async def close(self) -> None:
         await asyncio.sleep(0)
         self.closed = True
@@ -149,6 +164,10 @@ class ListRunLog:
     async def text(self) -> str:
         await asyncio.sleep(0)
         return "".join(self.texts)
+
+    async def reasoning(self) -> str:
+        await asyncio.sleep(0)
+        return "".join(self.thoughts)
 
     async def last_id(self) -> int:
         await asyncio.sleep(0)
@@ -218,15 +237,50 @@ class MemoryAnswers:
 
     def __init__(self) -> None:
         self.partial: list[dict[str, str]] = []
+        self.partial_reasoning: list[dict[str, str]] = []
         self.final: dict[str, dict[str, Any]] = {}
         self.changed = asyncio.Event()  # set (and replaced) at every partial save
 
-    async def save_partial_answers(self, contents: Mapping[str, str]) -> None:
+    async def save_partial_answers(
+        self, contents: Mapping[str, str], reasoning: Mapping[str, str] | None = None
+    ) -> None:
         await asyncio.sleep(0)
         self.partial.append(dict(contents))
+        self.partial_reasoning.append(dict(reasoning or {}))
         changed, self.changed = self.changed, asyncio.Event()
         changed.set()
 
     async def update_message(self, id: str, **fields: Any) -> None:
         await asyncio.sleep(0)
         self.final[id] = fields
+
+
+Step = Delta | Callable[[], Awaitable[object]]
+
+
+class ScriptedDeltas:
+    """A ``Provider`` that plays a script: each ``Delta`` is yielded as it is, each callable is
+    awaited (a gate the test opens, so a run pauses exactly where the test wants it). It keeps
+    the messages of every request, as an upstream would see them."""
+
+    name = "scripted-deltas"
+
+    def __init__(self, *steps: Step) -> None:
+        self.steps = steps
+        self.requests: list[list[ChatMessage]] = []
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], model: str, params: GenerationParams
+    ) -> AsyncGenerator[Delta, None]:
+        self.requests.append(list(messages))
+        for step in self.steps:
+            if isinstance(step, Delta):
+                yield step
+            else:
+                await step()
+
+    async def list_models(self) -> list[str]:
+        return ["scripted-deltas"]
+
+    async def aclose(self) -> None:
+        pass

@@ -29,8 +29,8 @@ ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Erro
 ANSWERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("get", "/api/health"): {"200": {"application/json": "Health"}},
     ("get", "/api/models"): {"200": {"application/json": "ModelList"}},
-    ("get", "/api/chat"): {"200": {"text/event-stream": ["message", "error"]}},
-    ("post", "/api/chat"): {"200": {"text/event-stream": ["message", "error"]}},
+    ("get", "/api/chat"): {"200": {"text/event-stream": ["message", "reasoning", "error"]}},
+    ("post", "/api/chat"): {"200": {"text/event-stream": ["message", "reasoning", "error"]}},
     ("post", "/api/conversations"): {"201": {"application/json": "Conversation"}},
     ("get", "/api/conversations"): {"200": {"application/json": "ConversationPage"}},
     ("get", "/api/conversations/{conversation_id}"): {
@@ -42,15 +42,15 @@ ANSWERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("delete", "/api/conversations/{conversation_id}"): {"204": {}},
     ("post", "/api/conversations/{conversation_id}/messages"): {
         "202": {"application/json": "GenerationAccepted"},
-        "200": {"text/event-stream": ["run", "delta", "error", "done"]},
+        "200": {"text/event-stream": ["run", "reasoning", "delta", "error", "done"]},
     },
     ("post", "/api/messages/{message_id}/regenerate"): {
         "202": {"application/json": "GenerationAccepted"},
-        "200": {"text/event-stream": ["run", "delta", "error", "done"]},
+        "200": {"text/event-stream": ["run", "reasoning", "delta", "error", "done"]},
     },
     ("get", "/api/runs/{run_id}"): {"200": {"application/json": "RunState"}},
     ("get", "/api/runs/{run_id}/events"): {
-        "200": {"text/event-stream": ["run", "delta", "error", "done"]}
+        "200": {"text/event-stream": ["run", "reasoning", "delta", "error", "done"]}
     },
     ("post", "/api/runs/{run_id}/cancel"): {"200": {"application/json": "RunState"}},
     ("get", "/api/auth/status"): {"200": {"application/json": "AuthStatus"}},

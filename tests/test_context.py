@@ -37,6 +37,30 @@ def test_everything_fits() -> None:
     ]
 
 
+@dataclass(frozen=True)
+class ThinkingTurn(Turn):
+    """A stored answer as a reasoning model left it: its thinking kept beside its text."""
+
+    reasoning: str | None = None
+
+
+def test_reasoning_is_never_sent_upstream() -> None:
+    branch = [
+        Turn("user", "Hi"),
+        ThinkingTurn("assistant", "Hello!", reasoning="The user greets me; greet back."),
+        ThinkingTurn("assistant", "", reasoning="thinking, then nothing: left out"),
+        Turn("user", "Joke?"),
+    ]
+    context = build_context(None, branch, budget_chars=1000)
+    assert context == [
+        ChatMessage("user", "Hi"),
+        ChatMessage("assistant", "Hello!"),
+        ChatMessage("user", "Joke?"),
+    ]
+    # The budget counts the answers' text, not their thinking.
+    assert build_context(None, branch, budget_chars=len("HiHello!Joke?")) == context
+
+
 def test_no_system_prompt_and_an_empty_one_are_left_out() -> None:
     branch = turns(("user", "Hi"))
     assert build_context(None, branch, budget_chars=100) == [ChatMessage("user", "Hi")]

@@ -32,10 +32,12 @@ class CountingStore(SQLStore):
         self.saves.append(fields)
         await super().update_message(id, **fields)
 
-    async def save_partial_answers(self, contents: Mapping[str, str]) -> None:
+    async def save_partial_answers(
+        self, contents: Mapping[str, str], reasoning: Mapping[str, str] | None = None
+    ) -> None:
         self.batches.append(dict(contents))
         self.saves.extend({"content": text} for text in contents.values())
-        await super().save_partial_answers(contents)
+        await super().save_partial_answers(contents, reasoning)
 
 
 @pytest.fixture

@@ -138,7 +138,7 @@ def test_as_dict_times_are_iso_utc() -> None:
         "m", "c", None, "assistant", "hi", "complete", "demo", "stop", {"total_tokens": 3}, 0.0, 0.0
     )
     data = message.as_dict()
-    assert data["usage"] == {"total_tokens": 3}
+    assert data["usage"] == {"total_tokens": 3, "reasoning_tokens": None}
     assert data["error"] is None
     assert data["finish_reason"] == "stop"
 

@@ -2,6 +2,8 @@
 
 ``build_context`` turns the system prompt and the branch (root → newest) into the chat messages
 of a request, dropping the oldest messages first when the text would not fit a character budget.
+Only a message's ``content`` is sent: an answer's reasoning never goes upstream again (DeepSeek
+answers 400 when it does, and the thinking of an old turn only spends the next one's budget).
 ``make_title`` names a conversation from its first question, offline, without asking a model.
 
 Pure functions: this module must never do IO, and imports nothing of ssechat but the provider

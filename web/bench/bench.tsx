@@ -1,8 +1,10 @@
 /**
  * The rendering benchmark page: streams a long Markdown answer token by token into the real
  * <Markdown> component (finished blocks memoized, only the open block re-rendered) and into a
- * naive one that parses, sanitizes and replaces the whole answer on every token. Each token is
- * one synchronous React commit followed by a forced layout, timed on the main thread.
+ * naive one that parses, sanitizes and replaces the whole answer on every token; and, as
+ * `reasoning`, the same text streamed as a model's thinking into the open <Thinking> block (its
+ * live counter running), which must cost what an answer costs. Each token is one synchronous
+ * React commit followed by a forced layout, timed on the main thread.
  * Driven by bench/ui/render_bench.py through `window.runBench`.
  */
 
@@ -13,6 +15,7 @@ import { flushSync } from "react-dom";
 import { createRoot, type Root } from "react-dom/client";
 
 import { Markdown } from "../src/components/Markdown";
+import { Thinking } from "../src/components/Thinking";
 import { StreamingMarkdown } from "../src/markdown/incremental";
 import { createMarkdown } from "../src/markdown/md";
 import { sanitizeHtml } from "../src/markdown/sanitize";
@@ -66,36 +69,55 @@ function quantiles(times: number[]): { p50: number; p99: number } {
   return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
 }
 
-function stream(root: Root, host: HTMLElement, tokens: string[], naive: boolean): number[] {
+type StreamMode = "incremental" | "naive" | "reasoning";
+
+function view(mode: StreamMode, text: string, since: number) {
+  if (mode === "naive") return <NaiveMarkdown text={text} />;
+  if (mode === "reasoning") {
+    return (
+      <Thinking
+        key="t"
+        reasoning={text}
+        streaming
+        answerStarted={false}
+        since={since}
+        answerSince={null}
+        storedSeconds={null}
+      />
+    );
+  }
+  return <Markdown key="m" text={text} />;
+}
+
+function stream(root: Root, host: HTMLElement, tokens: string[], mode: StreamMode): number[] {
   const times: number[] = [];
+  const since = Date.now();
   let text = "";
   for (const token of tokens) {
     text += token;
     const t0 = performance.now();
-    flushSync(() => root.render(naive ? <NaiveMarkdown text={text} /> : <Markdown key="m" text={text} />));
+    flushSync(() => root.render(view(mode, text, since)));
     void host.offsetHeight; // style and layout are part of the cost
     times.push(performance.now() - t0);
   }
   return times;
 }
 
-async function runBench(options: {
-  mode: "incremental" | "naive" | "engine" | "engine-raw";
-  chars: number;
-}): Promise<BenchResult> {
+async function runBench(options: { mode: StreamMode | "engine" | "engine-raw"; chars: number }): Promise<BenchResult> {
   const host = document.getElementById("bench") as HTMLElement;
   const answer = makeAnswer(options.chars);
   const tokens = tokenize(answer);
   // Warm up the JIT on a different text, then start from an empty host.
   const warm = createRoot(host);
-  stream(warm, host, tokenize(makeAnswer(3000).replaceAll("Part", "Warm-up")), options.mode === "naive");
+  const streamed: StreamMode = options.mode === "naive" || options.mode === "reasoning" ? options.mode : "incremental";
+  stream(warm, host, tokenize(makeAnswer(3000).replaceAll("Part", "Warm-up")), streamed);
   warm.unmount();
   await new Promise((resolve) => setTimeout(resolve, 50));
   const root = createRoot(host);
   const started = performance.now();
   const times = options.mode.startsWith("engine")
     ? engineOnly(tokens, options.mode === "engine")
-    : stream(root, host, tokens, options.mode === "naive");
+    : stream(root, host, tokens, streamed);
   const totalMs = performance.now() - started;
   root.unmount();
   const sorted = [...times].sort((a, b) => a - b);

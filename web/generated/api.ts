@@ -437,6 +437,12 @@ export interface components {
             messages: components["schemas"]["ChatMessageIn"][];
             /** Model */
             model?: string | null;
+            /**
+             * Reasoning
+             * @description also send the model's thinking, as event: reasoning frames
+             * @default false
+             */
+            reasoning: boolean;
         };
         /** Conversation */
         Conversation: {
@@ -677,6 +683,16 @@ export interface components {
             /** Parent Id */
             parent_id: string | null;
             /**
+             * Reasoning
+             * @description the model's thinking before its answer (while its run is live, so far); never sent upstream again
+             */
+            reasoning: string | null;
+            /**
+             * Reasoning Seconds
+             * @description from the first reasoning token to the last (null while reasoning goes on)
+             */
+            reasoning_seconds: number | null;
+            /**
              * Role
              * @enum {string}
              */
@@ -691,6 +707,11 @@ export interface components {
              * @enum {string}
              */
             status: "streaming" | "complete" | "length" | "stopped" | "error" | "interrupted";
+            /**
+             * Tool Calls
+             * @description the tools the model asked for
+             */
+            tool_calls: components["schemas"]["ToolCallOut"][] | null;
             /**
              * Updated At
              * Format: date-time
@@ -802,12 +823,32 @@ export interface components {
              */
             status: "active" | "pending";
         };
+        /**
+         * ToolCallOut
+         * @description A tool call the model asked for, assembled from its streamed pieces.
+         */
+        ToolCallOut: {
+            /**
+             * Arguments
+             * @description as the model wrote them: JSON text, not checked
+             */
+            arguments: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+        };
         /** Usage */
         Usage: {
             /** Completion Tokens */
             completion_tokens: number;
             /** Prompt Tokens */
             prompt_tokens: number;
+            /**
+             * Reasoning Tokens
+             * @description of the completion tokens, those spent reasoning, when the upstream says
+             */
+            reasoning_tokens?: number | null;
             /** Total Tokens */
             total_tokens: number;
         };
@@ -1540,6 +1581,8 @@ export interface operations {
             query: {
                 message: string;
                 model?: string | null;
+                /** @description also send the model's thinking, as event: reasoning frames */
+                reasoning?: boolean;
             };
             header?: never;
             path?: never;
@@ -1547,7 +1590,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the answer: message events holding its text, an error event ({code, message, retryable}) on a failure, then a message [DONE] */
+            /** @description the answer: message events holding its text (with reasoning asked for, reasoning events holding the model's thinking before it), an error event ({code, message, retryable}) on a failure, then a message [DONE] */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1556,7 +1599,7 @@ export interface operations {
                     "text/event-stream": {
                         data: string;
                         /** @enum {string} */
-                        event: "message" | "error";
+                        event: "message" | "reasoning" | "error";
                     };
                 };
             };
@@ -1629,7 +1672,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the answer: message events holding its text, an error event ({code, message, retryable}) on a failure, then a message [DONE] */
+            /** @description the answer: message events holding its text (with reasoning asked for, reasoning events holding the model's thinking before it), an error event ({code, message, retryable}) on a failure, then a message [DONE] */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1638,7 +1681,7 @@ export interface operations {
                     "text/event-stream": {
                         data: string;
                         /** @enum {string} */
-                        event: "message" | "error";
+                        event: "message" | "reasoning" | "error";
                     };
                 };
             };
@@ -2035,7 +2078,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the run's events from the first: run (id 0), delta ({text}), error ({code, message, retryable}) on a failure, done ({status, finish_reason, usage}) last; data is JSON */
+            /** @description the run's events from the first: run (id 0), reasoning ({text}: the model's thinking, before its answer) and delta ({text}) in one id sequence, error ({code, message, retryable}) on a failure, done ({status, finish_reason, usage, tool_calls?}) last; data is JSON */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2044,7 +2087,7 @@ export interface operations {
                     "text/event-stream": {
                         data: string;
                         /** @enum {string} */
-                        event: "run" | "delta" | "error" | "done";
+                        event: "run" | "reasoning" | "delta" | "error" | "done";
                         id: string;
                     };
                 };
@@ -2330,7 +2373,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the run's events from the first: run (id 0), delta ({text}), error ({code, message, retryable}) on a failure, done ({status, finish_reason, usage}) last; data is JSON */
+            /** @description the run's events from the first: run (id 0), reasoning ({text}: the model's thinking, before its answer) and delta ({text}) in one id sequence, error ({code, message, retryable}) on a failure, done ({status, finish_reason, usage, tool_calls?}) last; data is JSON */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2339,7 +2382,7 @@ export interface operations {
                     "text/event-stream": {
                         data: string;
                         /** @enum {string} */
-                        event: "run" | "delta" | "error" | "done";
+                        event: "run" | "reasoning" | "delta" | "error" | "done";
                         id: string;
                     };
                 };
@@ -2587,7 +2630,7 @@ export interface operations {
                     "text/event-stream": {
                         data: string;
                         /** @enum {string} */
-                        event: "run" | "delta" | "error" | "done";
+                        event: "run" | "reasoning" | "delta" | "error" | "done";
                         id: string;
                     };
                 };

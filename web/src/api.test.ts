@@ -141,3 +141,36 @@ describe("Api", () => {
     expect(headers.get("Content-Type")).toBe("application/json");
   });
 });
+
+describe("reasoning run events", () => {
+  it("reads reasoning events, in the same id sequence as deltas, whatever the chunk size", async () => {
+    const wire =
+      'id: 0\nevent: run\ndata: {"run_id":"r","conversation_id":"c","user_message_id":"u","message_id":"m","model":"x"}\n\n' +
+      'id: 1\nevent: reasoning\ndata: {"text":"Hmm, "}\n\n' +
+      'id: 2\nevent: reasoning\ndata: {"text":"größer?"}\n\n' +
+      "id: 3\nevent: reasoning\ndata: {}\n\n" +
+      'id: 4\nevent: delta\ndata: {"text":"Ja."}\n\n' +
+      'id: 5\nevent: done\ndata: {"status":"complete","finish_reason":"tool_calls","usage":null,' +
+      '"tool_calls":[{"id":"call_1","name":"get_weather","arguments":"{\\"city\\":\\"Paris\\"}"},{"id":1}]}\n\n';
+    const bytes = utf8.encode(wire);
+    for (const size of [1, 5, bytes.length]) {
+      const items = await collect(readRunStream(body(bytes, size), new AbortController(), 10_000));
+      expect(items.map((i) => `${i.type}:${"id" in i ? i.id : ""}`)).toEqual([
+        "run:0",
+        "reasoning:1",
+        "reasoning:2",
+        "delta:4",
+        "done:5",
+      ]);
+      const thought = items.map((i) => (i.type === "reasoning" ? i.text : "")).join("");
+      expect(thought).toBe("Hmm, größer?");
+      // The malformed call is dropped; the whole one is kept as sent.
+      expect(items.at(-1)).toMatchObject({
+        done: {
+          finish_reason: "tool_calls",
+          tool_calls: [{ id: "call_1", name: "get_weather", arguments: '{"city":"Paris"}' }],
+        },
+      });
+    }
+  });
+});

@@ -86,6 +86,9 @@ export function isFinalStatus(status: string): status is FinalStatus {
   return Object.hasOwn(STATUS_IS_FINAL, status) && STATUS_IS_FINAL[status as FinalStatus];
 }
 
+/** A tool call the model asked for, whole (the `done` event's `tool_calls`). */
+export type ToolCall = Schemas["ToolCallOut"];
+
 // --- run stream events ---------------------------------------------------------------------
 //
 // HAND-WRITTEN from generated parts: the document describes an event stream's frames (event,
@@ -99,11 +102,15 @@ export interface RunDone {
   status: FinalStatus;
   finish_reason: string | null;
   usage: Usage | null;
+  /** The calls the model asked for, when it ended with `finish_reason: "tool_calls"`. */
+  tool_calls?: ToolCall[];
 }
 
 export type RunEvent =
   | { type: "run"; id: number; run: RunStarted }
   | { type: "delta"; id: number; text: string }
+  /** The model's thinking, in the same id sequence as `delta`. */
+  | { type: "reasoning"; id: number; text: string }
   | { type: "error"; id: number; error: ErrorInfo }
   | { type: "done"; id: number; done: RunDone };
 
@@ -467,6 +474,8 @@ export function toRunEvent(event: ServerSentEvent): RunEvent | null {
       return typeof record.message_id === "string" ? { type: "run", id, run: data as RunStarted } : null;
     case "delta":
       return typeof record.text === "string" ? { type: "delta", id, text: record.text } : null;
+    case "reasoning":
+      return typeof record.text === "string" ? { type: "reasoning", id, text: record.text } : null;
     case "error":
       return {
         type: "error",
@@ -477,17 +486,22 @@ export function toRunEvent(event: ServerSentEvent): RunEvent | null {
           retryable: Boolean(record.retryable),
         },
       };
-    case "done":
-      return {
-        type: "done",
-        id,
-        done: {
-          status: typeof record.status === "string" && isFinalStatus(record.status) ? record.status : "complete",
-          finish_reason: (record.finish_reason as string | null | undefined) ?? null,
-          usage: (record.usage as Usage | null | undefined) ?? null,
-        },
+    case "done": {
+      const done: RunDone = {
+        status: typeof record.status === "string" && isFinalStatus(record.status) ? record.status : "complete",
+        finish_reason: (record.finish_reason as string | null | undefined) ?? null,
+        usage: (record.usage as Usage | null | undefined) ?? null,
       };
+      if (Array.isArray(record.tool_calls)) done.tool_calls = record.tool_calls.filter(isToolCall);
+      return { type: "done", id, done };
+    }
     default:
       return null;
   }
+}
+
+function isToolCall(value: unknown): value is ToolCall {
+  if (typeof value !== "object" || value === null) return false;
+  const call = value as Record<string, unknown>;
+  return typeof call.id === "string" && typeof call.name === "string" && typeof call.arguments === "string";
 }

@@ -1,9 +1,11 @@
 """Stateless one-shot streams in the tutorial's own format, plus models and health.
 
 ``/api/chat`` sends ``data: <text>`` frames, a text holding newlines as several ``data:`` lines
-(so ``EventSource``'s ``event.data`` is exactly the text), then ``data: [DONE]``. Nothing is
-stored. An upstream failure arrives as ``event: error`` with JSON data, which a plain
-``onmessage`` handler never mistakes for text.
+(so ``EventSource``'s ``event.data`` is exactly the text), then ``data: [DONE]``. Only the answer:
+a reasoning model's thinking is sent too, as ``event: reasoning`` frames (the same shape), only
+when asked (``?reasoning=1``, or ``"reasoning": true`` in the POST body), so that a plain
+``onmessage`` handler shows the answer alone. Nothing is stored. An upstream failure arrives as
+``event: error`` with JSON data, which a plain ``onmessage`` handler never mistakes for text.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api", tags=["chat"])
 STREAM_DOC = {
     200: event_stream_doc(
-        "the answer: message events holding its text, an error event ({code, message, "
+        "the answer: message events holding its text (with reasoning asked for, reasoning "
+        "events holding the model's thinking before it), an error event ({code, message, "
         "retryable}) on a failure, then a message [DONE]",
-        ("message", "error"),
+        ("message", "reasoning", "error"),
         ids=False,
     ),
     **error_responses(400, 401, 403, 413, 422, 429, stream=True),
@@ -50,10 +53,15 @@ async def chat_get(
     user: CurrentUser,
     message: Annotated[str, Query(min_length=1)],
     model: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    reasoning: Annotated[
+        bool, Query(description="also send the model's thinking, as event: reasoning frames")
+    ] = False,
 ) -> EventStreamResponse:
     if not message.strip():
         raise InvalidRequestError("message must not be empty")
-    frames = service.one_shot([ChatMessage(role="user", content=message)], model, owner=user.id)
+    frames = service.one_shot(
+        [ChatMessage(role="user", content=message)], model, owner=user.id, reasoning=reasoning
+    )
     return event_stream(request, frames, user=user)
 
 
@@ -62,5 +70,5 @@ async def chat_post(
     body: ChatRequest, request: Request, service: Service, user: CurrentUser
 ) -> EventStreamResponse:
     messages = [ChatMessage(role=m.role, content=m.content) for m in body.messages]
-    frames = service.one_shot(messages, body.model, owner=user.id)
+    frames = service.one_shot(messages, body.model, owner=user.id, reasoning=body.reasoning)
     return event_stream(request, frames, user=user)

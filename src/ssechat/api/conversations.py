@@ -36,8 +36,10 @@ router = APIRouter(prefix="/api", tags=["conversations"], responses=error_respon
 # A generation answers 202 with where its events are, or (Accept: text/event-stream) the events.
 GENERATION_DOC: dict[int | str, dict[str, Any]] = {
     200: event_stream_doc(
-        "the run's events from the first: run (id 0), delta ({text}), error ({code, message, "
-        "retryable}) on a failure, done ({status, finish_reason, usage}) last; data is JSON",
+        "the run's events from the first: run (id 0), reasoning ({text}: the model's thinking, "
+        "before its answer) and delta ({text}) in one id sequence, error ({code, message, "
+        "retryable}) on a failure, done ({status, finish_reason, usage, tool_calls?}) last; "
+        "data is JSON",
         RUN_EVENTS,
         ids=True,
     )

@@ -38,7 +38,7 @@ __all__ = [
     "wants_event_stream",
 ]
 
-RUN_EVENTS = ("run", "delta", "error", "done")
+RUN_EVENTS = ("run", "reasoning", "delta", "error", "done")
 """The events of a run's stream (``ssechat.runs``), in the order they come."""
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "ModelInfo",
     "ModelList",
     "RunState",
+    "ToolCallOut",
     "Usage",
 ]
 
@@ -82,6 +83,9 @@ class ChatMessageIn(_Strict):
 class ChatRequest(_Strict):
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=1000)
     model: str | None = Field(default=None, min_length=1, max_length=200)
+    reasoning: bool = Field(
+        default=False, description="also send the model's thinking, as event: reasoning frames"
+    )
 
 
 # --- response bodies ---------------------------------------------------------------------------
@@ -125,6 +129,18 @@ class Usage(_Out):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    reasoning_tokens: int | None = Field(
+        default=None,
+        description="of the completion tokens, those spent reasoning, when the upstream says",
+    )
+
+
+class ToolCallOut(_Out):
+    """A tool call the model asked for, assembled from its streamed pieces."""
+
+    id: str
+    name: str
+    arguments: str = Field(description="as the model wrote them: JSON text, not checked")
 
 
 class Conversation(_Out):
@@ -160,6 +176,14 @@ class Message(_Out):
     error: str | None = Field(description="why the run that wrote this answer failed")
     created_at: Timestamp
     updated_at: Timestamp
+    reasoning: str | None = Field(
+        description="the model's thinking before its answer (while its run is live, so far); "
+        "never sent upstream again"
+    )
+    reasoning_seconds: float | None = Field(
+        description="from the first reasoning token to the last (null while reasoning goes on)"
+    )
+    tool_calls: list[ToolCallOut] | None = Field(description="the tools the model asked for")
     run_id: str | None = Field(description="the live run writing this answer, to follow")
 
 

@@ -319,6 +319,8 @@ class ChatService:
             if run is not None:
                 # The stored text lags by up to persist_interval; the run has it all.
                 item["content"] = await run.text()
+                if run.reasoning_started is not None:
+                    item["reasoning"] = await run.reasoning()
         return {**conversation.as_dict(), "messages": items}
 
     # --- runs -----------------------------------------------------------------------------
@@ -365,10 +367,16 @@ class ChatService:
     # --- stateless answers (/api/chat) ----------------------------------------------------
 
     def one_shot(
-        self, messages: Sequence[ChatMessage], model: str | None, *, owner: str
+        self,
+        messages: Sequence[ChatMessage],
+        model: str | None,
+        *,
+        owner: str,
+        reasoning: bool = False,
     ) -> AsyncIterator[bytes]:
         """Check the request now (raising before anything is sent), then return the answer's
-        frames: ``data: <text>`` per piece, an ``error`` event on failure, ``data: [DONE]``.
+        frames: ``data: <text>`` per piece, an ``error`` event on failure, ``data: [DONE]``;
+        with ``reasoning``, the model's thinking too, as ``event: reasoning`` frames.
 
         Nothing is stored. Closing the iterator closes the upstream request. It counts against
         the owner's live runs until it is closed (it spends the upstream key just the same).
@@ -381,7 +389,8 @@ class ChatService:
         provider = self.providers.resolve(model_name)
         with self._run_slot(owner):
             self._starting[owner] = self._starting.get(owner, 0) + 1  # held until closed
-        return _Held(_one_shot(provider, messages, model_name), lambda: self._release(owner))
+        frames = _one_shot(provider, messages, model_name, reasoning=reasoning)
+        return _Held(frames, lambda: self._release(owner))
 
     def _release(self, owner: str) -> None:
         left = self._starting[owner] - 1
@@ -429,12 +438,16 @@ _DONE = encode("[DONE]")
 
 
 async def _one_shot(
-    provider: Provider, messages: Sequence[ChatMessage], model: str
+    provider: Provider, messages: Sequence[ChatMessage], model: str, *, reasoning: bool
 ) -> AsyncIterator[bytes]:
     try:
         stream = provider.stream(messages, model, GenerationParams())
         async with aclosing(stream):  # a client that leaves closes the upstream request
             async for delta in stream:
+                # The thinking first: a read may end it and begin the answer. Without
+                # ?reasoning, the tutorial's clients see only the answer, as before.
+                if reasoning and delta.reasoning:
+                    yield encode(delta.reasoning, event="reasoning")
                 if delta.text:
                     yield encode(delta.text)
     except SSEChatError as exc:

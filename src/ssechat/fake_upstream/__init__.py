@@ -32,7 +32,13 @@ answers:
                         20 tokens/s; without ``@rate`` (or ``@0``) as fast as possible;
 - ``echo``              the words of the last user message: ``fake-echo@50``;
 - ``replay-NAME``       the recording ``NAME.sse`` from the fixtures directory, byte for byte;
-                        ``@rate`` is then in frames/s: ``fake-replay-content-short``.
+                        ``@rate`` is then in frames/s: ``fake-replay-content-short``;
+- ``reason-SHAPE-R-A``  R reasoning tokens, then A answer tokens; SHAPE is where the reasoning
+                        goes: ``content`` (``delta.reasoning_content``), ``field``
+                        (``delta.reasoning``) or ``tag`` (``<think>…</think>`` leading
+                        ``delta.content``): ``fake-reason-tag-200-50@40``;
+- ``tools[-N]``         N tool calls (default 1), each its first piece (index, id, name) and its
+                        arguments in several pieces, then finish_reason ``tool_calls``.
 
 faults (N counts tokens, or frames for a replay):
 

@@ -33,6 +33,7 @@ __all__ = [
     "complete",
     "generated_frames",
     "models_body",
+    "reasoned_tokens",
     "stream",
 ]
 
@@ -99,18 +100,59 @@ def answer_tokens(scenario: Scenario, body: dict[str, Any]) -> tuple[list[str], 
     return tokens, finish, wire.count_words(messages)
 
 
+def reasoned_tokens(
+    scenario: Scenario, body: dict[str, Any]
+) -> tuple[list[str], list[str], str, int]:
+    """The ``reason`` mode's reasoning tokens, answer tokens, finish reason and prompt size;
+    ``max_tokens`` counts both (the reasoning first, as a model spends it)."""
+    thoughts = list(wire.generated_thoughts(scenario.reasoning_tokens))
+    tokens = list(wire.generated_tokens(scenario.tokens))
+    finish = scenario.finish_reason
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0:
+        if limit < len(thoughts) + len(tokens):
+            finish = "length"
+        thoughts, tokens = thoughts[:limit], tokens[: max(0, limit - len(thoughts))]
+    return thoughts, tokens, finish, wire.count_words(body.get("messages"))
+
+
 def generated_frames(scenario: Scenario, body: dict[str, Any], completion_id: str) -> Frames:
-    """A generated answer's frames: the role chunk, one per token, finish, usage?, ``[DONE]``."""
-    tokens, finish, prompt = answer_tokens(scenario, body)
+    """A generated answer's frames: the role chunk, one per token (or tool call piece), finish,
+    usage?, ``[DONE]``."""
     chunks = wire.ChunkWriter(completion_id, body["model"])
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    thoughts: list[str] = []
     yield chunks.role(), False
-    for token in tokens:
-        yield chunks.content(token), True
+    if scenario.mode == "tools":
+        prompt, finish = wire.count_words(body.get("messages")), scenario.finish_reason
+        count = 0
+        for index in range(scenario.tool_calls):
+            for piece in wire.tool_call_pieces(index):
+                count += 1
+                yield chunks.tool_call(index, piece), True
+        tokens = [""] * count  # the usage counts the pieces
+    elif scenario.mode == "reason":
+        thoughts, tokens, finish, prompt = reasoned_tokens(scenario, body)
+        shape = scenario.reasoning_shape
+        if shape == "tag":
+            # As llama.cpp sends it: the tags are tokens of the content like any other.
+            yield chunks.content("<think>\n"), True
+            for thought in thoughts:
+                yield chunks.content(thought), True
+            yield chunks.content("</think>\n\n"), True
+        else:
+            for thought in thoughts:
+                yield chunks.reasoning(thought, shape), True
+        for token in tokens:
+            yield chunks.content(token), True
+    else:
+        tokens, finish, prompt = answer_tokens(scenario, body)
+        for token in tokens:
+            yield chunks.content(token), True
     yield chunks.finish(finish), False
     if include_usage:
-        yield chunks.usage(prompt, len(tokens)), False
+        yield chunks.usage(prompt, len(thoughts) + len(tokens), len(thoughts)), False
     yield wire.DONE_FRAME, False
 
 
@@ -127,13 +169,35 @@ async def complete(
     return whether the connection may stay open."""
     if await faults.before_completion():
         return False
+    extra: dict[str, Any] | None = None
     if replay is not None:
         text, finish, usage = wire.replay_summary(replay)
+    elif scenario.mode == "reason":
+        thoughts, tokens, finish, prompt = reasoned_tokens(scenario, body)
+        text, thought = "".join(tokens), "".join(thoughts)
+        if scenario.reasoning_shape == "tag":
+            text = f"<think>\n{thought}</think>\n\n{text}"
+        else:
+            key = "reasoning_content" if scenario.reasoning_shape == "content" else "reasoning"
+            extra = {key: thought}
+        usage = wire.usage_dict(prompt, len(thoughts) + len(tokens), len(thoughts))
+    elif scenario.mode == "tools":
+        text, finish = "", scenario.finish_reason
+        calls = [
+            {
+                "id": f"call_fake_{i}",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": wire.tool_call_arguments(i)},
+            }
+            for i in range(scenario.tool_calls)
+        ]
+        extra = {"content": None, "tool_calls": calls}
+        usage = wire.usage_dict(wire.count_words(body.get("messages")), scenario.tool_calls)
     else:
         tokens, finish, prompt = answer_tokens(scenario, body)
         text = "".join(tokens)
         usage = wire.usage_dict(prompt, len(tokens))
-    payload = wire.completion_body(completion_id, body["model"], text, finish, usage)
+    payload = wire.completion_body(completion_id, body["model"], text, finish, usage, extra)
     await http11.send_json(writer, 200, payload, keep_alive)
     return keep_alive
 

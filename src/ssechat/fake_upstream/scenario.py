@@ -11,11 +11,13 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["MODEL_PREFIX", "Mode", "Scenario", "parse_model"]
+__all__ = ["MODEL_PREFIX", "Mode", "ReasoningShape", "Scenario", "parse_model"]
 
 MODEL_PREFIX = "fake-"
 
-Mode = Literal["tokens", "echo", "replay"]
+Mode = Literal["tokens", "echo", "replay", "reason", "tools"]
+ReasoningShape = Literal["content", "field", "tag"]
+_SHAPES = ("content", "field", "tag")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,15 @@ class Scenario:
     - ``tokens``: ``tokens`` generated tokens (or the words of ``text`` when given);
     - ``echo``: the words of the last user message;
     - ``replay``: the recording ``replay`` (a file name in the fixtures directory, ``.sse``
-      optional) sent byte for byte, frame by frame.
+      optional) sent byte for byte, frame by frame;
+    - ``reason``: ``reasoning_tokens`` tokens of reasoning, then ``tokens`` answer tokens, the
+      reasoning in the ``reasoning_shape``: ``content`` (``delta.reasoning_content``, as
+      DeepSeek), ``field`` (``delta.reasoning``, as vLLM, OpenRouter, Groq) or ``tag`` (a
+      leading ``<think>…</think>`` in ``delta.content``, as llama.cpp without a reasoning
+      format); ``max_tokens`` counts both;
+    - ``tools``: ``tool_calls`` calls, each streamed as a first piece (index, id, name) and its
+      arguments in several pieces, then finish reason ``tool_calls`` (when made from a model
+      name; ``finish_reason`` says it).
 
     ``rate`` paces it in tokens (replay: frames) per second; 0 means as fast as possible.
 
@@ -69,12 +79,17 @@ class Scenario:
     split_seed: int | None = None
     chop: int | None = None
     omit_done: bool = False
+    reasoning_shape: ReasoningShape = "content"
+    reasoning_tokens: int = 0
+    tool_calls: int = 1
 
     def __post_init__(self) -> None:
         if self.mode == "replay" and not self.replay:
             raise ValueError("a replay scenario needs the name of a recording")
-        if self.tokens < 0:
-            raise ValueError("tokens must be >= 0")
+        if self.tokens < 0 or self.reasoning_tokens < 0 or self.tool_calls < 0:
+            raise ValueError("token and call counts must be >= 0")
+        if self.reasoning_shape not in _SHAPES:
+            raise ValueError(f"reasoning shape must be one of {', '.join(_SHAPES)}")
         if not (self.rate >= 0):  # also rejects NaN
             raise ValueError("rate must be >= 0")
         if self.status is not None and not 100 <= self.status <= 599:
@@ -115,9 +130,21 @@ def parse_model(model: str) -> Scenario | None:
     elif kind == "replay" and arg:
         fields["mode"] = "replay"
         fields["replay"] = arg
+    elif kind == "reason" and arg.count("-") == 2 and arg.partition("-")[0] in _SHAPES:
+        shape, thoughts, tokens = arg.split("-")
+        fields["mode"] = "reason"
+        fields["reasoning_shape"] = shape
+        fields["reasoning_tokens"] = _int(thoughts, model, "reasoning token count")
+        fields["tokens"] = _int(tokens, model, "answer token count")
+    elif kind == "tools":
+        fields["mode"] = "tools"
+        fields["finish_reason"] = "tool_calls"
+        if arg:
+            fields["tool_calls"] = _int(arg, model, "tool call count")
     else:
         raise ValueError(
-            f"fake model {model!r}: the answer must be tokens[-N], echo or replay-NAME"
+            f"fake model {model!r}: the answer must be tokens[-N], echo, replay-NAME,"
+            " reason-{content|field|tag}-R-A or tools[-N]"
         )
     for fault in faults:
         _parse_fault(fault, model, fields)

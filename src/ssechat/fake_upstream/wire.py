@@ -25,12 +25,15 @@ __all__ = [
     "count_words",
     "error_body",
     "error_frame",
+    "generated_thoughts",
     "generated_tokens",
     "http_head",
     "is_done",
     "last_user_text",
     "replay_summary",
     "split_frames",
+    "tool_call_arguments",
+    "tool_call_pieces",
     "usage_dict",
     "word_tokens",
 ]
@@ -46,6 +49,15 @@ _PARAGRAPH = (
     "or about code."
 )
 _WORDS = _PARAGRAPH.split()
+# The reasoning of the ``reason`` mode: other words than the answer's, so a test sees which is
+# which; a "<" and an "é" put a tag's first byte and multi-byte UTF-8 inside it.
+_THOUGHT = (
+    "Hmm, the user wants a short answer. Let me weigh it: a < b holds, the café is near, "
+    "so the reply can be brief and plain."
+)
+_THOUGHTS = _THOUGHT.split()
+_CITIES = ("Paris", "Zürich", "Lagos", "Lima", "Osaka", "Perth")
+_PIECE = re.compile(r'[{}":, ]+|[^{}":, ]+')
 
 _FRAME_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _WORD = re.compile(r"\S+\s*|\s+")
@@ -81,6 +93,19 @@ class ChunkWriter:
             self._head + b'{"index":0,"delta":{"content":' + orjson.dumps(text) + b"}" + self._tail
         )
 
+    def reasoning(self, text: str, shape: str) -> bytes:
+        """A reasoning token as DeepSeek (``content``) or vLLM/OpenRouter (``field``) send it."""
+        if shape == "content":
+            delta = b'{"content":null,"reasoning_content":' + orjson.dumps(text) + b"}"
+        else:
+            delta = b'{"reasoning":' + orjson.dumps(text) + b"}"
+        return self._head + b'{"index":0,"delta":' + delta + self._tail
+
+    def tool_call(self, index: int, piece: dict[str, Any]) -> bytes:
+        """One piece of a streamed tool call (``tool_call_pieces``), as OpenAI sends it."""
+        call = orjson.dumps([{"index": index, **piece}])
+        return self._head + b'{"index":0,"delta":{"tool_calls":' + call + b"}" + self._tail
+
     def finish(self, reason: str) -> bytes:
         return (
             self._head
@@ -89,18 +114,38 @@ class ChunkWriter:
             + b"}]}\n\n"
         )
 
-    def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
-        usage = usage_dict(prompt_tokens, completion_tokens)
+    def usage(self, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> bytes:
+        usage = usage_dict(prompt_tokens, completion_tokens, reasoning_tokens)
         return self._head + b'],"usage":' + orjson.dumps(usage) + b"}\n\n"
 
 
-def usage_dict(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def usage_dict(
+    prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0
+) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
-        "completion_tokens_details": {"reasoning_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
     }
+
+
+def tool_call_arguments(index: int) -> str:
+    """The JSON arguments of the ``tools`` mode's call ``index``."""
+    city = _CITIES[index % len(_CITIES)]
+    return orjson.dumps({"city": city, "unit": "celsius", "days": index + 1}).decode()
+
+
+def tool_call_pieces(index: int) -> list[dict[str, Any]]:
+    """Call ``index`` of the ``tools`` mode as OpenAI streams it: id, type and name with empty
+    arguments first, then the arguments in pieces (``{"``, ``city``, ``":"`` …)."""
+    first = {
+        "id": f"call_fake_{index}",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
+    rest = [{"function": {"arguments": p}} for p in _PIECE.findall(tool_call_arguments(index))]
+    return [first, *rest]
 
 
 def error_frame(message: str, error_type: str = "server_error") -> bytes:
@@ -153,6 +198,14 @@ def word_tokens(text: str) -> list[str]:
 def generated_tokens(count: int) -> Iterator[str]:
     """The deterministic text of the ``tokens`` mode, token by token (lazy: it may be long)."""
     words = _WORDS
+    for i in range(count):
+        word = words[i % len(words)]
+        yield word if i == 0 else " " + word
+
+
+def generated_thoughts(count: int) -> Iterator[str]:
+    """The deterministic reasoning of the ``reason`` mode, token by token."""
+    words = _THOUGHTS
     for i in range(count):
         word = words[i % len(words)]
         yield word if i == 0 else " " + word
@@ -229,9 +282,11 @@ def completion_body(
     text: str,
     finish_reason: str | None,
     usage: Mapping[str, Any] | None,
+    extra: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """A non-streamed ``chat.completion`` object."""
-    message = {"role": "assistant", "content": text, "refusal": None}
+    """A non-streamed ``chat.completion`` object; ``extra`` adds to (or replaces) its message's
+    fields (``reasoning_content``, ``tool_calls``…)."""
+    message = {"role": "assistant", "content": text, "refusal": None, **(extra or {})}
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
     body: dict[str, Any] = {
         "id": completion_id,

@@ -12,6 +12,7 @@ from ssechat.providers.base import (
     GenerationParams,
     Provider,
     Role,
+    ToolCall,
     Usage,
 )
 from ssechat.providers.demo import DEMO_MODEL, DemoProvider
@@ -27,5 +28,6 @@ __all__ = [
     "OpenAIProvider",
     "Provider",
     "Role",
+    "ToolCall",
     "Usage",
 ]

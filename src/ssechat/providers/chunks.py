@@ -11,24 +11,35 @@ quarter of the cost per frame. ``parse_chunk`` turns one ``chat.completion.chunk
 one ``Delta``: a run then encodes, stores and sends one event for them instead of one per token
 (the text is the same; only the number of events changes).
 
+Reasoning (``delta.reasoning_content``, ``delta.reasoning``) goes to ``Delta.reasoning``, joined
+per read like the text, reasoning before answer within a delta (a read where answer text comes
+before more reasoning gives several deltas, so the order holds). A ``StreamState``, one per
+stream, carries what spans reads: the ``ThinkSplitter`` for a leading ``<think>`` in the
+content (dropped once it has decided there is none, so a plain answer pays one check per
+read), and the tool calls being assembled from their ``tool_calls`` pieces, handed out whole
+with the finish delta (or by ``StreamState.end`` when a server never finishes). Argument text
+never reaches ``Delta.text``.
+
 This module must never do IO, log, or let an orjson exception escape: malformed input is a
 ``ProviderStreamError`` (or the decoder's ``EventTooLargeError``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
 
 from ssechat.errors import ProviderStreamError
-from ssechat.providers.base import Delta, Usage
+from ssechat.providers.base import Delta, ToolCall, Usage
+from ssechat.providers.reasoning import ThinkSplitter
 from ssechat.sse import DEFAULT_MAX_EVENT_SIZE, Event, EventDecoder
 
 __all__ = [
     "FrameSplitter",
     "ReadResult",
+    "StreamState",
     "completion_deltas",
     "error_detail",
     "error_text",
@@ -116,10 +127,117 @@ class ReadResult(NamedTuple):
     error: ProviderStreamError | None
 
 
-def read_deltas(splitter: FrameSplitter, chunk: bytes) -> ReadResult:
-    """Feed one read to ``splitter`` and parse the frames it completes (see the module)."""
+class StreamState:
+    """What one stream carries from read to read: the ``<think>`` splitter (None once it has
+    decided there is no leading tag, or with no tag names) and the tool calls being assembled.
+    """
+
+    __slots__ = ("_calls", "_finished", "think")
+
+    def __init__(self, reasoning_tags: str | Iterable[str] = ()) -> None:
+        think = ThinkSplitter(reasoning_tags)
+        self.think: ThinkSplitter | None = None if think.passthrough else think
+        self._calls: dict[int, list[Any]] = {}  # index -> [id, name, argument pieces]
+        self._finished = False
+
+    def add_tool_pieces(self, pieces: list[Any]) -> None:
+        """One delta's ``tool_calls`` list: each piece adds to the call at its ``index``."""
+        calls = self._calls
+        for piece in pieces:
+            if type(piece) is not dict:
+                continue
+            call_id = piece.get("id")
+            index = piece.get("index")
+            if type(index) is not int:
+                # A server that leaves out the index: a new id starts a call, else the last.
+                known = any(call[0] == call_id for call in calls.values())
+                if not calls or (call_id and not known):
+                    index = max(calls, default=-1) + 1
+                else:
+                    index = max(calls)
+            call = calls.get(index)
+            if call is None:
+                call = calls[index] = ["", "", []]
+            if call_id and type(call_id) is str and not call[0]:
+                call[0] = call_id
+            function = piece.get("function")
+            if type(function) is dict:
+                name = function.get("name")
+                if name and type(name) is str and not call[1]:
+                    call[1] = name
+                arguments = function.get("arguments")
+                if arguments and type(arguments) is str:
+                    call[2].append(arguments)
+
+    def take_tool_calls(self) -> tuple[ToolCall, ...]:
+        """The calls assembled so far, whole, in index order; each is given once."""
+        if not self._calls:
+            return ()
+        calls = tuple(
+            ToolCall(call[0] or f"call_{index}", call[1], "".join(call[2]))
+            for index, call in sorted(self._calls.items())
+        )
+        self._calls = {}
+        return calls
+
+    def split(self, text: str) -> tuple[str, str]:
+        """Content text through the ``<think>`` splitter: ``(reasoning, answer)``."""
+        think = self.think
+        if think is None:
+            return "", text
+        reasoning, answer = think.feed(text)
+        if think.passthrough:
+            self.think = None
+        return reasoning, answer
+
+    def finishing(
+        self, text: str, finish: str | None, usage: Usage | None, reasoning: str
+    ) -> Delta | None:
+        """The delta of a chunk with a finish reason or usage: the content ends with a finish
+        reason, so the splitter gives what it held, and the calls go with it."""
+        think = self.think
+        if think is not None:
+            more, text = think.feed(text)
+            reasoning += more
+            if finish is not None:
+                more, rest = think.end()
+                self.think = None
+                reasoning, text = reasoning + more, text + rest
+            elif think.passthrough:
+                self.think = None
+        calls: tuple[ToolCall, ...] = ()
+        if finish is not None:
+            self._finished = True
+            calls = self.take_tool_calls()
+        if text or reasoning or finish or usage or calls:
+            return Delta(text, finish, usage, reasoning, calls)
+        return None
+
+    def end(self, *, calls: bool = True) -> list[Delta]:
+        """The stream is over: what the splitter held, and (``calls``) the calls no finish
+        reason handed out, finishing with ``tool_calls`` if the server never finished."""
+        deltas: list[Delta] = []
+        think = self.think
+        if think is not None:
+            self.think = None
+            reasoning, text = think.end()
+            if reasoning or text:
+                deltas.append(Delta(text, reasoning=reasoning))
+        if calls and self._calls:
+            finish = None if self._finished else "tool_calls"
+            self._finished = True
+            deltas.append(Delta(finish_reason=finish, tool_calls=self.take_tool_calls()))
+        return deltas
+
+
+def read_deltas(
+    splitter: FrameSplitter, chunk: bytes, state: StreamState | None = None
+) -> ReadResult:
+    """Feed one read to ``splitter`` and parse the frames it completes (see the module). Without
+    a ``state``, ``<think>`` tags are answer text and tool calls are not assembled."""
     deltas: list[Delta] = []
     texts: list[str] = []
+    thoughts: list[str] = []
     done = False
     error: ProviderStreamError | None = None
     try:
@@ -139,29 +257,68 @@ def read_deltas(splitter: FrameSplitter, chunk: bytes) -> ReadResult:
                 step = _fields(data)
             if step is None:
                 continue
-            text, finish, usage = step
+            text, finish, usage, reasoning, tools = step
+            if tools is not None and state is not None:
+                state.add_tool_pieces(tools)
             if finish is None and usage is None:
-                texts.append(text)
+                if reasoning:
+                    if texts:  # answer text came first: joining would put it after this
+                        _join(deltas, thoughts, texts, state)
+                        texts, thoughts = [], []
+                    thoughts.append(reasoning)
+                if text:
+                    texts.append(text)
                 continue
-            if texts:
-                deltas.append(Delta("".join(texts)))
-                texts = []
-            deltas.append(Delta(text, finish, usage))
+            if texts or thoughts:
+                _join(deltas, thoughts, texts, state)
+                texts, thoughts = [], []
+            if state is None:
+                deltas.append(Delta(text, finish, usage, reasoning))
+            else:
+                delta = state.finishing(text, finish, usage, reasoning)
+                if delta is not None:
+                    deltas.append(delta)
     except ProviderStreamError as exc:
         error = exc
-    if texts:
+    if texts and not thoughts and (state is None or state.think is None):
+        # The plain answer's path: no reasoning, no splitter.
         deltas.append(Delta(texts[0] if len(texts) == 1 else "".join(texts)))
+    elif texts or thoughts:
+        _join(deltas, thoughts, texts, state)
     return ReadResult(deltas, done, error)
 
 
+def _join(
+    deltas: list[Delta], thoughts: list[str], texts: list[str], state: StreamState | None
+) -> None:
+    """Append one delta for the reasoning and answer texts that came together, if not empty."""
+    reasoning = "".join(thoughts)
+    text = "".join(texts)
+    if state is not None and state.think is not None:
+        more, text = state.split(text)
+        reasoning += more
+    if text or reasoning:
+        deltas.append(Delta(text, reasoning=reasoning))
+
+
 def parse_chunk(data: bytes | str) -> Delta | None:
-    """One ``chat.completion.chunk`` to a ``Delta``; None when it carries nothing for us."""
+    """One ``chat.completion.chunk`` to a ``Delta``; None when it carries nothing for us. (Tool
+    call pieces need a ``StreamState`` to be assembled: ``read_deltas``.)"""
     step = _fields(data)
-    return None if step is None else Delta(*step)
+    if step is None:
+        return None
+    text, finish, usage, reasoning, _ = step
+    if text or finish or usage or reasoning:
+        return Delta(text, finish, usage, reasoning)
+    return None
 
 
-def _fields(data: bytes | str) -> tuple[str, str | None, Usage | None] | None:
-    """``parse_chunk`` without the ``Delta``: (text, finish reason, usage), or None."""
+_Step = tuple[str, str | None, Usage | None, str, list[Any] | None]
+
+
+def _fields(data: bytes | str) -> _Step | None:
+    """``parse_chunk`` without the ``Delta``: (text, finish reason, usage, reasoning, the
+    ``tool_calls`` pieces), or None."""
     try:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -180,6 +337,8 @@ def _fields(data: bytes | str) -> tuple[str, str | None, Usage | None] | None:
     if error:
         raise ProviderStreamError(f"upstream stream error: {error_text(error)}")
     text = ""
+    reasoning = ""
+    tools = None
     finish = None
     choices = chunk.get("choices")
     if choices and type(choices) is list:
@@ -193,16 +352,26 @@ def _fields(data: bytes | str) -> tuple[str, str | None, Usage | None] | None:
                 content = delta.get("content")
                 if content and type(content) is str:
                     text = content
-                refusal = delta.get("refusal")
-                if refusal and type(refusal) is str:
-                    # A refusal is shown as the answer; both at once is not expected.
-                    text = text + refusal if text else refusal
+                # A plain token's delta is {"content": …} alone: nothing else to look for.
+                if not text or len(delta) > 1:
+                    refusal = delta.get("refusal")
+                    if refusal and type(refusal) is str:
+                        # A refusal is shown as the answer; both at once is not expected.
+                        text = text + refusal if text else refusal
+                    # DeepSeek, llama.cpp: reasoning_content; vLLM, OpenRouter, Ollama,
+                    # Groq: reasoning. One of them: some servers send both, the same text.
+                    thought = delta.get("reasoning_content") or delta.get("reasoning")
+                    if thought and type(thought) is str:
+                        reasoning = thought
+                    pieces = delta.get("tool_calls")
+                    if pieces and type(pieces) is list:
+                        tools = pieces
             reason = choice.get("finish_reason")
             if reason and type(reason) is str:
                 finish = reason
     usage = _usage(chunk.get("usage"))
-    if text or finish or usage:
-        return text, finish, usage
+    if text or finish or usage or reasoning or tools:
+        return text, finish, usage, reasoning, tools
     return None
 
 
@@ -215,10 +384,16 @@ def _usage(value: Any) -> Usage | None:
     prompt = prompt if type(prompt) is int else 0
     completion = completion if type(completion) is int else 0
     total = total if type(total) is int else prompt + completion
-    return Usage(prompt, completion, total)
+    details = value.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if type(details) is dict else None
+    if reasoning is None:
+        reasoning = value.get("reasoning_tokens")  # OpenRouter also puts it at the top
+    # Only a count above 0 says anything: plain OpenAI models report 0 on every answer.
+    reasoning = reasoning if type(reasoning) is int and reasoning > 0 else None
+    return Usage(prompt, completion, total, reasoning)
 
 
-def completion_deltas(body: bytes) -> list[Delta]:
+def completion_deltas(body: bytes, reasoning_tags: str | Iterable[str] = ()) -> list[Delta]:
     """A whole (non-streamed) ``chat.completion`` as deltas."""
     try:
         completion = orjson.loads(body)
@@ -229,17 +404,34 @@ def completion_deltas(body: bytes) -> list[Delta]:
     if completion.get("error"):
         raise ProviderStreamError(f"upstream error: {error_text(completion['error'])}")
     deltas: list[Delta] = []
+    state = StreamState(reasoning_tags)
     choices = completion.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else None
+    finish: str | None = None
     if isinstance(choice, dict):
         message = choice.get("message")
         if isinstance(message, dict):
+            thought = message.get("reasoning_content") or message.get("reasoning")
+            reasoning = thought if isinstance(thought, str) else ""
             text = message.get("content") or message.get("refusal")
-            if isinstance(text, str) and text:
-                deltas.append(Delta(text))
+            text = text if isinstance(text, str) else ""
+            more, text = state.split(text)
+            reasoning += more
+            if text or reasoning:
+                deltas.append(Delta(text, reasoning=reasoning))
+            pieces = message.get("tool_calls")
+            if isinstance(pieces, list):
+                # A whole call has the pieces' shape without the index: one call per item.
+                state.add_tool_pieces(
+                    [{**p, "index": i} for i, p in enumerate(pieces) if isinstance(p, dict)]
+                )
         reason = choice.get("finish_reason")
         if isinstance(reason, str) and reason:
-            deltas.append(Delta(finish_reason=reason))
+            finish = reason
+    deltas.extend(state.end(calls=False))
+    calls = state.take_tool_calls()
+    if finish or calls:
+        deltas.append(Delta(finish_reason=finish or "tool_calls", tool_calls=calls))
     usage = _usage(completion.get("usage"))
     if usage is not None:
         deltas.append(Delta(usage=usage))

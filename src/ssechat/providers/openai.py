@@ -3,7 +3,9 @@
 Works with anything that speaks the chat-completions wire format (OpenAI, Azure, Ollama, vLLM,
 llama.cpp, LM Studio…). The body's bytes go through ``chunks.FrameSplitter`` and each frame
 through ``orjson``: no SDK, no model classes, one ``Delta`` per network read, because the whole
-per-token budget of the server is a few tens of microseconds.
+per-token budget of the server is a few tens of microseconds. Reasoning (its fields, or a leading
+``<think>`` in the content) and tool calls are read there too (``chunks.StreamState``, one per
+stream).
 
 One transport: ``http1``, a small asyncio HTTP/1.1 client made for this path (chosen by
 measurement over aiohttp and httpx, see ``bench/PROFILE.md``), for the stream and for
@@ -54,8 +56,15 @@ from ssechat.errors import (
 )
 from ssechat.providers import http1
 from ssechat.providers.base import ChatMessage, Delta, GenerationParams
-from ssechat.providers.chunks import FrameSplitter, completion_deltas, error_detail, read_deltas
+from ssechat.providers.chunks import (
+    FrameSplitter,
+    StreamState,
+    completion_deltas,
+    error_detail,
+    read_deltas,
+)
 from ssechat.providers.endpoint import Endpoint, without_userinfo
+from ssechat.providers.reasoning import DEFAULT_TAGS, parse_tags
 from ssechat.sse import EventTooLargeError
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "parse_retry_after"]
@@ -93,6 +102,8 @@ class OpenAIProvider:
 
     ``backoff_initial`` and ``backoff_max`` (seconds) are the SDK's 0.5 and 8 by default;
     ``sleep`` waits between retries (tests pass one that records the delays).
+    ``reasoning_tags`` are the tag names whose leading ``<tag>…</tag>`` in the content is the
+    model's reasoning (``Settings.reasoning_tags``; ``()`` turns that off).
     """
 
     name = "openai"
@@ -108,6 +119,7 @@ class OpenAIProvider:
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
         sleep: Sleep = anyio.sleep,
+        reasoning_tags: str | Sequence[str] = DEFAULT_TAGS,
     ) -> None:
         if api_key is not None and not (api_key.isprintable() and api_key.isascii()):
             # A header cannot carry it, and an error about the header would show it.
@@ -121,6 +133,8 @@ class OpenAIProvider:
         self.backoff_max = backoff_max
         self._sleep = sleep
         self._closed = False
+        # Checked here, once: a bad name is a configuration error, not a stream's.
+        self._reasoning_tags = parse_tags(reasoning_tags)
         auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
         stream_headers = {
             "content-type": "application/json",
@@ -175,22 +189,33 @@ class OpenAIProvider:
             try:
                 body = await self._open(content)
                 if _is_json(body.headers):  # the server ignored "stream": a whole completion
-                    for delta in completion_deltas(await body.read(_JSON_BODY_LIMIT)):
+                    whole = await body.read(_JSON_BODY_LIMIT)
+                    for delta in completion_deltas(whole, self._reasoning_tags):
                         yielded = True
                         yield delta
                     return
                 splitter = FrameSplitter()
+                state = StreamState(self._reasoning_tags)
                 while chunk := await body.receive():
-                    deltas, done, failure = read_deltas(splitter, chunk)
+                    deltas, done, failure = read_deltas(splitter, chunk, state)
                     for delta in deltas:
                         yielded = True
                         yield delta
                     if failure is not None:
+                        # What the <think> splitter held is text the upstream did send.
+                        for delta in state.end(calls=False):
+                            yielded = True
+                            yield delta
                         raise failure
                     if done:
+                        for delta in state.end():
+                            yield delta
                         await body.drain(_DRAIN_LIMIT, _DRAIN_TIMEOUT)
                         return
                 # The body ended without [DONE]: what arrived is the whole answer.
+                for delta in state.end():
+                    yielded = True
+                    yield delta
                 return
             except ProviderError as exc:
                 error = exc

@@ -42,6 +42,7 @@ class ProviderRegistry:
                 connect_timeout=settings.upstream_connect_timeout,
                 idle_timeout=settings.upstream_idle_timeout,
                 max_retries=settings.upstream_max_retries,
+                reasoning_tags=settings.reasoning_tags,
             )
         default = settings.model or (DEFAULT_OPENAI_MODEL if upstream else DEMO_MODEL)
         demo = DemoProvider(tokens_per_second=settings.demo_tokens_per_second)

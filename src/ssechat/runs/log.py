@@ -7,14 +7,17 @@ of logs, so the manager never knows which.
 
 The contract, shaped for a networked backend:
 
-- The log assigns the ids and encodes each frame with the id it assigned: ``append`` and
-  ``append_delta`` return it. Ids are non-negative integers, increasing in the order of the
-  appends; nobody else predicts them (the memory log numbers 0, 1, 2…, another may not).
-- What may be a network call is async: ``append``, ``append_delta`` (one call per ``Delta``,
-  that is per upstream read, so a networked log writes one entry per read, not per token),
-  ``close``, ``text`` and ``last_id``. ``last_id`` is async because the API checks a client's
-  ``Last-Event-ID`` against it, and a client may have seen an id, served by another process,
-  that this process's copy of the log has not caught up with: only the log itself can answer.
+- The log assigns the ids and encodes each frame with the id it assigned: ``append``,
+  ``append_delta`` and ``append_reasoning`` return it (deltas and reasoning share one sequence,
+  so a ``Last-Event-ID`` resumes across both). Ids are non-negative integers, increasing in the
+  order of the appends; nobody else predicts them (the memory log numbers 0, 1, 2…, another
+  may not).
+- What may be a network call is async: ``append``, ``append_delta`` and ``append_reasoning``
+  (one call per ``Delta``, that is per upstream read, so a networked log writes one entry per
+  read, not per token), ``close``, ``text``, ``reasoning`` and ``last_id``. ``last_id`` is
+  async because the API checks a client's ``Last-Event-ID`` against it, and a client may have
+  seen an id, served by another process, that this process's copy of the log has not caught up
+  with: only the log itself can answer.
 - ``text_size`` is not: it is what this handle (the run's writer) has appended, a counter the
   saver reads every tick to skip runs that did not grow.
 - ``reader`` is a ``ssechat.frames.FrameSource``: its ``take`` reads local memory and never
@@ -25,7 +28,9 @@ The contract, shaped for a networked backend:
   thousand.
 
 ``MemoryRunLog`` keeps the deltas' texts in one ``bytearray`` with an array of their ends and
-encodes a delta's frame when a reader takes it: a token costs its text and eight bytes. Its
+encodes a delta's frame when a reader takes it: a token costs its text and eight bytes. Reasoning
+is kept the same way in a second buffer, with the ids of its entries in an array of their own
+that a take looks at only once the log holds reasoning: a plain answer pays nothing for it. Its
 async methods never suspend. It must never block a writer on a slow reader (readers keep their
 own cursor) nor hold the event loop long for one that is far behind (a take encodes at most
 ``_TAKE_FRAMES`` frames).
@@ -36,12 +41,13 @@ from __future__ import annotations
 import asyncio
 import json
 from array import array
+from bisect import bisect_left
 from typing import Protocol
 
 from ssechat.frames import FrameSource
 from ssechat.sse import encode
 
-__all__ = ["MemoryLogReader", "MemoryRunLog", "RunLog", "delta_frame"]
+__all__ = ["MemoryLogReader", "MemoryRunLog", "RunLog", "delta_frame", "reasoning_frame"]
 
 
 class RunLog(Protocol):
@@ -57,6 +63,11 @@ class RunLog(Protocol):
         id. The per-token path: keep it cheap."""
         ...
 
+    async def append_reasoning(self, text: str) -> int:
+        """Add the ``reasoning`` event carrying ``text`` (as ``reasoning_frame`` encodes it);
+        return its id, from the same sequence as the deltas'."""
+        ...
+
     async def close(self) -> None:
         """No more appends: readers end once they have taken everything."""
         ...
@@ -65,14 +76,18 @@ class RunLog(Protocol):
         """The texts of every delta so far, joined: the answer."""
         ...
 
+    async def reasoning(self) -> str:
+        """The texts of every reasoning event so far, joined: the model's thinking."""
+        ...
+
     async def last_id(self) -> int:
         """The id of the newest event, -1 while empty."""
         ...
 
     @property
     def text_size(self) -> int:
-        """A measure of the text this handle appended, which grows with every non-empty delta;
-        no IO."""
+        """A measure of the text this handle appended, which grows with every non-empty delta
+        or reasoning; no IO."""
         ...
 
     def reader(self, after: int = -1) -> FrameSource:
@@ -90,16 +105,33 @@ def delta_frame(seq: int, text: str) -> bytes:
     return b'id: %d\nevent: delta\ndata: {"text":%s}\n\n' % (seq, json.dumps(text).encode())
 
 
+def reasoning_frame(seq: int, text: str) -> bytes:
+    """``encode(json_data({"text": text}), event="reasoning", id=str(seq))``, as ``delta_frame``."""
+    return b'id: %d\nevent: reasoning\ndata: {"text":%s}\n\n' % (seq, json.dumps(text).encode())
+
+
 class MemoryRunLog:
     """A ``RunLog`` in this process's memory, numbered 0, 1, 2….
 
     A delta is kept as its text's UTF-8 bytes in one ``bytearray`` (with the array of where each
     frame's text ends), and its frame is encoded when a reader takes it: a token costs its text
     and eight bytes, not a Python object nor the fifty bytes of its frame. The few other frames
-    (``run``, ``error``, ``done``) are kept whole.
+    (``run``, ``error``, ``done``) are kept whole. A reasoning entry adds no answer text (its
+    ``_ends`` entry repeats the previous one); its text goes to ``_reasoning``, its id to
+    ``_reasoning_ids`` and its end there to ``_reasoning_ends``: sixteen bytes more.
     """
 
-    __slots__ = ("_closed", "_ends", "_frames", "_text", "_waiters", "run_id")
+    __slots__ = (
+        "_closed",
+        "_ends",
+        "_frames",
+        "_reasoning",
+        "_reasoning_ends",
+        "_reasoning_ids",
+        "_text",
+        "_waiters",
+        "run_id",
+    )
 
     def __init__(self, run_id: str = "") -> None:
         self.run_id = run_id  # what a networked log would key its stream by; kept for repr
@@ -107,6 +139,9 @@ class MemoryRunLog:
         # _ends[i]: where frame i's text ends in _text (a whole frame adds none).
         self._ends = array("Q")
         self._frames: dict[int, bytes] = {}
+        self._reasoning = bytearray()
+        self._reasoning_ids = array("Q")  # the ids of the reasoning entries, increasing
+        self._reasoning_ends = array("Q")  # where each one's text ends in _reasoning
         self._closed = False
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -119,10 +154,13 @@ class MemoryRunLog:
     async def text(self) -> str:
         return self._text.decode()
 
+    async def reasoning(self) -> str:
+        return self._reasoning.decode()
+
     @property
     def text_size(self) -> int:
-        """The text's size in UTF-8 bytes."""
-        return len(self._text)
+        """The size of the answer and the reasoning in UTF-8 bytes."""
+        return len(self._text) + len(self._reasoning)
 
     async def append(self, event: str, data: str) -> int:
         if self._closed:
@@ -146,6 +184,20 @@ class MemoryRunLog:
             self._wake()
         return len(ends) - 1
 
+    async def append_reasoning(self, text: str) -> int:
+        if self._closed:
+            raise RuntimeError("append to a closed run log")
+        buffer = self._reasoning
+        buffer += text.encode()
+        ends = self._ends
+        seq = len(ends)
+        self._reasoning_ids.append(seq)
+        self._reasoning_ends.append(len(buffer))
+        ends.append(len(self._text))
+        if self._waiters:
+            self._wake()
+        return seq
+
     async def close(self) -> None:
         self._closed = True
         self._wake()
@@ -166,10 +218,36 @@ class MemoryRunLog:
         end = min(len(ends), position + _TAKE_FRAMES)
         if position >= end:
             return b"", position
+        if self._reasoning_ids:
+            return self._take_mixed(position, end)
         frames, text = self._frames, self._text
         start = ends[position - 1] if position else 0
         out: list[bytes] = []
         for seq in range(position, end):
+            stop = ends[seq]
+            frame = frames.get(seq)
+            if frame is None:
+                frame = delta_frame(seq, text[start:stop].decode())
+            out.append(frame)
+            start = stop
+        return (out[0] if len(out) == 1 else b"".join(out)), end
+
+    def _take_mixed(self, position: int, end: int) -> tuple[bytes, int]:
+        # _take for a log that holds reasoning: the frames from position to end, each a whole
+        # frame, a reasoning entry (the next id of _reasoning_ids) or a delta.
+        ends, frames, text = self._ends, self._frames, self._text
+        ids, reasoning_ends, reasoning = self._reasoning_ids, self._reasoning_ends, self._reasoning
+        start = ends[position - 1] if position else 0
+        k = bisect_left(ids, position)  # the first reasoning entry at or after position
+        next_reasoning = ids[k] if k < len(ids) else -1
+        out: list[bytes] = []
+        for seq in range(position, end):
+            if seq == next_reasoning:
+                begin = reasoning_ends[k - 1] if k else 0
+                out.append(reasoning_frame(seq, reasoning[begin : reasoning_ends[k]].decode()))
+                k += 1
+                next_reasoning = ids[k] if k < len(ids) else -1
+                continue
             stop = ends[seq]
             frame = frames.get(seq)
             if frame is None:

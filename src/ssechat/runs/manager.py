@@ -1,12 +1,14 @@
 """Runs: a generation is a server-side job, not tied to the connection that started it.
 
 A run calls its provider in a task of its own and writes each step to its ``RunLog`` as an SSE
-event: ``run`` (first), ``delta`` (``{"text"}``), ``error`` (``{code, message, retryable}``) and
-last ``done`` (``{status, finish_reason, usage}``). The log assigns every id; the manager never
-predicts one. Subscribers follow the log from any id, so a browser that drops off and comes back
-with ``Last-Event-ID`` continues exactly where it left: no gap, no duplicate, no second upstream
-call. Logs come from the manager's ``log_factory`` (``MemoryRunLog`` by default), called with
-the run's id.
+event: ``run`` (first), ``reasoning`` (``{"text"}``: the model's thinking), ``delta``
+(``{"text"}``: the answer), ``error`` (``{code, message, retryable}``) and last ``done``
+(``{status, finish_reason, usage}``, plus ``tool_calls`` when the model asked for tools).
+Reasoning and deltas share the log's one sequence of ids. The log assigns every id; the manager
+never predicts one. Subscribers follow the log from any id, so a browser that drops off and
+comes back with ``Last-Event-ID`` continues exactly where it left: no gap, no duplicate, no
+second upstream call. Logs come from the manager's ``log_factory`` (``MemoryRunLog`` by
+default), called with the run's id.
 
 The ``run`` event is the run task's first step, not ``start``'s: ``start`` stays synchronous and
 does no IO, and a log that fails or is cancelled there ends the run through the same path as any
@@ -15,8 +17,10 @@ behind a request that raised. A subscriber that comes before it gets it live, li
 
 The answers are saved through ``AnswerStore``: one saver task per manager writes every run's
 grown text in one batch every ``persist_interval`` seconds while runs are live, and each run
-saves its final state at its end; never once per token. A run's text is its log's: each token is
-kept once, in the log, and joined only when read (``await run.text()``).
+saves its final state at its end (with the reasoning, how long it took from its first to its
+last token, and the tool calls); never once per token. A run's text and reasoning are its log's:
+each token is kept once, in the log, and joined only when read (``await run.text()``,
+``await run.reasoning()``).
 A run ends as ``complete``, ``length``, ``stopped``, ``error`` or ``interrupted``.
 
 This module must never import the store or the API: it sees persistence only through the small
@@ -36,7 +40,7 @@ from typing import Any, Literal, Protocol
 
 from ssechat.errors import NotFoundError, ProviderError, SSEChatError, error_data
 from ssechat.frames import FrameSource
-from ssechat.providers.base import ChatMessage, GenerationParams, Provider, Usage
+from ssechat.providers.base import ChatMessage, GenerationParams, Provider, ToolCall, Usage
 from ssechat.runs.log import MemoryRunLog, RunLog
 from ssechat.sse import encode, json_data
 
@@ -60,9 +64,11 @@ LogFactory = Callable[[str], RunLog]  # the run's id -> its (empty) log
 class AnswerStore(Protocol):
     """What runs need of the store: saving their answer messages."""
 
-    async def save_partial_answers(self, contents: Mapping[str, str]) -> None:
-        """Set the content of several answers (message id → text) in one write; ids of
-        messages that are gone are skipped."""
+    async def save_partial_answers(
+        self, contents: Mapping[str, str], reasoning: Mapping[str, str] | None = None
+    ) -> None:
+        """Set the content of several answers (message id → text) in one write, and the
+        reasoning of those in ``reasoning``; ids of messages that are gone are skipped."""
         ...
 
     async def update_message(
@@ -74,6 +80,9 @@ class AnswerStore(Protocol):
         finish_reason: str | None = None,
         usage: dict[str, int] | None = None,
         error: str | None = None,
+        reasoning: str | None = None,
+        reasoning_seconds: float | None = None,
+        tool_calls: list[dict[str, str]] | None = None,
     ) -> None: ...
 
 
@@ -102,6 +111,10 @@ class Run:
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.error: SSEChatError | None = None
+        self.tool_calls: tuple[ToolCall, ...] = ()
+        # time.monotonic() of the first and the last reasoning delta (None: no reasoning).
+        self.reasoning_started: float | None = None
+        self.reasoning_ended: float | None = None
         self.created_at = time.time()
         self.finished_at: float | None = None
         self.subscribers = 0
@@ -112,6 +125,17 @@ class Run:
     async def text(self) -> str:
         """The answer so far: the log's deltas, joined (the log is where a token is kept)."""
         return await self.log.text()
+
+    async def reasoning(self) -> str:
+        """The reasoning so far: the log's reasoning events, joined."""
+        return await self.log.reasoning()
+
+    @property
+    def reasoning_seconds(self) -> float | None:
+        """From the first reasoning token to the last (None: the model did not reason)."""
+        if self.reasoning_started is None or self.reasoning_ended is None:
+            return None
+        return self.reasoning_ended - self.reasoning_started
 
     @property
     def unsaved(self) -> bool:
@@ -318,6 +342,13 @@ class RunManager:
             stream = provider.stream(spec.messages, spec.model, spec.params)
             async with contextlib.aclosing(stream):
                 async for delta in stream:
+                    if delta.reasoning:
+                        # Before the text: a read may end the thinking and begin the answer.
+                        now = time.monotonic()
+                        if run.reasoning_started is None:
+                            run.reasoning_started = now
+                        run.reasoning_ended = now
+                        await log.append_reasoning(delta.reasoning)
                     if delta.text:
                         # The hot path: one append per read; no join, no encoding (readers do).
                         await log.append_delta(delta.text)
@@ -325,6 +356,8 @@ class RunManager:
                         run.finish_reason = delta.finish_reason
                     if delta.usage is not None:
                         run.usage = delta.usage
+                    if delta.tool_calls:
+                        run.tool_calls += delta.tool_calls
             status = "length" if run.finish_reason == "length" else "complete"
         except asyncio.CancelledError:
             status = "interrupted" if self._closing else "stopped"
@@ -354,8 +387,16 @@ class RunManager:
                 # Sizes first: a text read after its size holds at least that much.
                 sizes = [run.log.text_size for run in grown]
                 contents = {run.spec.message_id: await run.text() for run in grown}
+                reasoning = {
+                    run.spec.message_id: await run.reasoning()
+                    for run in grown
+                    if run.reasoning_started is not None
+                }
                 try:
-                    await self.store.save_partial_answers(contents)
+                    if reasoning:
+                        await self.store.save_partial_answers(contents, reasoning)
+                    else:
+                        await self.store.save_partial_answers(contents)
                 except Exception:
                     logger.exception("could not save %d partial answer(s)", len(contents))
                     continue
@@ -375,6 +416,8 @@ class RunManager:
                 del self._live_by_owner[run.spec.owner]
         run.finished_at = time.time()
         log = run.log
+        tool_calls = [call.as_dict() for call in run.tool_calls] or None
+        reasoned = run.reasoning_started is not None
         try:
             await self.store.update_message(
                 run.spec.message_id,
@@ -383,6 +426,9 @@ class RunManager:
                 finish_reason=run.finish_reason,
                 usage=run.usage.as_dict() if run.usage else None,
                 error=run.error.message if run.error else None,
+                reasoning=await log.reasoning() if reasoned else None,
+                reasoning_seconds=run.reasoning_seconds,
+                tool_calls=tool_calls,
             )
             if on_finish is not None:
                 await on_finish(run)
@@ -390,11 +436,13 @@ class RunManager:
             logger.info("run %s: its conversation was deleted; nothing to save", run.id)
         except Exception:
             logger.exception("run %s: could not save the final answer", run.id)
-        done = {
+        done: dict[str, Any] = {
             "status": status,
             "finish_reason": run.finish_reason,
             "usage": run.usage.as_dict() if run.usage else None,
         }
+        if tool_calls is not None:
+            done["tool_calls"] = tool_calls
         try:
             if run.error is not None:
                 await log.append("error", json_data(error_data(run.error)))

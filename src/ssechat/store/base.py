@@ -140,14 +140,20 @@ class Store(Protocol):
         finish_reason: str | None = None,
         usage: dict[str, int] | None = None,
         error: str | None = None,
+        reasoning: str | None = None,
+        reasoning_seconds: float | None = None,
+        tool_calls: list[dict[str, str]] | None = None,
     ) -> None:
         """Change the fields given (``None`` leaves one as it is) and bump ``updated_at``.
         ``NotFoundError`` for an unknown id, ``InvalidRequestError`` for an unknown status."""
         ...
 
-    async def save_partial_answers(self, contents: Mapping[str, str]) -> None:
-        """Set the content of several ``streaming`` answers (id → text) at once; ids that are
-        gone, and answers no longer streaming, are skipped. The runs' periodic save."""
+    async def save_partial_answers(
+        self, contents: Mapping[str, str], reasoning: Mapping[str, str] | None = None
+    ) -> None:
+        """Set the content of several ``streaming`` answers (id → text) at once, and, given
+        ``reasoning``, their reasoning (an answer not in it gets none); ids that are gone, and
+        answers no longer streaming, are skipped. The runs' periodic save."""
         ...
 
     async def adopt_conversations(self, owner: str) -> int:

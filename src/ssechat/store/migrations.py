@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -166,11 +167,33 @@ def m004_accounts(conn: Connection) -> None:
     sa.Index("ix_api_keys_user_id", api_keys.c.user_id).create(conn)
 
 
+def m005_reasoning(conn: Connection) -> None:
+    # A message's reasoning text, its duration (first to last reasoning token, in seconds) and
+    # the tool calls its model asked for: all NULL for the messages written before.
+    for column in (
+        sa.Column("reasoning", sa.Text),
+        sa.Column("reasoning_seconds", sa.Double),
+        sa.Column("tool_calls", sa.JSON(none_as_null=True)),
+    ):
+        _add_column(conn, "messages", column)
+
+
+def _add_column(conn: Connection, table: str, column: sa.Column[Any]) -> None:
+    # Core has no ALTER TABLE construct: the portable ADD COLUMN, with the column's type as this
+    # dialect names it (the same name CREATE TABLE would give).
+    quote = conn.dialect.identifier_preparer.quote
+    column_type = column.type.compile(dialect=conn.dialect)
+    conn.execute(
+        sa.text(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(column.name)} {column_type}")
+    )
+
+
 MIGRATIONS: Sequence[Migration] = (
     m001_conversations,
     m002_messages,
     m003_indexes,
     m004_accounts,
+    m005_reasoning,
 )
 """Every migration, oldest first. Append only."""
 

@@ -105,6 +105,12 @@ class Message:
     updated_at: float
     error: str | None = None
     """Why the run that wrote this answer failed (status ``error``), for people."""
+    reasoning: str | None = None
+    """The model's thinking before its answer (None: it did not reason, or said nothing of it)."""
+    reasoning_seconds: float | None = None
+    """From the first reasoning token to the last."""
+    tool_calls: list[dict[str, str]] | None = None
+    """The tools the model asked for: ``{id, name, arguments}`` each (arguments as JSON text)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -116,11 +122,23 @@ class Message:
             "status": self.status,
             "model": self.model,
             "finish_reason": self.finish_reason,
-            "usage": dict(self.usage) if self.usage is not None else None,
+            "usage": _usage_dict(self.usage) if self.usage is not None else None,
             "error": self.error,
             "created_at": iso_utc(self.created_at),
             "updated_at": iso_utc(self.updated_at),
+            "reasoning": self.reasoning,
+            "reasoning_seconds": self.reasoning_seconds,
+            "tool_calls": [dict(call) for call in self.tool_calls]
+            if self.tool_calls is not None
+            else None,
         }
+
+
+def _usage_dict(usage: dict[str, int]) -> dict[str, int | None]:
+    # Every key always sent: reasoning_tokens is null when the upstream did not count them.
+    out: dict[str, int | None] = {**usage}
+    out.setdefault("reasoning_tokens", None)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ __all__ = [
     "CONVERSATION_FIELDS",
     "MESSAGE_COLUMNS",
     "MESSAGE_FIELDS",
+    "MESSAGE_INSERT_FIELDS",
     "SESSION_COLUMNS",
     "SESSION_FIELDS",
     "USER_COLUMNS",
@@ -37,6 +38,13 @@ __all__ = [
 
 CONVERSATION_FIELDS = tuple(field.name for field in dataclasses.fields(Conversation))
 MESSAGE_FIELDS = tuple(field.name for field in dataclasses.fields(Message))
+# What a new message is inserted with: a new message has no error, reasoning or tool calls yet
+# (their columns default to NULL), and a start's insert binds no more than it needs.
+MESSAGE_INSERT_FIELDS = tuple(
+    name
+    for name in MESSAGE_FIELDS
+    if name not in ("error", "reasoning", "reasoning_seconds", "tool_calls")
+)
 # Selected in the order of the records' fields, so a row maps onto one by position.
 CONVERSATION_COLUMNS = [schema.conversations.c[name] for name in CONVERSATION_FIELDS]
 MESSAGE_COLUMNS = [schema.messages.c[name] for name in MESSAGE_FIELDS]
@@ -58,7 +66,7 @@ def conversation_from_row(row: Sequence[Any]) -> Conversation:
 
 def message_from_row(row: Sequence[Any]) -> Message:
     # Columns in the order of the fields: see MESSAGE_COLUMNS.
-    usage = row[8]
+    usage, reasoning_seconds, tool_calls = row[8], row[13], row[14]
     return Message(
         row[0],
         row[1],
@@ -72,6 +80,11 @@ def message_from_row(row: Sequence[Any]) -> Message:
         float(row[9]),
         float(row[10]),
         row[11],
+        row[12],
+        float(reasoning_seconds) if reasoning_seconds is not None else None,
+        [{str(k): str(v) for k, v in call.items()} for call in tool_calls]
+        if tool_calls is not None
+        else None,
     )
 
 

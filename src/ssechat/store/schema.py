@@ -76,6 +76,10 @@ messages = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    # The model's thinking, kept apart from the answer and never sent upstream again.
+    sa.Column("reasoning", sa.Text),
+    sa.Column("reasoning_seconds", sa.Double),  # first to last reasoning token
+    sa.Column("tool_calls", sa.JSON(none_as_null=True)),  # [{id, name, arguments}]
     sa.Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
     sa.Index("ix_messages_parent_id", "parent_id"),
     sa.Index("ix_messages_status", "status"),

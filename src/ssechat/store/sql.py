@@ -39,7 +39,7 @@ from ssechat.store.migrations import apply_migrations
 from ssechat.store.models import MESSAGE_STATUSES, UNSET, Conversation, Exchange, Message, Unset
 from ssechat.store.rows import (
     CONVERSATION_FIELDS,
-    MESSAGE_FIELDS,
+    MESSAGE_INSERT_FIELDS,
     conversation_from_row,
     message_from_row,
 )
@@ -59,6 +59,7 @@ from ssechat.store.statements import (
     MESSAGE_OWNER,
     NEXT_PAGE,
     SAVE_PARTIAL,
+    SAVE_PARTIAL_REASONING,
     SET_LEAF,
     SET_LEAF_AND_MODEL,
     SET_TITLE_IF_EMPTY,
@@ -347,7 +348,10 @@ class SQLStore:
             )
         conn.execute(
             INSERT_MESSAGE,
-            [{f"b_{name}": getattr(message, name) for name in MESSAGE_FIELDS} for message in added],
+            [
+                {f"b_{name}": getattr(message, name) for name in MESSAGE_INSERT_FIELDS}
+                for message in added
+            ],
         )
         leaf = {"b_id": conversation_id, "b_current_leaf_id": added[-1].id, "b_updated_at": now}
         if model is None:
@@ -365,6 +369,9 @@ class SQLStore:
         finish_reason: str | None = None,
         usage: dict[str, int] | None = None,
         error: str | None = None,
+        reasoning: str | None = None,
+        reasoning_seconds: float | None = None,
+        tool_calls: list[dict[str, str]] | None = None,
     ) -> None:
         # Runs call this to save an answer at its end, never once per token.
         changes: dict[str, Any] = {
@@ -375,6 +382,10 @@ class SQLStore:
                 ("finish_reason", finish_reason),
                 ("usage", dict(usage) if usage is not None else None),  # the caller's may change
                 ("error", error),
+                ("reasoning", reasoning),
+                ("reasoning_seconds", reasoning_seconds),
+                # Copied: the caller's may change.
+                ("tool_calls", [dict(c) for c in tool_calls] if tool_calls is not None else None),
             )
             if value is not None
         }
@@ -389,22 +400,34 @@ class SQLStore:
         if not conn.execute(message_update(tuple(changes)), params).rowcount:
             raise NotFoundError(f"message {id!r} not found")
 
-    async def save_partial_answers(self, contents: Mapping[str, str]) -> None:
+    async def save_partial_answers(
+        self, contents: Mapping[str, str], reasoning: Mapping[str, str] | None = None
+    ) -> None:
         # An answer no longer streaming was saved whole by its run first: the WHERE skips it.
         items = list(contents.items())  # taken now: the caller's mapping may change meanwhile
         if not items:
             self.threads.check_open()
             return
-        await self.threads.write(lambda conn: self._save_partial_answers(conn, items))
+        thoughts = dict(reasoning) if reasoning else None
+        await self.threads.write(lambda conn: self._save_partial_answers(conn, items, thoughts))
 
-    def _save_partial_answers(self, conn: sa.Connection, items: Sequence[tuple[str, str]]) -> None:
+    def _save_partial_answers(
+        self,
+        conn: sa.Connection,
+        items: Sequence[tuple[str, str]],
+        reasoning: Mapping[str, str] | None,
+    ) -> None:
         # Every live run, every tick: the Core statement compiled once for this dialect and
-        # run as one executemany of plain values, with none of SQLAlchemy's work per row.
-        sql, order, fixed = positional(SAVE_PARTIAL, conn.dialect)
+        # run as one executemany of plain values, with none of SQLAlchemy's work per row. With
+        # reasoning in the batch, one column more (NULL for the answers that have none).
+        statement = SAVE_PARTIAL if reasoning is None else SAVE_PARTIAL_REASONING
+        sql, order, fixed = positional(statement, conn.dialect)
         now = self._clock()
         rows = []
         for id, text in items:
-            values = {"b_id": id, "b_content": text, "b_updated_at": now}
+            values: dict[str, Any] = {"b_id": id, "b_content": text, "b_updated_at": now}
+            if reasoning is not None:
+                values["b_reasoning"] = reasoning.get(id)
             rows.append(tuple(values[name] if name in values else fixed[name] for name in order))
         conn.exec_driver_sql(sql, rows)
 

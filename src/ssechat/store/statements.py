@@ -28,7 +28,7 @@ from ssechat.store.rows import (
     CONVERSATION_COLUMNS,
     CONVERSATION_FIELDS,
     MESSAGE_COLUMNS,
-    MESSAGE_FIELDS,
+    MESSAGE_INSERT_FIELDS,
     SESSION_COLUMNS,
     SESSION_FIELDS,
     USER_COLUMNS,
@@ -74,6 +74,7 @@ __all__ = [
     "NEXT_PAGE",
     "OTHER_ACTIVE_ADMINS",
     "SAVE_PARTIAL",
+    "SAVE_PARTIAL_REASONING",
     "SETUP_TOKEN_EXISTS",
     "SET_LEAF",
     "SET_LEAF_AND_MODEL",
@@ -181,13 +182,16 @@ LIST_MESSAGES = (
     .order_by(_messages.c.seq)
 )
 INSERT_MESSAGE = sa.insert(_messages).values(
-    {name: _bind(_messages, name) for name in MESSAGE_FIELDS}
+    {name: _bind(_messages, name) for name in MESSAGE_INSERT_FIELDS}
 )
 SAVE_PARTIAL = (
     sa.update(_messages)
     .where(_messages.c.id == sa.bindparam("b_id"), _messages.c.status == "streaming")
     .values(content=_bind(_messages, "content"), updated_at=_bind(_messages, "updated_at"))
 )
+# The same with the reasoning too, for a batch in which a run reasons: a plain batch keeps the
+# statement above (no column more to bind per row).
+SAVE_PARTIAL_REASONING = SAVE_PARTIAL.values(reasoning=_bind(_messages, "reasoning"))
 MARK_INTERRUPTED = (
     sa.update(_messages)
     .where(_messages.c.status == "streaming")

@@ -7,7 +7,9 @@
  * POST response), or an answer found still streaming when a conversation is opened (followed
  * from the start of its run). Events are applied by id, once (`progress.ts`); the text gathered
  * since the last frame is published once per frame, for all runs together. When the server
- * names the exchange (`run` event) the placeholders take their real ids.
+ * names the exchange (`run` event) the placeholders take their real ids. Reasoning events (the
+ * model's thinking) are applied the same way into the message's `reasoning`; the follower dates
+ * when reasoning and then the answer started, for the UI's "Thinking (12 s)" and "Thought for".
  *
  * It owns no state of its own beyond the runs: it reads and writes the core's state through
  * `FollowerHost`. It must never touch the DOM, except through the injected scheduler, and never
@@ -26,7 +28,7 @@ import {
   type RunStream,
 } from "../api";
 import { type Live, newLive, pauseBeforeReconnect } from "./live";
-import { advance, resumeFrom, shownText } from "./progress";
+import { advance, resumeFrom, shownReasoning, shownText } from "./progress";
 import {
   type ChatApi,
   type ChatCoreOptions,
@@ -61,6 +63,7 @@ export class RunFollower {
   private readonly schedule: Scheduler;
   private readonly reconnectDelays: readonly number[];
   private readonly maxReconnects: number;
+  private readonly now: () => number;
   private flushPending = false;
 
   constructor(
@@ -71,6 +74,7 @@ export class RunFollower {
     this.reconnectDelays = options.reconnectDelays ?? [300, 1000, 2000, 3000];
     // About 20 s of attempts, then the answer says the connection is lost and offers Retry.
     this.maxReconnects = options.maxReconnects ?? 9;
+    this.now = options.now ?? Date.now;
   }
 
   /** True while a run is followed. */
@@ -98,10 +102,26 @@ export class RunFollower {
       const live = this.add(message.id, conversationId, null);
       live.runId = message.run_id;
       live.previous = message.content;
+      this.resumeReasoning(live, message);
       this.publishLive();
       const runId = message.run_id;
       void this.drive(live, () => this.host.api.followRun(runId, null, live.controller.signal));
     }
+  }
+
+  /**
+   * A run followed again from its start replays its reasoning at once: date it from the saved
+   * message instead (its creation is when the run started), so the counter goes on, not over.
+   */
+  private resumeReasoning(live: Live, message: Message): void {
+    const now = this.now();
+    const created = Date.parse(message.created_at);
+    live.startHint = Number.isFinite(created) ? Math.min(created, now) : now;
+    live.previousReasoning = message.reasoning ?? "";
+    if (live.previousReasoning === "") return;
+    live.reasoningSince = live.startHint;
+    if (message.reasoning_seconds != null) live.answerSince = live.startHint + message.reasoning_seconds * 1000;
+    else if (message.content !== "") live.answerSince = now;
   }
 
   /** Stop following every run (the runs go on on the server). */
@@ -227,6 +247,22 @@ export class RunFollower {
         if (live.stopping) void this.cancel(live);
         break;
       case "delta":
+        // One comparison per token for a plain answer: it never reasoned.
+        if (live.reasoningSince !== null && live.answerSince === null && event.text !== "") {
+          live.answerSince = this.now();
+          this.publishLive();
+        }
+        live.dirty = true;
+        this.scheduleFlush();
+        break;
+      case "reasoning":
+        if (live.reasoningSince === null) {
+          live.reasoningSince = live.startHint ?? this.now();
+          this.publishLive();
+        }
+        live.dirty = true;
+        this.scheduleFlush();
+        break;
       case "error":
         live.dirty = true;
         this.scheduleFlush();
@@ -281,11 +317,13 @@ export class RunFollower {
       const message = (messages ?? current)[live.key];
       if (!message) continue;
       messages ??= { ...current };
-      messages[live.key] = {
+      const next: Message = {
         ...message,
         content: shownText(live.progress, live.previous),
         error: live.progress.error ? errorText(live.progress.error) : message.error,
       };
+      if (live.reasoningSince !== null) next.reasoning = shownReasoning(live.progress, live.previousReasoning);
+      messages[live.key] = next;
     }
     if (messages !== null) this.host.set({ messages });
   }
@@ -298,7 +336,7 @@ export class RunFollower {
     const message = current[live.key];
     const messages = { ...current };
     if (message) {
-      messages[live.key] = {
+      const finished: Message = {
         ...message,
         content: shownText(live.progress, live.previous),
         status: done.status,
@@ -307,6 +345,13 @@ export class RunFollower {
         error: live.progress.error ? errorText(live.progress.error) : message.error,
         run_id: null,
       };
+      if (live.reasoningSince !== null) {
+        finished.reasoning = shownReasoning(live.progress, live.previousReasoning);
+        // Until the server's figure (first to last token) arrives with the reload after the run.
+        const ended = live.answerSince ?? this.now();
+        finished.reasoning_seconds = message.reasoning_seconds ?? Math.max(0, (ended - live.reasoningSince) / 1000);
+      }
+      messages[live.key] = finished;
     }
     this.host.set({ messages });
     this.publishLive();
@@ -363,7 +408,13 @@ export class RunFollower {
   private publishLive(): void {
     const live: Record<string, LiveView> = {};
     for (const item of this.lives.values()) {
-      live[item.key] = { runId: item.runId, connection: item.connection, stopping: item.stopping };
+      live[item.key] = {
+        runId: item.runId,
+        connection: item.connection,
+        stopping: item.stopping,
+        reasoningSince: item.reasoningSince,
+        answerSince: item.answerSince,
+      };
     }
     this.host.set({ live });
   }

@@ -13,6 +13,16 @@ export interface Live {
   progress: RunProgress;
   /** The content shown before this follower started (a resume over saved text). */
   previous: string;
+  /** The reasoning shown before this follower started, as `previous` is for the answer. */
+  previousReasoning: string;
+  /**
+   * When the model started reasoning, and when its answer started (ms since the epoch; null:
+   * not yet, or never). For a run resumed from its start, reasoning is dated from the saved
+   * message's creation (`startHint`), not from when its replayed events arrive.
+   */
+  reasoningSince: number | null;
+  answerSince: number | null;
+  startHint: number | null;
   retryMs: number | null;
   attempts: number;
   readonly controller: AbortController;
@@ -33,6 +43,10 @@ export function newLive(key: string, conversationId: string, local: Live["local"
     runId: null,
     progress: NO_PROGRESS,
     previous: "",
+    previousReasoning: "",
+    reasoningSince: null,
+    answerSince: null,
+    startHint: null,
     retryMs: null,
     attempts: 0,
     controller: new AbortController(),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import type { RunEvent } from "../api";
-import { advance, NO_PROGRESS, type RunProgress, resumeFrom, shownText } from "./progress";
+import { advance, NO_PROGRESS, type RunProgress, resumeFrom, shownReasoning, shownText } from "./progress";
 
 const run: RunEvent = {
   type: "run",
@@ -64,5 +64,34 @@ describe("run progress", () => {
     ]);
     expect(p.error?.message).toBe("boom");
     expect(p.text).toBe("partial");
+  });
+});
+
+describe("run progress with reasoning", () => {
+  const reasoning = (id: number, text: string): RunEvent => ({ type: "reasoning", id, text });
+
+  it("gathers reasoning apart from the answer, in the same id sequence", () => {
+    const p = apply([run, reasoning(1, "Let me "), reasoning(2, "think."), delta(3, "Yes.")]);
+    expect(p.reasoning).toBe("Let me think.");
+    expect(p.text).toBe("Yes.");
+    expect(resumeFrom(p)).toBe(3);
+  });
+
+  it("ignores a replayed reasoning event, so a reconnect never duplicates thinking", () => {
+    const before = apply([run, reasoning(1, "a"), reasoning(2, "b")]);
+    const after = apply([reasoning(1, "a"), reasoning(2, "b"), reasoning(3, "c"), delta(4, "!")], before);
+    expect(after.reasoning).toBe("abc");
+    expect(after.text).toBe("!");
+    expect(advance(after, reasoning(2, "b"))).toBeNull();
+  });
+
+  it("rebuilds the reasoning from the run event, showing the saved reasoning until caught up", () => {
+    const saved = "I think";
+    let p = apply([reasoning(1, "old")]);
+    p = apply([{ ...run, id: 2 }, reasoning(3, "I ")], p);
+    expect(p.reasoning).toBe("I ");
+    expect(shownReasoning(p, saved)).toBe(saved);
+    p = apply([reasoning(4, "think hard")], p);
+    expect(shownReasoning(p, saved)).toBe("I think hard");
   });
 });

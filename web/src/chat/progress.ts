@@ -5,7 +5,8 @@
  * one applied is a replay (a reconnect asked for too much, or a second stream overlapped) and
  * is ignored, so text is never duplicated. A stream followed from the start replays the `run`
  * event (id 0) and every delta, so the text is rebuilt from nothing: the caller shows what it had
- * until the rebuilt text has caught up (`shownText`).
+ * until the rebuilt text has caught up (`shownText`). Reasoning events (the model's thinking)
+ * share the id sequence and are gathered the same way, apart from the answer's text.
  */
 
 import type { ErrorInfo, RunDone, RunEvent, RunStarted } from "../api";
@@ -14,6 +15,8 @@ export interface RunProgress {
   /** The id of the last event applied; -1 before any. Sent as Last-Event-ID on reconnect. */
   readonly lastEventId: number;
   readonly text: string;
+  /** The model's thinking so far; "" when it has none (a plain answer). */
+  readonly reasoning: string;
   readonly started: RunStarted | null;
   readonly error: ErrorInfo | null;
   readonly done: RunDone | null;
@@ -22,6 +25,7 @@ export interface RunProgress {
 export const NO_PROGRESS: RunProgress = {
   lastEventId: -1,
   text: "",
+  reasoning: "",
   started: null,
   error: null,
   done: null,
@@ -34,9 +38,11 @@ export function advance(progress: RunProgress, event: RunEvent): RunProgress | n
   switch (event.type) {
     case "run":
       // The first event of a run; from here the text is rebuilt from its deltas.
-      return { ...progress, lastEventId, started: event.run, text: "" };
+      return { ...progress, lastEventId, started: event.run, text: "", reasoning: "" };
     case "delta":
       return { ...progress, lastEventId, text: progress.text + event.text };
+    case "reasoning":
+      return { ...progress, lastEventId, reasoning: progress.reasoning + event.text };
     case "error":
       return { ...progress, lastEventId, error: event.error };
     case "done":
@@ -55,6 +61,15 @@ export function resumeFrom(progress: RunProgress): number | null {
  * resume from the start does not flash an empty answer.
  */
 export function shownText(progress: RunProgress, previous: string): string {
-  if (progress.done !== null || progress.text.length >= previous.length) return progress.text;
+  return caughtUp(progress, progress.text, previous);
+}
+
+/** The reasoning to show, over what was shown before, as `shownText` does for the answer. */
+export function shownReasoning(progress: RunProgress, previous: string): string {
+  return caughtUp(progress, progress.reasoning, previous);
+}
+
+function caughtUp(progress: RunProgress, rebuilt: string, previous: string): string {
+  if (progress.done !== null || rebuilt.length >= previous.length) return rebuilt;
   return previous;
 }

@@ -44,6 +44,10 @@ export interface LiveView {
   readonly runId: string | null;
   readonly connection: Connection;
   readonly stopping: boolean;
+  /** When the model started reasoning (ms since the epoch); null: it has not (yet). */
+  readonly reasoningSince: number | null;
+  /** When the answer started after reasoning; null: still reasoning, or no reasoning. */
+  readonly answerSince: number | null;
 }
 
 export interface Notice {
@@ -80,6 +84,8 @@ export interface ChatCoreOptions {
   /** Delays between reconnect attempts, in ms; the server's `retry:` caps the later ones. */
   reconnectDelays?: readonly number[];
   maxReconnects?: number;
+  /** The clock that dates reasoning (ms since the epoch); defaults to Date.now. */
+  now?: () => number;
 }
 
 export const INITIAL_STATE: ChatState = {
@@ -137,6 +143,9 @@ export function placeholder(
     created_at: now,
     updated_at: now,
     run_id: null,
+    reasoning: null,
+    reasoning_seconds: null,
+    tool_calls: null,
   };
 }
 

@@ -5,6 +5,7 @@ import type { LiveView } from "../chat/core";
 import { copyText } from "./clipboard";
 import { Markdown } from "./Markdown";
 import { Icon } from "./Icon";
+import { Thinking } from "./Thinking";
 
 export interface MessageActions {
   onEdit(messageId: string, content: string): Promise<boolean>;
@@ -101,14 +102,27 @@ function AssistantMessage({ message, siblingIndex, siblingCount, isLast, live, b
   const streaming = live !== undefined || message.status === "streaming";
   const failed = message.status === "error" || message.status === "stopped" || message.status === "interrupted";
   const lost = live?.connection === "lost";
+  const reasoning = message.reasoning ?? "";
   return (
     <article className="message assistant" aria-label="Answer" aria-busy={streaming}>
+      {reasoning !== "" && (
+        <Thinking
+          reasoning={reasoning}
+          streaming={streaming && !lost}
+          answerStarted={message.content !== "" || (live?.answerSince ?? null) !== null}
+          since={live?.reasoningSince ?? null}
+          answerSince={live?.answerSince ?? null}
+          storedSeconds={message.reasoning_seconds ?? null}
+        />
+      )}
       {message.content === "" && streaming && !lost ? (
-        <div className="thinking" aria-label="Generating">
-          <span />
-          <span />
-          <span />
-        </div>
+        reasoning === "" && (
+          <div className="thinking" aria-label="Generating">
+            <span />
+            <span />
+            <span />
+          </div>
+        )
       ) : (
         <Markdown text={message.content} />
       )}
