@@ -14,11 +14,13 @@ characters by default) token by token into
 
 Each token is one synchronous React commit plus a forced layout, timed with
 ``performance.now()``. It prints p50/p95/p99 per mode and writes them as JSON (``--out``).
+The machine's speed drifts between runs, so ``--paired`` runs also stream the answer and the
+reasoning side by side in one page, token for token: that comparison is the fair one.
 The goal is p99 <= 4 ms for ``incremental`` and for ``reasoning``; ``--check`` exits 1 when it
 is missed.
 
-    python bench/ui/render_bench.py [--chars 16000] [--runs 3] [--naive-runs 1] [--out FILE]
-                                    [--check]
+    python bench/ui/render_bench.py [--chars 16000] [--runs 3] [--naive-runs 1] [--paired 1]
+                                    [--out FILE] [--check]
 
 ``--naive-runs 0 --runs 1`` is the quick mode.
 
@@ -80,10 +82,11 @@ def serve(directory: Path) -> Iterator[str]:
         thread.join(timeout=5)
 
 
-def run(chars: int, runs: int, naive_runs: int, width: int) -> dict[str, Any]:
+def run(chars: int, runs: int, naive_runs: int, width: int, paired: int = 0) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    pairs: list[dict[str, Any]] = []
     plan = ["incremental"] * runs + ["reasoning"] * runs + ["naive"] * naive_runs
     with serve(DIST) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -95,6 +98,12 @@ def run(chars: int, runs: int, naive_runs: int, width: int) -> dict[str, Any]:
                 page.wait_for_selector("body[data-ready=true]")
                 result = page.evaluate("o => window.runBench(o)", {"mode": mode, "chars": chars})
                 results[mode].append(result)
+                page.close()
+            for _ in range(paired):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto(f"{base}/index.html")
+                page.wait_for_selector("body[data-ready=true]")
+                pairs.append(page.evaluate("o => window.runPair(o)", {"chars": chars}))
                 page.close()
         finally:
             browser.close()
@@ -112,6 +121,15 @@ def run(chars: int, runs: int, naive_runs: int, width: int) -> dict[str, Any]:
                 q: statistics.median(row[part][q] for row in rows) for q in ("p50", "p99")
             }
         summary[mode]["runs"] = rows
+    if pairs:
+        summary["paired"] = {
+            mode: {
+                key: statistics.median(pair[mode][key] for pair in pairs)
+                for key in ("p50", "p95", "p99", "max", "mean")
+            }
+            for mode in GOAL_MODES
+        }
+        summary["paired"]["runs"] = pairs
     summary["goal_p99_ms"] = GOAL_P99_MS
     summary["goal_met"] = all(
         mode in summary and summary[mode]["p99"] <= GOAL_P99_MS for mode in GOAL_MODES
@@ -128,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--naive-runs", type=int, default=1, help="baseline runs (slow: ~2.5 min each)"
     )
+    parser.add_argument(
+        "--paired",
+        type=int,
+        default=1,
+        help="runs streaming incremental and reasoning side by side, token for token (1)",
+    )
     parser.add_argument("--width", type=int, default=1280, help="viewport width in px")
     parser.add_argument("--out", type=Path, default=REPO / "test-artifacts" / "render-bench.json")
     parser.add_argument("--no-build", action="store_true", help="use web/dist-bench as it is")
@@ -143,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{DIST}/index.html is missing: run npm --prefix web run build:bench", file=sys.stderr
         )
         return 2
-    summary = run(args.chars, args.runs, args.naive_runs, args.width)
+    summary = run(args.chars, args.runs, args.naive_runs, args.width, args.paired)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -164,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{mode:<12} first quarter p50/p99 {first['p50']:.2f}/{first['p99']:.2f}, "
                 f"last quarter {last['p50']:.2f}/{last['p99']:.2f}"
+            )
+    if "paired" in summary:
+        print(f"side by side, same moments ({args.paired} run(s), medians):")
+        for mode in GOAL_MODES:
+            m = summary["paired"][mode]
+            print(
+                f"  {mode:<12} {m['p50']:>7.3f} {m['p95']:>7.3f} {m['p99']:>7.3f} "
+                f"{m['max']:>7.2f} {m['mean']:>7.3f}"
             )
     verdict = "met" if summary["goal_met"] else "MISSED"
     goal = " and ".join(GOAL_MODES)

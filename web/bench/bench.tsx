@@ -4,8 +4,10 @@
  * naive one that parses, sanitizes and replaces the whole answer on every token; and, as
  * `reasoning`, the same text streamed as a model's thinking into the open <Thinking> block (its
  * live counter running), which must cost what an answer costs. Each token is one synchronous
- * React commit followed by a forced layout, timed on the main thread.
- * Driven by bench/ui/render_bench.py through `window.runBench`.
+ * React commit followed by a forced layout, timed on the main thread. `runPair` streams an
+ * answer and a reasoning side by side, token for token, so both are timed at the same moments
+ * of a machine whose speed drifts. Driven by bench/ui/render_bench.py through `window.runBench`
+ * and `window.runPair`.
  */
 
 import "katex/dist/katex.min.css";
@@ -89,18 +91,31 @@ function view(mode: StreamMode, text: string, since: number) {
   return <Markdown key="m" text={text} />;
 }
 
+/** One token: a synchronous commit, then a forced layout (style and layout are part of the cost). */
+function step(root: Root, host: HTMLElement, node: ReturnType<typeof view>): number {
+  const t0 = performance.now();
+  flushSync(() => root.render(node));
+  void host.offsetHeight;
+  return performance.now() - t0;
+}
+
 function stream(root: Root, host: HTMLElement, tokens: string[], mode: StreamMode): number[] {
   const times: number[] = [];
   const since = Date.now();
   let text = "";
   for (const token of tokens) {
     text += token;
-    const t0 = performance.now();
-    flushSync(() => root.render(view(mode, text, since)));
-    void host.offsetHeight; // style and layout are part of the cost
-    times.push(performance.now() - t0);
+    times.push(step(root, host, view(mode, text, since)));
   }
   return times;
+}
+
+/** A second stream host after #bench, styled alike, for runPair. */
+function pairHost(): HTMLElement {
+  const host = document.createElement("div");
+  host.className = "thread";
+  document.body.append(host);
+  return host;
 }
 
 async function runBench(options: { mode: StreamMode | "engine" | "engine-raw"; chars: number }): Promise<BenchResult> {
@@ -120,10 +135,58 @@ async function runBench(options: { mode: StreamMode | "engine" | "engine-raw"; c
     : stream(root, host, tokens, streamed);
   const totalMs = performance.now() - started;
   root.unmount();
+  return summarize(options.mode, answer, tokens, times, totalMs);
+}
+
+const PAIRED = ["incremental", "reasoning"] as const;
+type Paired = (typeof PAIRED)[number];
+
+/**
+ * The same text streamed as an answer and as a reasoning into two hosts, alternating token by
+ * token (which goes first swaps each token), so a slow spell of the machine hits both alike.
+ */
+async function runPair(options: { chars: number }): Promise<Record<Paired, BenchResult>> {
+  const hosts: Record<Paired, HTMLElement> = {
+    incremental: document.getElementById("bench") as HTMLElement,
+    reasoning: pairHost(),
+  };
+  for (const mode of PAIRED) {
+    const warm = createRoot(hosts[mode]);
+    stream(warm, hosts[mode], tokenize(makeAnswer(3000).replaceAll("Part", "Warm-up")), mode);
+    warm.unmount();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const answer = makeAnswer(options.chars);
+  const tokens = tokenize(answer);
+  const roots: Record<Paired, Root> = {
+    incremental: createRoot(hosts.incremental),
+    reasoning: createRoot(hosts.reasoning),
+  };
+  const times: Record<Paired, number[]> = { incremental: [], reasoning: [] };
+  const swapped = [...PAIRED].reverse();
+  const since = Date.now();
+  const started = performance.now();
+  let text = "";
+  tokens.forEach((token, index) => {
+    text += token;
+    for (const mode of index % 2 === 0 ? PAIRED : swapped) {
+      times[mode].push(step(roots[mode], hosts[mode], view(mode, text, since)));
+    }
+  });
+  const totalMs = performance.now() - started;
+  for (const mode of PAIRED) roots[mode].unmount();
+  hosts.reasoning.remove();
+  return {
+    incremental: summarize("incremental", answer, tokens, times.incremental, totalMs),
+    reasoning: summarize("reasoning", answer, tokens, times.reasoning, totalMs),
+  };
+}
+
+function summarize(mode: string, answer: string, tokens: string[], times: number[], totalMs: number): BenchResult {
   const sorted = [...times].sort((a, b) => a - b);
   const round = (x: number): number => Math.round(x * 1000) / 1000;
   return {
-    mode: options.mode,
+    mode,
     chars: answer.length,
     tokens: tokens.length,
     p50: round(percentile(sorted, 50)),
@@ -145,6 +208,6 @@ async function runBench(options: { mode: StreamMode | "engine" | "engine-raw"; c
   };
 }
 
-(window as unknown as { runBench: typeof runBench }).runBench = runBench;
+Object.assign(window, { runBench, runPair });
 
 document.body.dataset.ready = "true";

@@ -70,6 +70,17 @@ describe("<Thinking>", () => {
     expect(button().getAttribute("aria-expanded")).toBe("false");
   });
 
+  it("never carries the Generating dots' class, whose rule would make the block a row of dots", () => {
+    // The dots' `.thinking` rule turns its box into an inline-flex row and every span inside into
+    // a blinking dot: on the block it restyled the reasoning's code and math and made each token
+    // lay out the whole reasoning again (the render benchmark's reasoning mode).
+    render({ reasoning: "Try `x` and **y**: <span>z</span>" });
+    expect(host.querySelector(".reasoning")).not.toBeNull();
+    expect(host.querySelector(".thinking")).toBeNull();
+    render({ answerStarted: true, answerSince: (base.since ?? 0) + 1_000 });
+    expect(host.querySelector(".thinking, .thought")).toBeNull();
+  });
+
   it("keeps markup in the reasoning inert", () => {
     render({ reasoning: 'Hm <img src=x onerror="window.pwned=1"> <script>window.pwned=2</script>' });
     expect(panel().querySelector("img[onerror], script")).toBeNull();

@@ -39,7 +39,10 @@ export const Thinking = memo(function Thinking(props: Props) {
   const open = isOpen(choice, phase);
   const panelId = useId();
   return (
-    <div className={`reasoning ${phase}`}>
+    // The phase's class is prefixed: a bare "thinking" is the Generating dots' class, whose rule
+    // (an inline-flex row, every span inside a blinking dot) made each token lay out the whole
+    // reasoning again and styled its code and math spans as dots.
+    <div className={`reasoning reasoning-${phase}`}>
       <button
         type="button"
         className="reasoning-toggle"
