@@ -76,6 +76,27 @@ def test_chat_with_an_answer(ui: Browser, server: Server) -> None:
     audit_everywhere(ui, "a conversation", f"/c/{conversation_id}", ready)
 
 
+def test_chat_with_a_reasoning_answer(ui: Browser, server: Server) -> None:
+    """The Thinking disclosure, closed and then opened, passes too (a labelled button)."""
+    conversation_id = server.new_conversation("fake-reason-tag-30-20", title="Reasoned")
+    server.api("POST", f"/api/conversations/{conversation_id}/messages", {"content": "Why?"})
+    assert server.wait_for_answer(conversation_id)["reasoning"]
+
+    def ready(page: Page) -> None:
+        toggle = answers(page).last.locator("button.reasoning-toggle")
+        expect(toggle).to_have_attribute("aria-expanded", "false")
+        wait_idle(page)
+
+    audit_everywhere(ui, "a reasoned answer, its thinking closed", f"/c/{conversation_id}", ready)
+
+    def opened(page: Page) -> None:
+        ready(page)
+        answers(page).last.locator("button.reasoning-toggle").click()
+        expect(answers(page).last.locator(".reasoning-body .markdown")).not_to_be_empty()
+
+    audit_everywhere(ui, "a reasoned answer, its thinking open", f"/c/{conversation_id}", opened)
+
+
 def test_sign_in_page(ui: Browser) -> None:
     audit_everywhere(ui, "sign-in", "/login", heading("Sign in"), user=None)
 

@@ -1,9 +1,9 @@
 """A reasoning model's thinking in the page: the live Thinking block, its collapse when the
 answer starts, a reload mid-reasoning, and hostile reasoning rendered inert (issue 11).
 
-The live tests need the fake upstream's ``fake-reason-tag-{R}-{A}@{rate}`` models; until it
-knows them they are skipped, saying so. The XSS test needs nothing new: the page's run stream
-and the stored conversation are served by Playwright routes holding the payloads as reasoning.
+The live tests use the fake upstream's ``fake-reason-tag-{R}-{A}@{rate}`` models (a leading
+``<think>`` in the content, which the provider splits off). The XSS test's run stream and stored
+conversation are served by Playwright routes holding the payloads as reasoning.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from ssechat.fake_upstream.scenario import parse_model
 from tests.e2e.harness import Browser, Server
 from tests.e2e.test_chat import answers, send, wait_idle
 from tests.e2e.test_xss import FIXTURES, MARKDOWN_VECTORS, PAYLOAD_FILES, assert_inert
@@ -26,19 +25,6 @@ from playwright.sync_api import Route, expect
 MODEL = "fake-reason-tag-40-20@20"
 
 
-def _known(model: str) -> bool:
-    try:
-        return parse_model(model) is not None
-    except ValueError:
-        return False
-
-
-needs_reason_model = pytest.mark.skipif(
-    not _known(MODEL), reason=f"the fake upstream does not know {MODEL} yet"
-)
-
-
-@needs_reason_model
 def test_live_thinking_block_then_its_collapse(ui: Browser, server: Server) -> None:
     conversation_id = server.new_conversation(MODEL)
     page = ui.page(f"/c/{conversation_id}")
@@ -63,7 +49,6 @@ def test_live_thinking_block_then_its_collapse(ui: Browser, server: Server) -> N
     expect(button).to_have_attribute("aria-expanded", "false")
 
 
-@needs_reason_model
 def test_reload_mid_reasoning_resumes_it(ui: Browser, server: Server) -> None:
     conversation_id = server.new_conversation(MODEL)
     page = ui.page(f"/c/{conversation_id}")
