@@ -58,3 +58,10 @@ def test_openai_base_url_alone_enables_the_upstream() -> None:
 def test_invalid_settings_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=r"SSECHAT_|port"):
         Settings.from_env(env)
+
+
+def test_a_reasoning_tag_must_be_a_bare_name() -> None:
+    with pytest.raises(ValueError, match="SSECHAT_REASONING_TAGS"):
+        Settings.from_env({"SSECHAT_REASONING_TAGS": "think,</x>"})
+    given = Settings.from_env({"SSECHAT_REASONING_TAGS": "think, reasoning"})
+    assert given.reasoning_tags == "think, reasoning"

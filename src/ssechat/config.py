@@ -193,6 +193,11 @@ class Settings:
                 raise ValueError(
                     f"{ENV_PREFIX}TRUSTED_PROXIES: {network!r} is not an address or network"
                 ) from None
+        for tag in _split(self.reasoning_tags):
+            if any(c in tag for c in "<>/") or any(c.isspace() for c in tag):
+                raise ValueError(
+                    f"{ENV_PREFIX}REASONING_TAGS: {tag!r} must be a bare tag name, such as think"
+                )
         if bool(self.admin_email) != bool(self.admin_password):
             raise ValueError(
                 f"{ENV_PREFIX}ADMIN_EMAIL and {ENV_PREFIX}ADMIN_PASSWORD go together: set both"
