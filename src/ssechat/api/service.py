@@ -246,21 +246,24 @@ class ChatService:
     def _run_slot(self, owner: str) -> Iterator[None]:
         """Hold one of ``owner``'s live-run places while a run is being started, so that two
         sends at once cannot both take the last one; ``TooManyRunsError`` when none is free."""
-        limit = self.settings.max_live_runs_per_user
-        if not limit:
+        self._take_place(owner)
+        try:
             yield
-            return
-        if self.runs.live_count(owner) + self._starting.get(owner, 0) >= limit:
+        finally:
+            self._release(owner)
+
+    def _take_place(self, owner: str) -> None:
+        """Take one of ``owner``'s live-run places (give it back with ``_release``); a live
+        run holds one of its own, counted by the run manager."""
+        limit = self.settings.max_live_runs_per_user
+        starting = self._starting.get(owner, 0)
+        if limit and self.runs.live_count(owner) + starting >= limit:
             raise TooManyRunsError(
                 f"you have {limit} answers being generated already; wait for one to finish "
                 "or stop one",
                 retry_after=1.0,
             )
-        self._starting[owner] = self._starting.get(owner, 0) + 1
-        try:
-            yield
-        finally:
-            self._release(owner)
+        self._starting[owner] = starting + 1
 
     def _check_not_running(self, message_id: str) -> None:
         if self.runs.live_run_for_message(message_id):
@@ -387,8 +390,7 @@ class ChatService:
             raise InvalidRequestError("messages must hold at least one user message")
         model_name = self._resolve_model(model, None)
         provider = self.providers.resolve(model_name)
-        with self._run_slot(owner):
-            self._starting[owner] = self._starting.get(owner, 0) + 1  # held until closed
+        self._take_place(owner)  # held until the stream is closed
         frames = _one_shot(provider, messages, model_name, reasoning=reasoning)
         return _Held(frames, lambda: self._release(owner))
 

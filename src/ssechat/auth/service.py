@@ -36,6 +36,7 @@ from ssechat.errors import (
     UnauthenticatedError,
 )
 from ssechat.store import LOCAL_OWNER, UNSET, Store, Unset, User
+from ssechat.store.models import email_key
 
 __all__ = ["CACHE_SECONDS", "AccountService", "SignedIn"]
 
@@ -180,7 +181,7 @@ class AccountService:
         unknown email as for a wrong password; a pending or disabled account is told so only
         with the right password."""
         self._check_enabled()
-        account = email.strip().lower()
+        account = email_key(email)  # the form the store compares emails in
         await self.limiter.check(account, address)
         found = await self._accounts.find_login(email)
         user, stored = found if found is not None else (None, None)
@@ -303,7 +304,7 @@ class AccountService:
     ) -> None:
         """Set a new password; every other session and every API key of the user ends."""
         self._check_enabled()
-        account = principal.email.lower()
+        account = email_key(principal.email)
         await self.limiter.check(account, address)
         found = await self._accounts.find_login(principal.email)
         stored = found[1] if found is not None and found[0].id == principal.id else None

@@ -40,9 +40,6 @@ class StreamRegistry:
 
         return forget
 
-    def count(self, user_id: str) -> int:
-        return len(self._streams.get(user_id, ()))
-
     def end(self, user_id: str, *, credential: str | None = None, keep: str | None = None) -> int:
         """End the user's streams (only those of ``credential`` if given; not those of
         ``keep``); return how many."""

@@ -36,6 +36,7 @@ from ssechat.store.models import (
     SessionRecord,
     Unset,
     User,
+    email_key,
 )
 from ssechat.store.rows import (
     API_KEY_FIELDS,
@@ -80,14 +81,9 @@ from ssechat.store.statements import (
 )
 from ssechat.store.threads import StoreThreads, reads, writes
 
-__all__ = ["SQLAccounts", "email_key"]
+__all__ = ["SQLAccounts"]
 
 _USER_COUNT = len(USER_FIELDS)  # a session's or key's row: the user's columns, then its own
-
-
-def email_key(email: str) -> str:
-    """The form an email is compared in: stripped and lower-cased."""
-    return email.strip().lower()
 
 
 class SQLAccounts:

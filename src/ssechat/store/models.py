@@ -26,6 +26,7 @@ __all__ = [
     "SessionRecord",
     "Unset",
     "User",
+    "email_key",
     "iso_utc",
 ]
 
@@ -43,6 +44,12 @@ USER_STATUSES: Final = ("active", "pending", "disabled")
 LOCAL_OWNER: Final = "local"
 """The owner of conversations made with accounts off (``SSECHAT_AUTH=off``) while no admin
 exists. The first admin adopts them, with those made before accounts existed (owner NULL)."""
+
+
+def email_key(email: str) -> str:
+    """The form emails are compared in (unique per account, sign-in limits): stripped and
+    lower-cased."""
+    return email.strip().lower()
 
 
 class Unset(enum.Enum):
