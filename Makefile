@@ -10,12 +10,12 @@ WEB_BUILD := web/dist/index.html
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html \
 	web/vite.config.ts web/tsconfig.json web/openapi.json
 
-.PHONY: run test lint typecheck pytest webtest chromium bench bench-ui clean
+.PHONY: run test lint typecheck pytest webtest chromium services bench bench-ui clean
 
 run: $(STAMP) $(WEB_BUILD)
 	$(BIN)/ssechat serve
 
-test: $(STAMP) $(WEB_BUILD) chromium lint typecheck webtest pytest
+test: $(STAMP) $(WEB_BUILD) chromium services lint typecheck webtest pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -27,7 +27,7 @@ typecheck: $(STAMP)
 webtest: $(WEB_STAMP)
 	cd web && npm run check
 
-pytest: $(STAMP) $(WEB_BUILD) chromium
+pytest: $(STAMP) $(WEB_BUILD) chromium services
 	$(BIN)/pytest
 
 $(STAMP): pyproject.toml constraints.txt
@@ -50,6 +50,14 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing Debian's chromium for the end-to-end tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# The PostgreSQL and Redis tests start their own servers, in temporary folders on free ports
+# (tests/services.py), from the binaries of Debian's packages: installed here when missing, never
+# started or enabled as system services by us. `make run` needs neither.
+services:
+	@{ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; } || { \
+		echo "installing Debian's postgresql and redis-server for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server; }
 
 # The relay benchmark (6-15 minutes): writes bench/RESULTS.md and bench/results.json. It installs
 # its peers itself (bench/.venv-peers, npm ci in bench/peers). A 10-second smoke run of it is

@@ -5,6 +5,9 @@
   its own virtualenv ``bench/.venv-peers``;
 - ``koa``: the tutorial's Koa relay (``bench/peers/koa_relay.mjs``), installed with ``npm ci``;
 - ``ssechat``: ``ssechat serve`` through its full path: a conversation, a run, its log, SQLite;
+- ``ssechat-pg`` / ``ssechat-pg2``: the same full path on PostgreSQL + Redis (run logs in Redis
+  Streams), in one process / in two (``--workers 2``); PostgreSQL and Redis come from
+  ``bench.services`` and their CPU is watched next to the server's;
 - ``ssechat-chat``: ssechat's stateless ``/api/chat`` relay (no run, no store), for comparison;
 - ``rawpy``: the barest Python relay (``bench/peers/raw_relay.py``: uvloop, httptools, no task
   or timer per token): what a Python server can reach on this machine.
@@ -29,7 +32,8 @@ import httpx
 import orjson
 
 from bench.client import Kind, fetch, request
-from bench.procs import CpuPlan, Procs, ProcStat, free_port, wait_http_ok
+from bench.procs import CpuPlan, Procs, ProcStat, ProcTree, free_port, wait_http_ok
+from bench.services import Services, Shared
 
 __all__ = ["PEERS", "Peer", "Upstream", "install_peers", "start_peer", "start_upstream"]
 
@@ -39,12 +43,27 @@ PEERS_DIR = BENCH / "peers"
 PEERS_VENV = BENCH / ".venv-peers"
 PROJECT_BIN = Path(sys.executable).parent
 
-PEERS = ("direct", "fastapi", "koa", "ssechat", "ssechat-chat", "rawpy")
+PEERS = (
+    "direct",
+    "fastapi",
+    "koa",
+    "ssechat",
+    "ssechat-pg",
+    "ssechat-pg2",
+    "ssechat-chat",
+    "rawpy",
+)
+RUN_PEERS = ("ssechat", "ssechat-pg", "ssechat-pg2")
+"""The peers that take ssechat's full path (a conversation, a run, its log): the run stream."""
+SHARED_PEERS = {"ssechat-pg": 1, "ssechat-pg2": 2}
+"""The peers on PostgreSQL + Redis, and their worker processes."""
 LABELS = {
     "direct": "direct to the fake upstream (floor)",
     "fastapi": "FastAPI + sse-starlette + openai SDK",
     "koa": "Koa + PassThrough + openai (Node)",
     "ssechat": "ssechat, full path (run, log, SQLite)",
+    "ssechat-pg": "ssechat, full path on PostgreSQL + Redis, 1 process",
+    "ssechat-pg2": "ssechat, full path on PostgreSQL + Redis, 2 processes",
     "ssechat-chat": "ssechat /api/chat (stateless relay)",
     "rawpy": "bare uvloop + httptools relay (a Python floor)",
 }
@@ -63,7 +82,9 @@ class Upstream:
 
 @dataclass
 class Peer:
-    """One server under test, started; ``stat`` watches the server process (None: direct)."""
+    """One server under test, started; ``stat`` watches the server process (None: direct), with
+    its worker processes when it has some; ``redis`` and ``postgres`` watch the servers it uses
+    (None: the embedded peers)."""
 
     name: str
     kind: Kind
@@ -74,6 +95,17 @@ class Peer:
     conversations: list[str] = field(default_factory=list)
     auth: dict[str, str] = field(default_factory=dict)
     """ssechat: the API key every request carries (accounts are on, as by default)."""
+    redis: ProcStat | None = None
+    postgres: ProcTree | None = None
+
+    def cpu_parts(self) -> tuple[float, float, float]:
+        """CPU seconds so far of (the server, Redis, PostgreSQL); NaN for what is not there."""
+        nan = float("nan")
+        return (
+            self.stat.cpu_seconds() if self.stat else nan,
+            self.redis.cpu_seconds() if self.redis else nan,
+            self.postgres.cpu_seconds() if self.postgres else nan,
+        )
 
     @property
     def label(self) -> str:
@@ -89,7 +121,7 @@ class Peer:
                 "stream": True,
             }
             return request("POST", "/v1/chat/completions", port, body=body, headers=_SSE)
-        if self.name == "ssechat":
+        if self.name in RUN_PEERS:
             conversation = self.conversations[index % len(self.conversations)]
             # parent_id null: a new root branch, so one conversation may hold several live runs
             body = {"content": "Tell me about streaming.", "model": model, "parent_id": None}
@@ -105,7 +137,7 @@ class Peer:
 
     async def prepare(self, streams: int, model: str, per_conversation: int = 1) -> None:
         """ssechat: create the conversations the streams will post to (not timed)."""
-        if self.name != "ssechat":
+        if self.name not in RUN_PEERS:
             return
         count = max(1, -(-streams // per_conversation))
         semaphore = asyncio.Semaphore(32)
@@ -189,11 +221,36 @@ def start_peer(
     work: Path,
     *,
     ssechat_env: dict[str, str] | None = None,
+    services: Services | None = None,
 ) -> Iterator[Peer]:
-    """Start one server under test (nothing for ``direct``); kill it when the block ends."""
+    """Start one server under test (nothing for ``direct``); kill it when the block ends. The
+    peers on PostgreSQL + Redis get a fresh database and an empty Redis from ``services``."""
     if name == "direct":
         yield Peer(name, "openai", upstream.port, stat=None)
         return
+    if name in SHARED_PEERS:
+        if services is None:
+            raise ValueError(f"{name} needs PostgreSQL and Redis (bench.services)")
+        with (
+            services.fresh() as shared,
+            _start(name, procs, plan, upstream, work, ssechat_env, shared) as peer,
+        ):
+            yield peer
+        return
+    with _start(name, procs, plan, upstream, work, ssechat_env, None) as peer:
+        yield peer
+
+
+@contextmanager
+def _start(
+    name: str,
+    procs: Procs,
+    plan: CpuPlan,
+    upstream: Upstream,
+    work: Path,
+    ssechat_env: dict[str, str] | None,
+    shared: Shared | None,
+) -> Iterator[Peer]:
     port = free_port()
     env = {"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": "sk-bench"}
     if name == "fastapi":
@@ -205,10 +262,15 @@ def start_peer(
     elif name == "rawpy":
         argv = [sys.executable, str(PEERS_DIR / "raw_relay.py")]
         health, kind, sep = "/health", "tutorial", b"\n\n"
-    elif name in ("ssechat", "ssechat-chat"):
-        work.mkdir(parents=True, exist_ok=True)
-        db = work / f"ssechat-{port}.db"
-        argv = [str(PROJECT_BIN / "ssechat"), "serve", "--db", str(db)]
+    elif name in ("ssechat", "ssechat-chat", *SHARED_PEERS):
+        argv = [str(PROJECT_BIN / "ssechat"), "serve"]
+        if shared is None:
+            work.mkdir(parents=True, exist_ok=True)
+            argv += ["--db", str(work / f"ssechat-{port}.db")]
+        else:
+            argv += ["--workers", str(SHARED_PEERS[name])]
+            env["SSECHAT_DATABASE_URL"] = shared.database_url
+            env["SSECHAT_REDIS_URL"] = shared.redis_url
         env.update(
             {
                 "SSECHAT_LOG_LEVEL": "warning",
@@ -221,16 +283,24 @@ def start_peer(
             }
         )
         health, sep = "/api/health", b"\n\n"
-        kind = "run" if name == "ssechat" else "tutorial"
+        kind = "run" if name in RUN_PEERS else "tutorial"
     else:
         raise ValueError(f"unknown peer {name!r}; choose from {', '.join(PEERS)}")
     proc = procs.spawn(name, [*argv, "--port", str(port)], cpus=plan.server, env=_child_env(env))
     try:
         wait_http_ok(port, health, proc)
-        peer = Peer(name, kind, port, proc, ProcStat(proc.pid), sep)  # type: ignore[arg-type]
-        if name in ("ssechat", "ssechat-chat"):
+        # With workers, the server is uvicorn's parent and its children: all of them count.
+        stat = ProcTree(proc.pid) if SHARED_PEERS.get(name, 1) > 1 else ProcStat(proc.pid)
+        peer = Peer(name, kind, port, proc, stat, sep)  # type: ignore[arg-type]
+        if shared is not None:
+            peer.redis, peer.postgres = shared.redis, shared.postgres
+        if name.startswith("ssechat"):
             peer.auth = {"Authorization": f"Bearer {make_api_key(port)}"}
         yield peer
     finally:
-        # Killed, not stopped: a graceful shutdown would only save half-streamed answers.
-        procs.kill(proc)
+        # Killed, not stopped: a graceful shutdown would only save half-streamed answers. With
+        # workers, uvicorn's children outlive a killed parent: each is killed by its pid too.
+        if name in SHARED_PEERS:
+            procs.kill_tree(proc)
+        else:
+            procs.kill(proc)

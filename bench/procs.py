@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import os
 import platform
 import resource
@@ -26,11 +27,13 @@ from typing import Any
 __all__ = [
     "CpuPlan",
     "ProcStat",
+    "ProcTree",
     "Procs",
     "cpu_busy",
     "free_port",
     "loadavg",
     "machine_info",
+    "pin_tree",
     "raise_nofile_limit",
     "wait_http_ok",
 ]
@@ -137,6 +140,105 @@ class ProcStat:
             return 0
 
 
+class ProcTree(ProcStat):
+    """CPU time and memory of a process and all its descendants: a server with worker processes
+    (``ssechat serve --workers 2``: uvicorn's parent and its children) or PostgreSQL (the
+    postmaster forks a backend per connection).
+
+    CPU counts each process's own time plus the time of its children that have ended and been
+    waited for (``cutime``/``cstime``), so a backend that exits keeps counting. The
+    descendants are found by scanning ``/proc`` for their parent pid (this kernel has no
+    ``/proc/PID/task/TID/children``), at most once a second: a process born since is counted
+    from the next scan. Memory: each process's private resident pages, plus the largest shared
+    part once (PostgreSQL's shared buffers are mapped by every backend; summing RSS would
+    count them once per backend)."""
+
+    RESCAN = 1.0
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(pid)
+        self._pids: list[int] = [pid]
+        self._scanned = -math.inf
+
+    def pids(self) -> list[int]:
+        now = time.monotonic()
+        if now - self._scanned >= self.RESCAN:
+            self._scanned = now
+            self._pids = [self.pid, *_descendants(self.pid)]
+        return self._pids
+
+    def cpu_split(self) -> tuple[float, float]:
+        pids = self.pids()
+        user = system = 0
+        for pid in pids:  # the root first: a child reaped meanwhile is missed, not counted twice
+            fields = _stat_fields(pid)
+            if fields is None:
+                if pid == self.pid:
+                    return float("nan"), float("nan")
+                continue
+            user += int(fields[11]) + int(fields[13])
+            system += int(fields[12]) + int(fields[14])
+        return user / _CLK_TCK, system / _CLK_TCK
+
+    def rss_bytes(self) -> int:
+        private = shared = 0
+        for pid in self.pids():
+            try:
+                pages = Path(f"/proc/{pid}/statm").read_text().split()
+            except OSError:
+                continue
+            resident, mapped = int(pages[1]), int(pages[2])
+            private += resident - mapped
+            shared = max(shared, mapped)
+        return (private + shared) * _PAGE
+
+    def open_fds(self) -> int:
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                total += len(os.listdir(f"/proc/{pid}/fd"))
+        return total
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"  # a zombie is gone but for its parent's wait
+
+
+def _descendants(root: int) -> list[int]:
+    """Every live descendant of ``root``, from one scan of ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def pin_tree(pid: int, cpus: frozenset[int]) -> None:
+    """Pin a process started elsewhere, and its descendants (new ones inherit it), to ``cpus``."""
+    if not cpus:
+        return
+    for each in [pid, *_descendants(pid)]:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(each, cpus)
+
+
 class Procs:
     """Every process this benchmark started, to stop them all (by pid) whatever happens."""
 
@@ -171,6 +273,10 @@ class Procs:
         self._live[proc.pid] = (name, proc)
         return proc
 
+    def adopt(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        """Also stop ``proc`` (started elsewhere: PostgreSQL, Redis) if the benchmark is cut."""
+        self._live[proc.pid] = (name, proc)
+
     def stop(self, proc: subprocess.Popen[bytes], grace: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; return the exit code."""
         self._live.pop(proc.pid, None)
@@ -192,6 +298,19 @@ class Procs:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             proc.wait(timeout=10)
+
+    def kill_tree(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL ``proc`` and every descendant (a server's worker processes), by pid."""
+        descendants = _descendants(proc.pid)
+        self.kill(proc)  # the parent first, so that it cannot start a worker again
+        for pid in descendants:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in descendants):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
 
     def stop_all(self) -> None:
         for _name, proc in list(self._live.values()):

@@ -148,6 +148,77 @@ def _flag(result: Any) -> str:
     return " ⚠" if isinstance(result, dict) and result.get("disturbed") else ""
 
 
+CPU_HEAD = ["server µs/token", "Redis µs/token", "PostgreSQL µs/token", "total µs/token"]
+
+
+_CPU_KEYS = {
+    "us_per_token": ("cpu_us_per_token", "redis_cpu_us_per_token", "pg_cpu_us_per_token",
+                     "total_cpu_us_per_token"),
+    "ms_per_start": ("cpu_ms_per_start", "redis_ms_per_start", "pg_ms_per_start",
+                     "total_ms_per_start"),
+}  # fmt: skip
+
+
+def _cpu_cells(data: dict[str, Any], unit: str) -> list[str]:
+    """Server, Redis, PostgreSQL and total CPU per token (``us_per_token``) or per start
+    (``ms_per_start``). The embedded peers use neither service: their total is the server's."""
+    server, redis, pg, total = (data.get(key) for key in _CPU_KEYS[unit])
+    if total is None and redis is None and pg is None:
+        total = server  # a results.json from before these columns
+    return [_fmt(server), _fmt(redis), _fmt(pg), _fmt(total)]
+
+
+def _services(window: dict[str, Any]) -> str:
+    redis, pg = window.get("redis_cpu_us_per_token"), window.get("pg_cpu_us_per_token")
+    return "–" if redis is None and pg is None else f"{_fmt(redis)} + {_fmt(pg)}"
+
+
+SHARED_ROWS = ("ssechat", "ssechat-pg", "ssechat-pg2")
+
+
+def _shared(results: dict[str, Any]) -> list[str]:
+    """ssechat embedded, on PostgreSQL + Redis, and in two processes, side by side: what each
+    token and each start costs the server, Redis and PostgreSQL, at one level all of them ran."""
+    paced = _get(results, "paced", "peers") or {}
+    names = [n for n in SHARED_ROWS if n in paced or n in (results.get("starts") or {})]
+    if not any(n != "ssechat" for n in names):
+        return []
+    ran = [{lv["streams"] for lv in paced[n]["levels"]} for n in names if n in paced]
+    held = [{lv["streams"] for lv in paced[n]["levels"] if lv["held"]} for n in names if n in paced]
+    common = set.intersection(*held) if held else set()
+    level = max(common or (set.intersection(*ran) if ran else set()), default=0)
+    out = [
+        "## ssechat on PostgreSQL + Redis, next to the embedded row",
+        "",
+        f"CPU per token in the paced window at {_fmt(level)} streams (the most streams every row "
+        "held, else a level they all ran), saturated, and per start; Redis and PostgreSQL run on "
+        "the server's CPU and count next to it. Memory: peak RSS in that paced window (the "
+        "server's workers summed; PostgreSQL's shared memory counted once).",
+        "",
+    ]
+    rows = []
+    for name in names:
+        peer = paced.get(name)
+        at = level_at(peer, level) if peer else None
+        w = _get(at, "window") or {}
+        sat = _get(results, "saturated", name, "window") or {}
+        start = _get(results, "starts", name) or {}
+        rows.append([
+            LABELS.get(name, name) + _flag(at),
+            _fmt(peer["max_held"]) if peer else "–",
+            *_cpu_cells(w, "us_per_token"),
+            f"{_fmt(sat.get('total_cpu_us_per_token') or sat.get('cpu_us_per_token'))} "
+            f"({_fmt(sat.get('tokens_per_s'))}/s)",
+            _fmt(start.get("starts_per_s")),
+            _fmt(start.get("total_ms_per_start") or start.get("cpu_ms_per_start")),
+            f"{_fmt(w.get('server_rss_mib'))} / {_fmt(w.get('redis_rss_mib'))} / "
+            f"{_fmt(w.get('pg_rss_mib'))}",
+        ])  # fmt: skip
+    head = ["peer", "paced streams held", *CPU_HEAD, "saturated total µs/token (tokens/s)",
+            "starts/s", "total CPU ms/start", "RSS MiB server / Redis / PostgreSQL"]  # fmt: skip
+    return out + _table(head, rows)
+
+
 def _paced(results: dict[str, Any]) -> list[str]:
     paced = results.get("paced")
     if not paced:
@@ -177,13 +248,13 @@ def _paced(results: dict[str, Any]) -> list[str]:
             _pair(at, "ttft_ms", floor if name != "direct" else None),
             _pair(at, "gap_ms", floor if name != "direct" else None),
             _fmt(_get(at, "max_drift_ms", "p99")),
-            _fmt(w.get("cpu_us_per_token")),
+            *_cpu_cells(w, "us_per_token"),
             _fmt(w.get("server_cpu_util")),
             _fmt(w.get("rss_kib_per_stream")),
             _fmt(_get(at, "errors")),
         ])  # fmt: skip
     head = ["peer", "streams held", "TTFT p50 / p99 (added)", "gap p50 / p99 (added)",
-            "drift p99", "CPU µs/token", "server CPU", "RSS KiB/stream", "errors"]  # fmt: skip
+            "drift p99", *CPU_HEAD, "server CPU", "RSS KiB/stream", "errors"]  # fmt: skip
     out += _table(head, rows)
     out += ["Every level tried (lag: worst token of a stream against a zero-cost relay):", ""]
     rows = []
@@ -195,17 +266,19 @@ def _paced(results: dict[str, Any]) -> list[str]:
                 _fmt(level["errors"]), _fmt(level["behind"]), _pair(level, "ttft_ms"),
                 _fmt(_get(level, "gap_ms", "p99")), _fmt(_get(level, "max_lag_ms", "p99")),
                 _fmt(_get(level, "max_drift_ms", "p99")), _fmt(w.get("cpu_us_per_token")),
-                _fmt(w.get("server_cpu_util")),
+                _services(w), _fmt(w.get("server_cpu_util")),
                 f"{_fmt(w.get('upstream_cpu_util'))} + {_fmt(w.get('loadgen_cpu_util'))}",
                 _fmt(w.get("rss_kib_per_stream")),
             ])  # fmt: skip
     head = ["peer", "streams", "held", "errors", "behind", "TTFT p50 / p99", "gap p99",
-            "lag p99", "drift p99", "µs/token", "server CPU", "upstream + loadgen CPU",
+            "lag p99", "drift p99", "µs/token", "+ Redis + PG µs/token", "server CPU",
+            "upstream + loadgen CPU",
             "KiB/stream"]  # fmt: skip
     return out + _table(head, rows)
 
 
-SATURATED_HEAD = ["peer", "tokens/s", "CPU µs/token", "server CPU (kernel share)",
+SATURATED_HEAD = ["peer", "tokens/s", "server µs/token", "Redis µs/token",
+                  "PostgreSQL µs/token", "total µs/token", "server CPU (kernel share)",
                   "upstream + loadgen CPU", "streams flowing (mean)", "errors"]  # fmt: skip
 
 
@@ -218,7 +291,7 @@ def _saturated(results: dict[str, Any]) -> list[str]:
         w = run["window"]
         rows.append([
             LABELS.get(name, name) + _flag(run), _fmt(w.get("tokens_per_s")),
-            _fmt(w.get("cpu_us_per_token")),
+            *_cpu_cells(w, "us_per_token"),
             f"{_fmt(w.get('server_cpu_util'))} ({_fmt(w.get('server_sys_share'))})",
             f"{_fmt(w.get('upstream_cpu_util'))} + {_fmt(w.get('loadgen_cpu_util'))}",
             f"{_fmt(w.get('mean_active_streams'))} of {_fmt(run['streams'])}",
@@ -276,7 +349,9 @@ def _saturated(results: dict[str, Any]) -> list[str]:
     for name, run in sat.items():
         w = run["window"]
         ours = (w.get("upstream_cpu_util") or 0) + (w.get("loadgen_cpu_util") or 0)
-        if name != "direct" and ours >= 0.97 and (w.get("server_cpu_util") or 0) < 0.95:
+        # With Redis and PostgreSQL next to it, the server's CPU is shared: their total counts.
+        server = w.get("total_cpu_util") or w.get("server_cpu_util") or 0
+        if name != "direct" and ours >= 0.97 and server < 0.95:
             out += [f"**Warning**: for {name} the CPU of the upstream and the load generator was "
                     "full while the server's was not: that figure is a floor, not the server's "
                     "capacity.", ""]  # fmt: skip
@@ -294,7 +369,7 @@ def _starts(results: dict[str, Any]) -> list[str]:
         rows.append([
             LABELS.get(name, name),
             _pair(run, "lone_ttft_ms", floor if name != "direct" else None),
-            _fmt(run["starts_per_s"]), _fmt(run["cpu_ms_per_start"]),
+            _fmt(run["starts_per_s"]), *_cpu_cells(run, "ms_per_start"),
             _pair(run, "burst_ttft_ms"), _fmt(run["errors"]),
         ])  # fmt: skip
     return [
@@ -304,6 +379,7 @@ def _starts(results: dict[str, Any]) -> list[str]:
         f"added against direct), then {first['burst']} with {first['in_flight']} in flight.",
         "",
         *_table(["peer", "lone TTFT p50 / p99 (added)", "starts/s", "server CPU ms/start",
+                 "Redis ms/start", "PostgreSQL ms/start", "total ms/start",
                  f"TTFT p50 / p99, {first['in_flight']} in flight", "errors"], rows),
     ]  # fmt: skip
 
@@ -412,6 +488,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         *_machine(results),
         *_goals(results),
+        *_shared(results),
         *_paced(results),
         *_saturated(results),
         *_starts(results),

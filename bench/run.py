@@ -29,10 +29,11 @@ from typing import Any
 import uvloop
 
 from bench import report
-from bench.peers import PEERS, install_peers, start_upstream
+from bench.peers import PEERS, SHARED_PEERS, install_peers, start_upstream
 from bench.procs import CpuPlan, Procs, loadavg, machine_info, raise_nofile_limit
 from bench.profile import PY_SPY, py_spy_hook, summarize
 from bench.scenarios import Bench, PacedConfig, ladder, paced_fresh, paced_level, saturated
+from bench.services import Services
 from bench.sessions import idle, resume, starts
 
 __all__ = ["main"]
@@ -180,7 +181,6 @@ async def _run(
 ) -> dict[str, Any]:
     started = time.time()
     peers: tuple[str, ...] = args.peer_names
-    scenarios: tuple[str, ...] = args.scenario_names
     results: dict[str, Any] = {
         "schema": 1,
         "mode": "quick" if args.quick else "full",
@@ -194,6 +194,21 @@ async def _run(
     }
     upstream = start_upstream(procs, plan, uvloop=not args.stock_upstream)
     bench = Bench(procs, plan, upstream, work, quick=args.quick)
+    if any(name in SHARED_PEERS for name in peers):
+        bench.services = Services(procs, plan.server)
+    try:
+        return await _scenarios(args, sizes, bench, results, started)
+    finally:
+        if bench.services is not None:
+            bench.services.close()
+
+
+async def _scenarios(
+    args: argparse.Namespace, sizes: Sizes, bench: Bench, results: dict[str, Any], started: float
+) -> dict[str, Any]:
+    peers: tuple[str, ...] = args.peer_names
+    scenarios: tuple[str, ...] = args.scenario_names
+    plan, upstream = bench.plan, bench.upstream
     if args.quick:
         bench.attempts, bench.quiet_wait = 1, 0.0
     else:

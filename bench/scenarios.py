@@ -31,6 +31,7 @@ from typing import Any
 from bench.client import Stream, StreamProtocol, Totals, clock, open_stream, wait_until
 from bench.peers import Peer, Upstream, start_peer
 from bench.procs import CpuPlan, Procs, ProcStat, cpu_busy
+from bench.services import Services
 from bench.stats import Sample, Window, percentile, pick_window, rnd, window_between
 
 __all__ = [
@@ -63,10 +64,17 @@ class Bench:
     attempts: int = 3  # measurements disturbed by other work are taken again, up to this
     quiet_wait: float = 30.0  # seconds to wait, at most, for the machine to be quiet
     patience_until: float = math.inf  # after this clock time: no more waiting nor retries
+    services: Services | None = None  # PostgreSQL + Redis, for the peers that use them
 
     def peer(self, name: str, **ssechat_env: str) -> AbstractContextManager[Peer]:
         return start_peer(
-            name, self.procs, self.plan, self.upstream, self.work, ssechat_env=ssechat_env
+            name,
+            self.procs,
+            self.plan,
+            self.upstream,
+            self.work,
+            ssechat_env=ssechat_env,
+            services=self.services,
         )
 
     def say(self, message: str) -> None:
@@ -133,6 +141,8 @@ class Sampler:
         self.plan = bench.plan
         upstream = bench.upstream
         self.server = peer.stat
+        self.redis = peer.redis
+        self.postgres = peer.postgres
         self.upstream = upstream.stat
         self.me = ProcStat(os.getpid())
         self.metric = metric
@@ -154,6 +164,10 @@ class Sampler:
                 server_rss=server.rss_bytes() if server else 0,
                 server_cpus_busy=cpu_busy(self.plan.server),
                 loadgen_cpus_busy=cpu_busy(self.plan.loadgen | self.plan.upstream),
+                redis_cpu=self.redis.cpu_seconds() if self.redis else math.nan,
+                pg_cpu=self.postgres.cpu_seconds() if self.postgres else math.nan,
+                redis_rss=self.redis.rss_bytes() if self.redis else 0,
+                pg_rss=self.postgres.rss_bytes() if self.postgres else 0,
             )
         )
 
@@ -191,7 +205,13 @@ def window_dict(window: Window | None, streams: int, base_rss: int) -> dict[str,
         "tokens": window.tokens,
         "tokens_per_s": rnd(window.tokens_per_s, 0),
         "cpu_us_per_token": rnd(window.cpu_us_per_token, 1),
+        # Redis's and PostgreSQL's CPU per token (None for the embedded peers, which use
+        # neither), and the total with the server's: what a token costs the whole deployment.
+        "redis_cpu_us_per_token": rnd(window.us_per_token(window.redis_cpu), 1),
+        "pg_cpu_us_per_token": rnd(window.us_per_token(window.pg_cpu), 1),
+        "total_cpu_us_per_token": rnd(window.us_per_token(window.total_cpu), 1),
         "server_cpu_util": rnd(window.util(window.server_cpu)),
+        "total_cpu_util": rnd(window.util(window.total_cpu)),
         "server_sys_share": rnd(window.server_sys / window.server_cpu)
         if window.server_cpu > 0
         else None,
@@ -201,6 +221,8 @@ def window_dict(window: Window | None, streams: int, base_rss: int) -> dict[str,
         "foreign_on_loadgen_cpus": rnd(window.foreign_on_loadgen_cpus),
         "server_rss_mib": rnd(window.peak_rss / 2**20, 1) if window.peak_rss else None,
         "rss_kib_per_stream": rnd(per_stream / 1024, 1) if per_stream is not None else None,
+        "redis_rss_mib": rnd(window.peak_redis_rss / 2**20, 1) if window.peak_redis_rss else None,
+        "pg_rss_mib": rnd(window.peak_pg_rss / 2**20, 1) if window.peak_pg_rss else None,
         "streams": streams,
     }
 
@@ -346,7 +368,8 @@ async def paced_fresh(bench: Bench, name: str, level: int, cfg: PacedConfig) -> 
     bench.say(
         f"paced {name} {level} streams: held={result['held']} errors={result['errors']} "
         f"behind={result['behind']} ttft p50/p99={result['ttft_ms']['p50']}/"
-        f"{result['ttft_ms']['p99']} ms, {w.get('cpu_us_per_token')} us/token, "
+        f"{result['ttft_ms']['p99']} ms, {w.get('cpu_us_per_token')} us/token (+ Redis "
+        f"{w.get('redis_cpu_us_per_token')} + PostgreSQL {w.get('pg_cpu_us_per_token')}), "
         f"server cpu {w.get('server_cpu_util')}, rss/stream {w.get('rss_kib_per_stream')} KiB, "
         f"disturbed={result['disturbed']}"
     )
@@ -429,7 +452,8 @@ async def saturated(
     w = out["window"]
     bench.say(
         f"saturated {name}: {w.get('tokens_per_s')} tokens/s, {w.get('cpu_us_per_token')} "
-        f"us/token, server cpu {w.get('server_cpu_util')}, streams flowing "
+        f"us/token (total {w.get('total_cpu_us_per_token')}), server cpu "
+        f"{w.get('server_cpu_util')}, streams flowing "
         f"{w.get('mean_active_streams')}, errors={len(errors)}"
     )
     return out

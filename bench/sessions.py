@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import resource
 from collections.abc import Callable
@@ -88,14 +89,18 @@ async def starts(
                 request = peer.stream_request(model, lone + i)
                 return await open_stream(peer.port, request, peer.kind, totals, sep=peer.sep)
 
-        cpu0 = peer.stat.cpu_seconds() if peer.stat else float("nan")
+        cpu0 = peer.cpu_parts()
         start = clock()
         hooked = asyncio.create_task(hook(peer, totals)) if hook else None
         crowd = await asyncio.gather(*(one(i) for i in range(burst)))
         seconds = clock() - start
-        cpu1 = peer.stat.cpu_seconds() if peer.stat else float("nan")
+        cpu1 = peer.cpu_parts()
         if hooked is not None:
             await hooked
+    # (server, Redis, PostgreSQL) CPU seconds in the burst; NaN for what the peer does not use
+    cpus = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
+    per_start = [rnd(c / burst * 1e3, 2) for c in cpus]
+    total = cpus[0] + sum(c for c in cpus[1:] if not math.isnan(c))
     errors = [r.error or "no done" for r in alone + crowd if r.error or not r.done]
     lone_ttft = [(r.first_at - r.sent_at) * 1e3 for r in alone if r.first_at]
     crowd_ttft = [(r.first_at - r.sent_at) * 1e3 for r in crowd if r.first_at]
@@ -113,15 +118,20 @@ async def starts(
             "p99": rnd(percentile(crowd_ttft, 99)),
         },
         "starts_per_s": rnd(burst / seconds, 0),
-        "cpu_ms_per_start": rnd((cpu1 - cpu0) / burst * 1e3, 2),
-        "server_cpu_util": rnd((cpu1 - cpu0) / seconds),
+        "cpu_ms_per_start": per_start[0],
+        "redis_ms_per_start": per_start[1],
+        "pg_ms_per_start": per_start[2],
+        "total_ms_per_start": rnd(total / burst * 1e3, 2),
+        "server_cpu_util": rnd(cpus[0] / seconds),
+        "total_cpu_util": rnd(total / seconds),
         "warmup_failures": warm_failures,
         "errors": len(errors),
         "error_examples": sorted(set(errors))[:3],
     }
     bench.say(
         f"starts {name}: lone TTFT p50 {out['lone_ttft_ms']['p50']} ms, "
-        f"{out['starts_per_s']} starts/s, {out['cpu_ms_per_start']} ms CPU per start"
+        f"{out['starts_per_s']} starts/s, {out['cpu_ms_per_start']} ms server CPU per start "
+        f"(+ Redis {out['redis_ms_per_start']} + PostgreSQL {out['pg_ms_per_start']})"
     )
     return out
 

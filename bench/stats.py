@@ -39,6 +39,12 @@ class Sample:
     server_rss: int
     server_cpus_busy: float  # seconds the server's CPUs were busy, whoever ran there
     loadgen_cpus_busy: float  # the same for the CPUs of the upstream and the load generator
+    # Redis's and PostgreSQL's CPU seconds and memory (NaN / 0 for the embedded peers): they run
+    # on the server's CPUs and their time counts next to the server's.
+    redis_cpu: float = math.nan
+    pg_cpu: float = math.nan
+    redis_rss: int = 0
+    pg_rss: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,25 @@ class Window:
     peak_rss: int
     server_cpus_busy: float
     loadgen_cpus_busy: float
+    redis_cpu: float = math.nan
+    pg_cpu: float = math.nan
+    peak_redis_rss: int = 0
+    peak_pg_rss: int = 0
+
+    @property
+    def services_cpu(self) -> float:
+        """Redis + PostgreSQL CPU seconds (0 when the peer uses neither)."""
+        return sum(0.0 if math.isnan(v) else v for v in (self.redis_cpu, self.pg_cpu))
+
+    @property
+    def total_cpu(self) -> float:
+        """The server's CPU seconds plus Redis's and PostgreSQL's."""
+        return self.server_cpu + self.services_cpu
+
+    def us_per_token(self, cpu_seconds: float) -> float | None:
+        if not self.tokens or math.isnan(cpu_seconds):
+            return None
+        return cpu_seconds / self.tokens * 1e6
 
     @property
     def tokens_per_s(self) -> float:
@@ -62,17 +87,17 @@ class Window:
 
     @property
     def cpu_us_per_token(self) -> float | None:
-        if not self.tokens or math.isnan(self.server_cpu):
-            return None
-        return self.server_cpu / self.tokens * 1e6
+        """The server's own CPU per token (its worker processes included)."""
+        return self.us_per_token(self.server_cpu)
 
     def util(self, cpu_seconds: float) -> float | None:
         return None if self.seconds <= 0 or math.isnan(cpu_seconds) else cpu_seconds / self.seconds
 
     @property
     def foreign_on_server_cpus(self) -> float | None:
-        """Share of the window the server's CPUs ran something else: other people's work."""
-        server = 0.0 if math.isnan(self.server_cpu) else self.server_cpu
+        """Share of the window the server's CPUs ran something else: other people's work
+        (Redis and PostgreSQL share those CPUs with the server: they are ours)."""
+        server = (0.0 if math.isnan(self.server_cpu) else self.server_cpu) + self.services_cpu
         return self.util(max(0.0, self.server_cpus_busy - server))
 
     @property
@@ -124,4 +149,8 @@ def _window(chosen: Sequence[Sample]) -> Window:
         peak_rss=max(s.server_rss for s in chosen),
         server_cpus_busy=b.server_cpus_busy - a.server_cpus_busy,
         loadgen_cpus_busy=b.loadgen_cpus_busy - a.loadgen_cpus_busy,
+        redis_cpu=b.redis_cpu - a.redis_cpu,
+        pg_cpu=b.pg_cpu - a.pg_cpu,
+        peak_redis_rss=max(s.redis_rss for s in chosen),
+        peak_pg_rss=max(s.pg_rss for s in chosen),
     )

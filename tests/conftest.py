@@ -1,5 +1,10 @@
-"""Shared fixtures: the anyio backend, a store on a fresh SQLite file, a TLS certificate, and a
-real uvicorn on a loopback port."""
+"""Shared fixtures: the anyio backend, a store on a fresh database, a TLS certificate, and a
+real uvicorn on a loopback port.
+
+The store's own test modules (``test_store*.py``) run each test that takes ``database`` (or
+``store``) on both backends, ``[sqlite]`` and ``[postgresql]`` (one PostgreSQL server for the
+session, a fresh database per test); a test marked ``sqlite_only`` runs on SQLite alone. Every
+other module stays on SQLite, so the whole suite stays affordable."""
 
 from __future__ import annotations
 
@@ -19,7 +24,27 @@ from starlette.types import ASGIApp
 
 from ssechat.store import Store, open_store
 
-from .store_support import Ticker
+from .services import PostgresServer, running_postgres
+from .store_support import Database, Ticker
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): a store test about SQLite alone (files, pragmas)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Only the store's modules run on both backends; the rest of the suite stays on SQLite.
+    if "backend" not in metafunc.fixturenames:
+        return
+    if not metafunc.definition.path.name.startswith("test_store"):
+        return
+    only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
+    backends = BACKENDS[:1] if only_sqlite else BACKENDS
+    metafunc.parametrize("backend", backends, indirect=True)
 
 
 @pytest.fixture
@@ -32,10 +57,38 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "ssechat.db"
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (started only if a test needs it)."""
+    with running_postgres() as server:
+        yield server
+
+
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[Store]:
-    """A store on a fresh SQLite file, its clock a ``Ticker`` (each reading a second later)."""
-    async with await open_store(db_path, clock=Ticker()) as opened:
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store's database: "sqlite" unless the test is parametrized (see above)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def database(backend: str, db_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A fresh empty database: a SQLite file's path, or a PostgreSQL URL (of a new database,
+    dropped after the test)."""
+    if backend == "sqlite":
+        yield db_path
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.create_database()
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+async def store(database: Database) -> AsyncIterator[Store]:
+    """A store on a fresh database, its clock a ``Ticker`` (each reading a second later)."""
+    async with await open_store(database, clock=Ticker()) as opened:
         yield opened
 
 

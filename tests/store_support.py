@@ -1,6 +1,6 @@
 """Helpers shared by the store's tests: a ticking clock, a gate for store threads, and plain-SQL
-access to the database file beside the store (to compare before/after, or to build what the
-store's operations never make)."""
+access to the database beside the store (to compare before/after, or to build what the store's
+operations never make), with the stdlib driver for a SQLite file and psycopg for PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import anyio
 import anyio.to_thread
+import psycopg
 
 from ssechat.store import Message
+
+Database: TypeAlias = Path | str
+"""What the ``database`` fixture gives: a SQLite file's path, or a PostgreSQL URL."""
 
 OWNER = "ann"
 """The owner the store's tests act as (any string: the store does not check it names a user)."""
@@ -54,11 +58,24 @@ class Gate:
         self.released.set()
 
 
-def table_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table in the file (conversations, messages, users, sessions, keys,
-    setup tokens…), by table name, ordered by the first column (each table's key), read with
-    the stdlib driver, for before/after checks."""
-    with contextlib.closing(sqlite3.connect(path)) as con:
+def table_rows(database: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table in the database (conversations, messages, users, sessions,
+    keys, setup tokens…), by table name, ordered by the first column (each table's key), read
+    beside the store, for before/after checks."""
+    if isinstance(database, str):
+        with psycopg.connect(database) as pg:
+            names = [
+                str(name)
+                for (name,) in pg.execute(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+                )
+            ]
+            return {
+                name: [tuple(row) for row in pg.execute(f'SELECT * FROM "{name}" ORDER BY 1')]
+                for name in names
+            }
+    with contextlib.closing(sqlite3.connect(database)) as con:
         names = [
             name
             for (name,) in con.execute(
@@ -70,14 +87,18 @@ def table_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def sql(path: Path, statement: str, parameters: Sequence[Any] = ()) -> None:
-    """Run one statement on the file with the stdlib driver, beside the store, and commit."""
-    with contextlib.closing(sqlite3.connect(path)) as con, con:
+def sql(database: Database, statement: str, parameters: Sequence[Any] = ()) -> None:
+    """Run one statement (``?`` placeholders) on the database beside the store, and commit."""
+    if isinstance(database, str):
+        with psycopg.connect(database) as pg:
+            pg.execute(statement.replace("?", "%s"), parameters)  # type: ignore[arg-type]
+        return
+    with contextlib.closing(sqlite3.connect(database)) as con, con:
         con.execute(statement, parameters)
 
 
 def insert_message(
-    path: Path,
+    path: Database,
     conversation_id: str,
     *,
     role: str,

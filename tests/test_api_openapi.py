@@ -177,8 +177,10 @@ def test_the_layering_check_sees_a_route_reaching_past_the_service() -> None:
     assert not reaches_past_the_service("async def r(s):\n    return await s.conversation('x')\n")
 
 
+# The service, and what it is made of (shared.py: Redis and the cluster for several processes).
+SERVICE_MODULES = ("service.py", "shared.py")
 ROUTE_MODULES = sorted(
-    p.name for p in API.glob("*.py") if p.name not in ("service.py", "schemas.py")
+    p.name for p in API.glob("*.py") if p.name not in (*SERVICE_MODULES, "schemas.py")
 )
 
 
@@ -193,8 +195,9 @@ def test_routes_reach_nothing_behind_the_service(module: str) -> None:
     assert reaches_past_the_service((API / module).read_text(encoding="utf-8")) == []
 
 
-def test_the_service_speaks_no_http() -> None:
-    tree = ast.parse((API / "service.py").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", SERVICE_MODULES)
+def test_the_service_speaks_no_http(module: str) -> None:
+    tree = ast.parse((API / module).read_text(encoding="utf-8"))
     imported = [
         node.module if isinstance(node, ast.ImportFrom) else alias.name
         for node in ast.walk(tree)

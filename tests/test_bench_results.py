@@ -362,3 +362,84 @@ def test_a_starved_server_figure_is_called_a_floor() -> None:
         markdown
     )
     assert "**Warning**: for direct" not in markdown
+
+
+# --- ssechat on PostgreSQL + Redis ------------------------------------------------------------
+
+
+def with_shared_peers() -> dict[str, Any]:
+    """made_up() plus ssechat-pg (held 500 of 1 000) and ssechat-pg2 (held only 500 too)."""
+    results = made_up()
+    paced = results["paced"]["peers"]
+    services = {"redis_cpu_us_per_token": 20.0, "pg_cpu_us_per_token": 5.5}
+    for name, server in (("ssechat-pg", 100.0), ("ssechat-pg2", 120.0)):
+        levels = [
+            level(500, cpu=server, rss=30.0, total_cpu_us_per_token=server + 25.5, **services),
+            level(1000, held=False, cpu=server + 10, total_cpu_us_per_token=1.0, **services),
+        ]
+        paced[name] = {"max_held": 500, "levels": levels}
+        results["saturated"][name] = saturated(250_000.0, 4.0, 1.0)
+        results["saturated"][name]["window"] |= {
+            "redis_cpu_us_per_token": 0.1,
+            "pg_cpu_us_per_token": 0.2,
+            "total_cpu_us_per_token": 4.3,
+        }
+        results["starts"][name] = starts(4.0) | {
+            "cpu_ms_per_start": 3.0,
+            "redis_ms_per_start": 0.25,
+            "pg_ms_per_start": 0.5,
+            "total_ms_per_start": 3.75,
+        }
+    results["goals"] = report.goals(results)
+    return results
+
+
+def row(markdown: str, section: str, label: str) -> list[str]:
+    """The cells of ``label``'s row in the section whose heading starts with ``section``."""
+    part = markdown.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+    line = next(x for x in part.splitlines() if x.startswith(f"| {label} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_the_shared_rows_show_redis_and_postgres_next_to_the_server() -> None:
+    markdown = report.markdown(with_shared_peers())
+    # Read at 500 streams, the most every row held (ssechat held 1 000, the others 500).
+    assert "at 500 streams (the most streams every row held" in markdown
+    pg = row(markdown, "ssechat on PostgreSQL", LABELS["ssechat-pg"])
+    assert pg[1:6] == ["500", "100", "20", "5.5", "125.5"]
+    assert pg[6:9] == ["4.3 (250,000/s)", "600", "3.75"]
+    embedded = row(markdown, "ssechat on PostgreSQL", LABELS["ssechat"])
+    assert embedded[1:6] == ["1,000", "35", "–", "–", "35"]  # its total is the server's
+    paced = row(markdown, "1. Paced", LABELS["ssechat-pg2"])
+    assert paced[5:9] == ["120", "20", "5.5", "145.5"]
+    assert row(markdown, "2. Saturated", LABELS["ssechat-pg"])[2:6] == ["4", "0.1", "0.2", "4.3"]
+    assert row(markdown, "3. Starting", LABELS["ssechat-pg"])[3:7] == ["3", "0.25", "0.5", "3.75"]
+    assert row(markdown, "3. Starting", LABELS["ssechat"])[3:7] == ["1.5", "–", "–", "1.5"]
+    every_level = markdown.split("Every level tried", 1)[1].split("\n## ", 1)[0]
+    assert "| ssechat-pg2 | 1,000 | no |" in every_level
+    assert "| 130 | 20 + 5.5 |" in every_level
+
+
+def test_the_shared_section_is_left_out_without_the_shared_peers() -> None:
+    results = made_up()
+    results["goals"] = report.goals(results)
+    assert "## ssechat on PostgreSQL" not in report.markdown(results)
+
+
+def test_goals_stay_the_embedded_rows() -> None:
+    # The goals are ssechat's as it ships (SQLite, one process): the shared rows never feed them.
+    assert report.goals(with_shared_peers()) == report.goals(made_up())
+
+
+def test_a_starved_shared_server_counts_redis_and_postgres_as_its_cpu() -> None:
+    results = with_shared_peers()
+    # The server process itself had 0.7 of the CPU, Redis and PostgreSQL the rest: not starved.
+    results["saturated"]["ssechat-pg"]["window"] |= {
+        "server_cpu_util": 0.7,
+        "total_cpu_util": 0.98,
+        "upstream_cpu_util": 0.9,
+        "loadgen_cpu_util": 0.1,
+    }
+    assert "**Warning**: for ssechat-pg " not in report.markdown(results)
+    results["saturated"]["ssechat-pg"]["window"]["total_cpu_util"] = 0.8
+    assert "**Warning**: for ssechat-pg " in report.markdown(results)

@@ -2,7 +2,9 @@
 
 A few seconds of tiny sizes through the real harness (fake upstream, ``ssechat serve``, the raw
 load generator), then the shape of what it wrote. Timings are never asserted: this machine may
-be busy; only that every stream completed, none failed, and every resume was exact.
+be busy; only that every stream completed, none failed, and every resume was exact. A second,
+shorter run takes ssechat on PostgreSQL + Redis in two processes through paced streams and
+starts, and checks that Redis's and PostgreSQL's CPU was read next to the server's.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.services import postgres_binaries, redis_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,3 +104,42 @@ def test_every_cancel_stops_its_live_run(results: tuple[dict[str, Any], str]) ->
     assert resume["cancel_errors"] == 0, resume["cancel_error_examples"]
     assert resume["cancel_ms"]["p50"] is not None
     assert "| cancel of a live run" in results[1]
+
+
+# --- ssechat on PostgreSQL + Redis, two processes ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    # About 12 s more: a PostgreSQL cluster and a redis-server started for it, then two servers
+    # of two processes each (paced, then starts).
+    if postgres_binaries() is None or redis_binary() is None:
+        pytest.skip("PostgreSQL or Redis is not installed (make test installs them)")
+    out = tmp_path_factory.mktemp("bench-shared")
+    argv = [sys.executable, "-m", "bench.run", "--quick", "--peers=ssechat-pg2"]
+    done = subprocess.run(
+        [*argv, "--scenarios=paced,starts", f"--out={out}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return data
+
+
+def test_two_processes_on_postgres_and_redis_stream_and_start(
+    shared_results: dict[str, Any],
+) -> None:
+    (level,) = shared_results["paced"]["peers"]["ssechat-pg2"]["levels"]
+    assert level["errors"] == 0, level["error_examples"]
+    assert level["warmup_failures"] == 0
+    assert level["tokens_received"] == level["streams"] * 20
+    start = shared_results["starts"]["ssechat-pg2"]
+    assert start["errors"] == 0, start["error_examples"]
+    # Redis's and PostgreSQL's CPU was read (their processes were found), next to the server's.
+    for key in ("cpu_ms_per_start", "redis_ms_per_start", "pg_ms_per_start", "total_ms_per_start"):
+        assert start[key] is not None, key
+    assert start["total_ms_per_start"] >= start["cpu_ms_per_start"] > 0

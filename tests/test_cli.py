@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from ssechat.cli import main
+from ssechat.config import Settings
 
 from .server_process import free_port, poll_until, ssechat_serve
 
@@ -99,3 +100,60 @@ def test_chat_without_a_server_says_how_to_start_one(
     port = free_port()  # nothing listens there
     assert main(["chat", "hello", "--url", f"http://127.0.0.1:{port}"]) == 1
     assert "start one with `ssechat serve`" in capsys.readouterr().err
+
+
+def test_several_workers_on_the_embedded_defaults_are_refused_with_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SSECHAT_DATABASE_URL", raising=False)
+    monkeypatch.delenv("SSECHAT_REDIS_URL", raising=False)
+    assert main(["serve", "--workers", "2", "--db", str(tmp_path / "chat.db")]) == 2
+    err = capsys.readouterr().err
+    assert "SSECHAT_DATABASE_URL=postgresql://" in err
+    assert "SSECHAT_REDIS_URL=redis://" in err
+    monkeypatch.setenv("SSECHAT_WORKERS", "3")  # the environment, as the flag
+    assert main(["serve", "--db", str(tmp_path / "chat.db")]) == 2
+    assert "3 workers need" in capsys.readouterr().err
+    assert not (tmp_path / "chat.db").exists()  # refused before anything was opened
+
+
+def test_serve_flags_reach_the_worker_processes_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What each worker builds (``create_worker_app`` from the environment it inherits) has
+    the parent's flags, over the environment's values; the setup link is printed by the
+    parent once. No server starts: uvicorn.run and the database step are stood in for."""
+    import uvicorn
+    from uvicorn.importer import import_from_string
+
+    from ssechat import cli
+
+    database = "postgresql://u:p@127.0.0.1:1/ssechat"
+    for name, value in [("HOST", "0.0.0.0"), ("PORT", "1"), ("MODEL", "env-model")]:
+        monkeypatch.setenv(f"SSECHAT_{name}", value)  # restored after the test
+    monkeypatch.setenv("SSECHAT_DATABASE_URL", "postgresql://env@127.0.0.1:2/other")
+    monkeypatch.setenv("SSECHAT_REDIS_URL", "redis://127.0.0.1:3/0")
+    monkeypatch.setattr(cli, "_first_run", lambda settings: _token("the-token"))
+    seen: dict[str, object] = {}
+
+    def fake_run(app: object, **options: object) -> None:
+        assert isinstance(app, str)
+        assert options["factory"] is True
+        worker_app = import_from_string(app)()
+        seen.update(settings=worker_app.state.settings, workers=options["workers"])
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    argv = ["serve", "--workers", "2", "--host", "127.0.0.1", "--port", "8123"]
+    assert main([*argv, "--db", database, "--model", "demo"]) == 0
+    settings = seen["settings"]
+    assert isinstance(settings, Settings)
+    assert (settings.host, settings.port, settings.model) == ("127.0.0.1", 8123, "demo")
+    assert settings.database_url == database
+    assert seen["workers"] == 2
+    out = capsys.readouterr().out
+    assert out.count("/setup#token=the-token") == 1
+    assert "http://127.0.0.1:8123/setup#token=the-token" in out
+
+
+async def _token(token: str) -> str:
+    return token

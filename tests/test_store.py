@@ -26,19 +26,14 @@ from ssechat.store import (
 )
 from ssechat.store.accounts import SQLAccounts
 
-from .store_support import OWNER, Ticker, table_rows
+from .store_support import OWNER, Database, Ticker, table_rows
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "ssechat.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLStore]:
-    async with await SQLStore.open(db_path, clock=Ticker()) as opened:
+async def store(database: Database) -> AsyncIterator[SQLStore]:
+    async with await SQLStore.open(database, clock=Ticker()) as opened:
         yield opened
 
 
@@ -123,11 +118,11 @@ async def test_the_store_keeps_its_accounts_on_its_own_threads(store: SQLStore) 
     assert accounts.threads is store.threads
 
 
-async def test_open_store_gives_the_sql_store(db_path: Path) -> None:
-    async with await open_store(db_path) as store:
+async def test_open_store_gives_the_sql_store(database: Database) -> None:
+    async with await open_store(database) as store:
         assert isinstance(store, SQLStore)
         conversation = await store.create_conversation(title="via the protocol", owner=OWNER)
-    assert [row[1] for row in table_rows(db_path)["conversations"]] == [conversation.title]
+    assert [row[1] for row in table_rows(database)["conversations"]] == [conversation.title]
 
 
 def test_as_dict_times_are_iso_utc() -> None:
@@ -146,8 +141,11 @@ def test_as_dict_times_are_iso_utc() -> None:
 # --- SQLite files -------------------------------------------------------------------------------
 
 
-async def test_sqlite_runs_in_wal_mode_with_its_pragmas(store: SQLStore, db_path: Path) -> None:
-    with contextlib.closing(sqlite3.connect(db_path)) as con:
+@pytest.mark.sqlite_only("WAL and the pragmas are SQLite's")
+async def test_sqlite_runs_in_wal_mode_with_its_pragmas(
+    store: SQLStore, database: Database
+) -> None:
+    with contextlib.closing(sqlite3.connect(database)) as con:
         assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
     def pragmas(conn: sa.Connection) -> list[Any]:
@@ -160,8 +158,8 @@ async def test_sqlite_runs_in_wal_mode_with_its_pragmas(store: SQLStore, db_path
     assert await store.threads.write(pragmas) == expected
 
 
-async def test_data_persists_across_close_and_reopen(db_path: Path) -> None:
-    async with await open_store(db_path) as store:
+async def test_data_persists_across_close_and_reopen(database: Database) -> None:
+    async with await open_store(database) as store:
         conversation = await store.create_conversation(title="kept", system_prompt="S", owner=OWNER)
         started = await store.start_exchange(
             conversation.id, owner=OWNER, parent_id=None, user_content="q", model="demo"
@@ -171,7 +169,8 @@ async def test_data_persists_across_close_and_reopen(db_path: Path) -> None:
         )
         saved = await store.get_conversation(conversation.id, owner=OWNER)
         tree = await store.list_messages(conversation.id, owner=OWNER)
-    async with await open_store(f"sqlite:///{db_path}") as store:
+    url = database if isinstance(database, str) else f"sqlite:///{database}"
+    async with await open_store(url) as store:
         assert await store.get_conversation(conversation.id, owner=OWNER) == saved
         assert await store.list_messages(conversation.id, owner=OWNER) == tree
         assert tree[0].id == started.user.id
@@ -221,7 +220,6 @@ async def test_open_without_a_url_uses_the_user_data_dir(
 @pytest.mark.parametrize(
     "url",
     [
-        "postgresql://user:s3cret@db.example/chat",
         "mysql+aiomysql://user:s3cret@db/chat",
         "sqlite+aiosqlite://",
         "sqlite://",
@@ -237,8 +235,26 @@ async def test_open_refuses_what_is_not_a_sqlite_file(url: str) -> None:
     assert "s3cret" not in str(caught.value)
 
 
-async def test_a_closed_store_refuses_work(db_path: Path) -> None:
-    store = await open_store(db_path)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://user:s3cret@db.example",  # no database
+        "postgresql://user:s3cret@db.example:notaport/chat",
+        "postgres://user:s3cret@db.example/",
+        "mysql://user:s3cret@db.example/chat",  # names both forms
+    ],
+)
+async def test_open_refuses_a_bad_postgresql_url_without_echoing_it(url: str) -> None:
+    with pytest.raises(
+        ValueError, match=r"postgresql://user:password@host:port/database"
+    ) as caught:
+        await open_store(url)
+    assert "s3cret" not in str(caught.value)
+    assert "db.example" not in str(caught.value)
+
+
+async def test_a_closed_store_refuses_work(database: Database) -> None:
+    store = await open_store(database)
     await store.close()
     await store.close()  # twice is fine
     with pytest.raises(RuntimeError, match="closed"):

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from ssechat.errors import ConflictError, InvalidRequestError, NotFoundError
 from ssechat.store import LOCAL_OWNER, UNSET, Accounts, SQLStore, User, open_store
 
-from .store_support import Gate, Ticker, sql, table_rows
+from .store_support import Database, Gate, Ticker, sql, table_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -22,8 +22,8 @@ ONE_ADMIN = "ssechat needs at least one active admin"
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLStore]:
-    async with await SQLStore.open(db_path, clock=Ticker()) as opened:
+async def store(database: Database) -> AsyncIterator[SQLStore]:
+    async with await SQLStore.open(database, clock=Ticker()) as opened:
         yield opened
 
 
@@ -111,13 +111,13 @@ async def test_create_get_list_and_find_login(accounts: Accounts) -> None:
         await accounts.get_user("nope")
 
 
-async def test_an_email_is_unique_in_any_case(accounts: Accounts, db_path: Path) -> None:
+async def test_an_email_is_unique_in_any_case(accounts: Accounts, database: Database) -> None:
     first = await add_user(accounts, "Ann@Example.com")
-    before = table_rows(db_path)
+    before = table_rows(database)
     for again in ("ann@example.com", "ANN@EXAMPLE.COM", "  ann@example.COM  "):
         with pytest.raises(ConflictError, match=r"^an account with that email exists$"):
             await add_user(accounts, again)
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
     assert await accounts.list_users() == [first]
 
 
@@ -131,14 +131,14 @@ async def test_an_email_is_unique_in_any_case(accounts: Accounts, db_path: Path)
     ],
 )
 async def test_create_user_refuses_bad_values(
-    accounts: Accounts, db_path: Path, fields: dict[str, str], message: str
+    accounts: Accounts, database: Database, fields: dict[str, str], message: str
 ) -> None:
     values = {"email": "ann@example.com", "role": "user", "status": "active", **fields}
-    before = table_rows(db_path)
+    before = table_rows(database)
     with pytest.raises(InvalidRequestError) as caught:
         await accounts.create_user(name=None, password_hash="h", **values)
     assert str(caught.value) == message
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
 
 async def test_update_user_changes_what_is_given(accounts: Accounts) -> None:
@@ -162,17 +162,17 @@ async def test_update_user_changes_what_is_given(accounts: Accounts) -> None:
     assert await accounts.get_user(admin.id) == admin
 
 
-async def test_update_user_refusals_change_nothing(accounts: Accounts, db_path: Path) -> None:
+async def test_update_user_refusals_change_nothing(accounts: Accounts, database: Database) -> None:
     await add_user(accounts, "admin@example.com", role="admin")
     ann = await add_user(accounts, "ann@example.com")
-    before = table_rows(db_path)
+    before = table_rows(database)
     with pytest.raises(InvalidRequestError, match="role must be one of admin, user"):
         await accounts.update_user(ann.id, role="owner", name="changed")
     with pytest.raises(InvalidRequestError, match="status must be one of active, pending"):
         await accounts.update_user(ann.id, status="gone", name="changed")
     with pytest.raises(NotFoundError, match="user 'nope' not found"):
         await accounts.update_user("nope", name="x")
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
 
 async def test_first_admin_is_the_oldest_active_one(accounts: Accounts) -> None:
@@ -190,12 +190,12 @@ async def test_first_admin_is_the_oldest_active_one(accounts: Accounts) -> None:
 # --- at least one active admin ----------------------------------------------------------------
 
 
-async def test_the_last_active_admin_cannot_go(accounts: Accounts, db_path: Path) -> None:
+async def test_the_last_active_admin_cannot_go(accounts: Accounts, database: Database) -> None:
     admin = await add_user(accounts, "admin@example.com", role="admin")
     # Admins who are not active do not count.
     await add_user(accounts, "pending@example.com", role="admin", status="pending")
     await add_user(accounts, "disabled@example.com", role="admin", status="disabled")
-    before = table_rows(db_path)
+    before = table_rows(database)
     changes: list[dict[str, Any]] = [
         {"role": "user"},
         {"status": "disabled"},
@@ -209,7 +209,7 @@ async def test_the_last_active_admin_cannot_go(accounts: Accounts, db_path: Path
     with pytest.raises(ConflictError) as caught:
         await accounts.delete_user(admin.id)
     assert str(caught.value) == ONE_ADMIN
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
     # What keeps them an active admin is fine.
     kept = await accounts.update_user(admin.id, role="admin", status="active", name="Still")
@@ -260,17 +260,17 @@ async def test_two_admins_removing_each_other_at_once_leave_one(
 
 
 async def test_setup_with_a_token_makes_the_admin_and_uses_the_token_up(
-    store: SQLStore, db_path: Path
+    store: SQLStore, database: Database
 ) -> None:
     accounts = store.accounts
     await accounts.add_setup_token("a" * 64)
     await accounts.add_setup_token("b" * 64)  # a restart printed a second link
-    before = table_rows(db_path)
+    before = table_rows(database)
     with pytest.raises(NotFoundError, match="setup token not found"):
         await accounts.create_first_admin(
             email="x@example.com", name=None, password_hash="h", setup_token_hash="c" * 64
         )
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
     admin = await accounts.create_first_admin(
         email="Root@Example.com", name="Root", password_hash="h", setup_token_hash="a" * 64
@@ -283,15 +283,15 @@ async def test_setup_with_a_token_makes_the_admin_and_uses_the_token_up(
     )
     assert await accounts.list_users() == [admin]
     assert await accounts.find_login("root@example.com") == (admin, "h")
-    assert table_rows(db_path)["setup_tokens"] == []  # every token, not only the one used
+    assert table_rows(database)["setup_tokens"] == []  # every token, not only the one used
 
-    after = table_rows(db_path)
+    after = table_rows(database)
     for token in ("a" * 64, "b" * 64, None):
         with pytest.raises(ConflictError, match="an account exists"):
             await accounts.create_first_admin(
                 email="late@example.com", name=None, password_hash="h", setup_token_hash=token
             )
-    assert table_rows(db_path) == after
+    assert table_rows(database) == after
 
 
 async def test_setup_without_a_token_and_after_any_account(accounts: Accounts) -> None:
@@ -313,12 +313,12 @@ async def test_setup_is_refused_once_any_account_exists(accounts: Accounts) -> N
 
 
 async def test_the_first_admin_adopts_the_conversations_without_an_owner(
-    store: SQLStore, db_path: Path
+    store: SQLStore, database: Database
 ) -> None:
     local = await store.create_conversation(title="accounts off", owner=LOCAL_OWNER)
     someone = await store.create_conversation(title="someone's", owner="someone")
     sql(
-        db_path,
+        database,
         "INSERT INTO conversations (id, title, created_at, updated_at) "
         "VALUES ('old', 'from before accounts', 1.0, 1.0)",
     )
@@ -334,10 +334,10 @@ async def test_the_first_admin_adopts_the_conversations_without_an_owner(
 
 
 @pytest.mark.parametrize("stores", [1, 2], ids=["one store", "two stores on one file"])
-async def test_two_setups_at_once_make_one_admin(db_path: Path, stores: int) -> None:
+async def test_two_setups_at_once_make_one_admin(database: Database, stores: int) -> None:
     async with (
-        await open_store(db_path, clock=Ticker()) as first,
-        await open_store(db_path, clock=Ticker()) as second,
+        await open_store(database, clock=Ticker()) as first,
+        await open_store(database, clock=Ticker()) as second,
     ):
         await first.accounts.add_setup_token("t" * 64)
         pool = [first, second][:stores]
@@ -385,7 +385,7 @@ async def test_two_setups_queued_behind_a_write_make_one_admin(
 # --- sessions -----------------------------------------------------------------------------------
 
 
-async def test_sessions_are_found_touched_and_ended(accounts: Accounts, db_path: Path) -> None:
+async def test_sessions_are_found_touched_and_ended(accounts: Accounts, database: Database) -> None:
     ann = await add_user(accounts, "ann@example.com")
     session = await accounts.create_session(ann.id, "s" * 64)
     assert (session.token_hash, session.user_id) == ("s" * 64, ann.id)
@@ -410,10 +410,10 @@ async def test_sessions_are_found_touched_and_ended(accounts: Accounts, db_path:
     assert await accounts.find_session("s" * 64) is None
     await accounts.delete_session("s" * 64)  # twice is fine
 
-    before = table_rows(db_path)
+    before = table_rows(database)
     with pytest.raises(NotFoundError, match="user 'nope' not found"):
         await accounts.create_session("nope", "n" * 64)
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
 
 async def test_delete_sessions_ends_the_idle_and_the_old(accounts: Accounts) -> None:
@@ -441,7 +441,7 @@ async def test_delete_sessions_ends_the_idle_and_the_old(accounts: Accounts) -> 
 
 
 async def test_api_keys_are_made_found_listed_and_revoked(
-    accounts: Accounts, db_path: Path
+    accounts: Accounts, database: Database
 ) -> None:
     ann = await add_user(accounts, "ann@example.com")
     bob = await add_user(accounts, "bob@example.com")
@@ -468,13 +468,13 @@ async def test_api_keys_are_made_found_listed_and_revoked(
     await accounts.touch_api_key("gone")  # nothing to do
 
     # Another user's key answers as an unknown one, and stays.
-    before = table_rows(db_path)
+    before = table_rows(database)
     with pytest.raises(NotFoundError) as theirs:
         await accounts.delete_api_key(bobs.id, owner=ann.id)
     with pytest.raises(NotFoundError) as unknown:
         await accounts.delete_api_key("f" * 32, owner=ann.id)
     assert str(theirs.value) == str(unknown.value).replace("f" * 32, bobs.id)
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
     await accounts.delete_api_key(first.id, owner=ann.id)
     assert await accounts.find_api_key("1" * 64) is None
@@ -508,32 +508,32 @@ def their_rows(path: Path, user_id: str) -> dict[str, list[Any]]:
 
 
 async def test_end_credentials_keeps_only_the_session_asked_for(
-    accounts: Accounts, db_path: Path
+    accounts: Accounts, database: Database
 ) -> None:
     ann = await add_user(accounts, "ann@example.com")
     bob = await add_user(accounts, "bob@example.com")
     await credentials(accounts, ann, "a")
     await credentials(accounts, bob, "b")
-    bobs = their_rows(db_path, bob.id)
+    bobs = their_rows(database, bob.id)
 
     # A password change: the session that made it stays, the others and every key end.
     kept = "as1".ljust(64, "0")
     await accounts.update_user(ann.id, password_hash="new", end_credentials=True, keep_session=kept)
-    assert [row[0] for row in their_rows(db_path, ann.id)["sessions"]] == [kept]
-    assert their_rows(db_path, ann.id)["api_keys"] == []
+    assert [row[0] for row in their_rows(database, ann.id)["sessions"]] == [kept]
+    assert their_rows(database, ann.id)["api_keys"] == []
     assert await accounts.find_api_key("ak0".ljust(64, "0")) is None
-    assert their_rows(db_path, bob.id) == bobs
+    assert their_rows(database, bob.id) == bobs
 
     # Disabling: everything ends.
     await accounts.update_user(bob.id, status="disabled", end_credentials=True)
-    assert their_rows(db_path, bob.id) == {"sessions": [], "api_keys": []}
+    assert their_rows(database, bob.id) == {"sessions": [], "api_keys": []}
     # Without end_credentials, nothing ends.
     await accounts.update_user(ann.id, password_hash="newer")
-    assert [row[0] for row in their_rows(db_path, ann.id)["sessions"]] == [kept]
+    assert [row[0] for row in their_rows(database, ann.id)["sessions"]] == [kept]
 
 
 async def test_delete_user_takes_everything_of_theirs_and_nothing_else(
-    store: SQLStore, db_path: Path
+    store: SQLStore, database: Database
 ) -> None:
     accounts = store.accounts
     await add_user(accounts, "admin@example.com", role="admin")
@@ -548,12 +548,12 @@ async def test_delete_user_takes_everything_of_theirs_and_nothing_else(
             )
             await store.update_message(started.answer.id, content="a", status="complete")
             await store.start_answer(started.answer.id, owner=user.id, model="m")
-    before = table_rows(db_path)
+    before = table_rows(database)
     bobs_conversations = {r[0] for r in before["conversations"] if r[4] == bob.id}
 
     await accounts.delete_user(ann.id)
 
-    after = table_rows(db_path)
+    after = table_rows(database)
     assert [r[0] for r in after["users"]] == sorted(r[0] for r in before["users"] if r[0] != ann.id)
     for table in ("sessions", "api_keys"):
         assert after[table] == [r for r in before[table] if r[1] != ann.id]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from ssechat.errors import ConflictError, InvalidRequestError, NotFoundError
 from ssechat.store import UNSET, Conversation, Store, open_store
 
-from .store_support import OWNER, table_rows
+from .store_support import OWNER, Database, table_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -67,7 +67,7 @@ async def test_update_conversation_changes_only_what_is_given(store: Store) -> N
 
 
 async def test_current_leaf_must_be_a_message_of_the_conversation(
-    store: Store, db_path: Path
+    store: Store, database: Database
 ) -> None:
     first = await store.create_conversation(owner=OWNER)
     other = await store.create_conversation(owner=OWNER)
@@ -78,13 +78,13 @@ async def test_current_leaf_must_be_a_message_of_the_conversation(
     foreign = await store.start_exchange(
         other.id, owner=OWNER, parent_id=None, user_content="elsewhere", model="demo"
     )
-    before = table_rows(db_path)
+    before = table_rows(database)
     for bad in (foreign.user.id, "unknown"):
         with pytest.raises(InvalidRequestError):
             await store.update_conversation(
                 first.id, owner=OWNER, title="changed", current_leaf_id=bad
             )
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
     moved = await store.update_conversation(first.id, owner=OWNER, current_leaf_id=question.id)
     assert moved.current_leaf_id == question.id
@@ -94,7 +94,7 @@ async def test_current_leaf_must_be_a_message_of_the_conversation(
     assert answer.id != question.id
 
 
-async def test_delete_conversation_takes_its_messages(store: Store, db_path: Path) -> None:
+async def test_delete_conversation_takes_its_messages(store: Store, database: Database) -> None:
     doomed = await store.create_conversation(title="doomed", owner=OWNER)
     kept = await store.create_conversation(title="kept", owner=OWNER)
     started = await store.start_exchange(
@@ -129,7 +129,7 @@ async def test_delete_conversation_takes_its_messages(store: Store, db_path: Pat
         await store.delete_conversation(doomed.id, owner=OWNER)
     assert await store.set_title_if_empty(doomed.id, "late title") is False
 
-    rows = table_rows(db_path)
+    rows = table_rows(database)
     assert [row[0] for row in rows["conversations"]] == [kept.id]
     assert {row[2] for row in rows["messages"]} == {kept.id}
     assert [m.id for m in await store.list_messages(kept.id, owner=OWNER)][:1] == [kept_question.id]

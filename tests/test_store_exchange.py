@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ssechat.errors import ConflictError, InvalidRequestError, NotFoundError
 from ssechat.store import UNSET, Exchange, Message, Store, open_store
 
-from .store_support import OWNER, Ticker, insert_message, path_in, sql, table_rows
+from .store_support import OWNER, Database, Ticker, insert_message, path_in, sql, table_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -137,7 +137,7 @@ async def test_start_exchange_with_a_parent_given(store: Store) -> None:
     assert first.branch == [first.user]
 
 
-async def test_start_exchange_refusals_change_nothing(store: Store, db_path: Path) -> None:
+async def test_start_exchange_refusals_change_nothing(store: Store, database: Database) -> None:
     mine = await store.create_conversation(owner=OWNER)
     theirs = await store.create_conversation(owner=OWNER)
     _, done = await answered(store, mine.id, None, "done")
@@ -147,7 +147,7 @@ async def test_start_exchange_refusals_change_nothing(store: Store, db_path: Pat
             mine.id, owner=OWNER, parent_id=done.id, user_content="q", model="m"
         )
     ).answer
-    before = table_rows(db_path)
+    before = table_rows(database)
 
     with pytest.raises(NotFoundError):
         await store.start_exchange("nope", owner=OWNER, user_content="x", model="m")
@@ -170,33 +170,48 @@ async def test_start_exchange_refusals_change_nothing(store: Store, db_path: Pat
                 mine.id, owner=OWNER, parent_id=parent_id, user_content="x", model="m"
             )
 
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
 
 async def test_a_failure_after_the_inserts_undoes_the_whole_turn(
-    store: Store, db_path: Path
+    store: Store, database: Database
 ) -> None:
     conversation = await store.create_conversation(owner=OWNER)
     question, answer = await answered(store, conversation.id, None, "q")
     # Make the last statement of a start (moving the leaf) fail, after the messages went in.
-    sql(
-        db_path,
-        "CREATE TRIGGER no_leaf BEFORE UPDATE OF current_leaf_id ON conversations "
-        "BEGIN SELECT RAISE(ABORT, 'no leaf for you'); END",
-    )
-    before = table_rows(db_path)
+    if isinstance(database, str):  # PostgreSQL: a trigger runs a function
+        sql(
+            database,
+            "CREATE FUNCTION no_leaf() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN RAISE EXCEPTION 'no leaf for you'; END $$",
+        )
+        sql(
+            database,
+            "CREATE TRIGGER no_leaf BEFORE UPDATE OF current_leaf_id ON conversations "
+            "FOR EACH ROW EXECUTE FUNCTION no_leaf()",
+        )
+    else:
+        sql(
+            database,
+            "CREATE TRIGGER no_leaf BEFORE UPDATE OF current_leaf_id ON conversations "
+            "BEGIN SELECT RAISE(ABORT, 'no leaf for you'); END",
+        )
+    before = table_rows(database)
     with pytest.raises(sa.exc.DBAPIError, match="no leaf for you"):
         await store.start_exchange(conversation.id, owner=OWNER, user_content="x", model="m")
     with pytest.raises(sa.exc.DBAPIError, match="no leaf for you"):
         await store.start_answer(answer.id, owner=OWNER, model="m")
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
-    sql(db_path, "DROP TRIGGER no_leaf")  # and the writer is fine afterwards
+    on = " ON conversations" if isinstance(database, str) else ""
+    sql(database, f"DROP TRIGGER no_leaf{on}")  # and the writer is fine afterwards
     started = await store.start_exchange(conversation.id, owner=OWNER, user_content="x", model="m")
     assert started.branch == [question, answer, started.user]
 
 
-async def test_concurrent_starts_each_get_their_own_answer(store: Store, db_path: Path) -> None:
+async def test_concurrent_starts_each_get_their_own_answer(
+    store: Store, database: Database
+) -> None:
     conversation = await store.create_conversation(owner=OWNER)
     question, answer = await answered(store, conversation.id, None, "first")
     await store.update_conversation(
@@ -239,7 +254,7 @@ async def test_concurrent_starts_each_get_their_own_answer(store: Store, db_path
     assert final.current_leaf_id == by_time[-1].answer.id
     assert final.model == by_time[0].answer.model
     assert [r.conversation.model for r in by_time] == [None] + [final.model] * 19
-    rows = table_rows(db_path)
+    rows = table_rows(database)
     assert len(rows["messages"]) == 42
 
 
@@ -318,15 +333,15 @@ async def test_start_answer_answers_the_question_again(store: Store) -> None:
     ]
 
 
-async def test_start_answer_refusals_change_nothing(store: Store, db_path: Path) -> None:
+async def test_start_answer_refusals_change_nothing(store: Store, database: Database) -> None:
     conversation = await store.create_conversation(owner=OWNER)
     # What the store never makes, but a database may hold: built beside it with plain SQL.
-    system = insert_message(db_path, conversation.id, role="system", content="rules")
-    orphan = insert_message(db_path, conversation.id, role="assistant", content="out of nowhere")
+    system = insert_message(database, conversation.id, role="system", content="rules")
+    orphan = insert_message(database, conversation.id, role="assistant", content="out of nowhere")
     unfinished = insert_message(
-        db_path, conversation.id, role="user", content="typing…", status="streaming"
+        database, conversation.id, role="user", content="typing…", status="streaming"
     )
-    before = table_rows(db_path)
+    before = table_rows(database)
 
     with pytest.raises(NotFoundError):
         await store.start_answer("nope", owner=OWNER, model="m")
@@ -337,13 +352,15 @@ async def test_start_answer_refusals_change_nothing(store: Store, db_path: Path)
     with pytest.raises(ConflictError, match="still being generated"):
         await store.start_answer(unfinished, owner=OWNER, model="m")
 
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
 
 # --- save_partial_answers -------------------------------------------------------------------
 
 
-async def test_save_partial_answers_writes_the_streaming_ones(store: Store, db_path: Path) -> None:
+async def test_save_partial_answers_writes_the_streaming_ones(
+    store: Store, database: Database
+) -> None:
     one = await store.create_conversation(owner=OWNER)
     two = await store.create_conversation(owner=OWNER)
     live1 = (
@@ -354,7 +371,7 @@ async def test_save_partial_answers_writes_the_streaming_ones(store: Store, db_p
     )
     question, live2 = started.user, started.answer
     _, finished = await answered(store, two.id, question.id, "c")
-    counts = {name: len(rows) for name, rows in table_rows(db_path).items()}
+    counts = {name: len(rows) for name, rows in table_rows(database).items()}
 
     await store.save_partial_answers(
         {live1.id: "Hel", live2.id: "Wor", finished.id: "overwritten?", "gone": "skipped"}
@@ -371,14 +388,14 @@ async def test_save_partial_answers_writes_the_streaming_ones(store: Store, db_p
     assert (
         await store.get_message(finished.id, owner=OWNER) == finished
     )  # no longer streaming: untouched
-    assert {name: len(rows) for name, rows in table_rows(db_path).items()} == counts
+    assert {name: len(rows) for name, rows in table_rows(database).items()} == counts
 
     await store.save_partial_answers({live1.id: "Hello"})
     assert (await store.get_message(live1.id, owner=OWNER)).content == "Hello"
-    before = table_rows(db_path)
+    before = table_rows(database)
     await store.save_partial_answers({})
     await store.save_partial_answers({"gone": "x"})
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
 
 # --- the branch query -------------------------------------------------------------------------

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,25 +12,21 @@ from sqlalchemy.engine import Connection, Engine
 
 from ssechat.errors import NotFoundError
 from ssechat.store import migrations, open_store, schema
+from ssechat.store.dialects import pick
 from ssechat.store.migrations import MIGRATIONS, applied_migrations, apply_migrations
-from ssechat.store.sqlite import create_engines, resolve_url
 
-from .store_support import OWNER
+from .store_support import OWNER, Database, sql
 
 pytestmark = pytest.mark.anyio
 
 NAMES = [migration.__name__ for migration in MIGRATIONS]
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "ssechat.db"
-
-
 @contextlib.contextmanager
-def writer(path: Path) -> Iterator[Engine]:
-    """The store's own write engine for ``path`` (same hooks), without opening a Store."""
-    reader, write_engine = create_engines(resolve_url(path))
+def writer(database: Database) -> Iterator[Engine]:
+    """The store's own write engine for ``database`` (same hooks), without opening a Store."""
+    dialect = pick(database)
+    reader, write_engine = dialect.create_engines(dialect.url)
     try:
         yield write_engine
     finally:
@@ -50,6 +44,9 @@ def describe(conn: Connection) -> dict[str, Any]:
             "indexes": sorted(
                 (str(i["name"]), tuple(i["column_names"]), bool(i["unique"]))
                 for i in inspector.get_indexes(table)
+                # PostgreSQL lists the index behind a UNIQUE column too (SQLite does not):
+                # the constraint, not an index of the schema's.
+                if not i.get("duplicates_constraint")
             ),
         }
         for table in inspector.get_table_names()
@@ -70,9 +67,12 @@ def expected_description() -> dict[str, Any]:
     }
 
 
-def recorded(path: Path) -> list[tuple[str, float]]:
-    with contextlib.closing(sqlite3.connect(path)) as con:
-        return con.execute("SELECT name, applied_at FROM _migrations ORDER BY rowid").fetchall()
+def recorded(database: Database) -> list[tuple[str, float]]:
+    """The migrations recorded, in the order their rows were written."""
+    order = "ctid" if isinstance(database, str) else "rowid"  # each engine's row order
+    with writer(database) as engine, engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT name, applied_at FROM _migrations ORDER BY {order}"))
+        return [(str(name), float(applied_at)) for name, applied_at in rows]
 
 
 def test_migration_names_are_unique_and_ordered() -> None:
@@ -81,28 +81,28 @@ def test_migration_names_are_unique_and_ordered() -> None:
     assert all(name.startswith(f"m{i:03d}_") for i, name in enumerate(NAMES, start=1))
 
 
-async def test_an_empty_database_migrates_to_the_current_schema(db_path: Path) -> None:
-    async with await open_store(db_path, clock=lambda: 1234.5):
+async def test_an_empty_database_migrates_to_the_current_schema(database: Database) -> None:
+    async with await open_store(database, clock=lambda: 1234.5):
         pass
-    assert recorded(db_path) == [(name, 1234.5) for name in NAMES]
-    with writer(db_path) as engine, engine.connect() as conn:
+    assert recorded(database) == [(name, 1234.5) for name in NAMES]
+    with writer(database) as engine, engine.connect() as conn:
         assert describe(conn) == expected_description()
         assert applied_migrations(conn) == NAMES
 
 
-async def test_reopening_applies_nothing(db_path: Path) -> None:
-    async with await open_store(db_path) as store:
+async def test_reopening_applies_nothing(database: Database) -> None:
+    async with await open_store(database) as store:
         conversation = await store.create_conversation(title="kept", owner=OWNER)
-    first = recorded(db_path)
-    async with await open_store(db_path) as store:
+    first = recorded(database)
+    async with await open_store(database) as store:
         assert (await store.get_conversation(conversation.id, owner=OWNER)).title == "kept"
-    assert recorded(db_path) == first
-    with writer(db_path) as engine, engine.begin() as conn:
+    assert recorded(database) == first
+    with writer(database) as engine, engine.begin() as conn:
         assert apply_migrations(conn) == []
 
 
-async def test_an_older_database_is_brought_up_to_date(db_path: Path) -> None:
-    with writer(db_path) as engine, engine.begin() as conn:
+async def test_an_older_database_is_brought_up_to_date(database: Database) -> None:
+    with writer(database) as engine, engine.begin() as conn:
         assert apply_migrations(conn, MIGRATIONS[:1]) == NAMES[:1]
         conn.execute(
             sa.text(
@@ -110,9 +110,9 @@ async def test_an_older_database_is_brought_up_to_date(db_path: Path) -> None:
                 "VALUES ('c1', 'from before', 1.0, 2.0)"
             )
         )
-    assert [name for name, _ in recorded(db_path)] == NAMES[:1]
+    assert [name for name, _ in recorded(database)] == NAMES[:1]
 
-    async with await open_store(db_path) as store:
+    async with await open_store(database) as store:
         # Made before accounts: nobody's until the first admin adopts it.
         with pytest.raises(NotFoundError):
             await store.get_conversation("c1", owner=OWNER)
@@ -127,11 +127,11 @@ async def test_an_older_database_is_brought_up_to_date(db_path: Path) -> None:
         started = await store.start_exchange("c1", owner=OWNER, user_content="hi", model="m")
         assert started.branch == [started.user]
         assert await store.list_messages("c1", owner=OWNER) == [started.user, started.answer]
-    assert [name for name, _ in recorded(db_path)] == NAMES
+    assert [name for name, _ in recorded(database)] == NAMES
 
 
 async def test_a_failing_migration_leaves_the_database_untouched(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def m999_broken(conn: Connection) -> None:
         conn.execute(sa.text("CREATE TABLE half_done (x INTEGER)"))
@@ -139,22 +139,20 @@ async def test_a_failing_migration_leaves_the_database_untouched(
 
     monkeypatch.setattr(migrations, "MIGRATIONS", (*MIGRATIONS, m999_broken))
     with pytest.raises(RuntimeError, match="boom"):
-        await open_store(db_path)
+        await open_store(database)
     # The whole run is one transaction, DDL included: not even the good migrations stayed.
-    with contextlib.closing(sqlite3.connect(db_path)) as con:
-        tables = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    assert tables == []
+    with writer(database) as engine, engine.connect() as conn:
+        assert sa.inspect(conn).get_table_names() == []
 
     monkeypatch.undo()
-    async with await open_store(db_path):
+    async with await open_store(database):
         pass
-    assert [name for name, _ in recorded(db_path)] == NAMES
+    assert [name for name, _ in recorded(database)] == NAMES
 
 
-async def test_a_database_from_a_newer_version_is_refused(db_path: Path) -> None:
-    async with await open_store(db_path):
+async def test_a_database_from_a_newer_version_is_refused(database: Database) -> None:
+    async with await open_store(database):
         pass
-    with contextlib.closing(sqlite3.connect(db_path)) as con, con:
-        con.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_future', 9.0)")
+    sql(database, "INSERT INTO _migrations (name, applied_at) VALUES ('m999_future', 9.0)")
     with pytest.raises(RuntimeError, match="m999_future"):
-        await open_store(db_path)
+        await open_store(database)

@@ -9,7 +9,6 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,11 +19,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from ssechat.errors import SSEChatError
 from ssechat.store import LOCAL_OWNER, Message, SQLStore, Store
 from ssechat.store import statements as st
+from ssechat.store.dialects import pick
 from ssechat.store.migrations import apply_migrations
-from ssechat.store.sqlite import create_engines, resolve_url
 from ssechat.store.threads import StoreThreads
 
-from .store_support import OTHER, OWNER, Ticker, sql, table_rows
+from .store_support import OTHER, OWNER, Database, Ticker, sql, table_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -105,7 +104,7 @@ ATTEMPTS: dict[str, tuple[str, Callable[[Store, str, str], Awaitable[Any]]]] = {
 
 @pytest.mark.parametrize("attempt", list(ATTEMPTS))
 async def test_another_users_id_answers_as_an_unknown_one_and_changes_nothing(
-    store: Store, db_path: Path, attempt: str
+    store: Store, database: Database, attempt: str
 ) -> None:
     theirs = await their_things(store)
     mine = await store.create_conversation(owner=OTHER)
@@ -118,7 +117,7 @@ async def test_another_users_id_answers_as_an_unknown_one_and_changes_nothing(
         "answer": theirs.answer.id,
     }[kind]
     unknown_id = uuid.uuid4().hex
-    before = table_rows(db_path)
+    before = table_rows(database)
 
     foreign = await failure(call(store, their_id, mine.id))
     unknown = await failure(call(store, unknown_id, mine.id))
@@ -126,7 +125,7 @@ async def test_another_users_id_answers_as_an_unknown_one_and_changes_nothing(
     assert type(foreign) is type(unknown)
     assert foreign.code == unknown.code
     assert str(foreign) == str(unknown).replace(unknown_id, their_id)
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
 
 async def test_each_owner_lists_only_their_conversations(store: Store) -> None:
@@ -162,13 +161,13 @@ async def test_what_the_runs_save_needs_no_owner(store: Store) -> None:
 
 
 async def test_adopt_conversations_takes_those_of_nobody_and_of_accounts_off(
-    store: Store, db_path: Path
+    store: Store, database: Database
 ) -> None:
     local = await store.create_conversation(owner=LOCAL_OWNER)
     await store.start_exchange(local.id, owner=LOCAL_OWNER, user_content="q", model="m")
     theirs = await store.create_conversation(owner=OTHER)
     sql(
-        db_path,
+        database,
         "INSERT INTO conversations (id, created_at, updated_at) VALUES ('old', 1.0, 1.0)",
     )
     assert await store.adopt_conversations(OWNER) == 2
@@ -185,18 +184,22 @@ async def test_adopt_conversations_takes_those_of_nobody_and_of_accounts_off(
 
 
 @pytest.fixture
-async def counted(db_path: Path) -> AsyncIterator[tuple[SQLStore, list[str]]]:
+async def counted(database: Database) -> AsyncIterator[tuple[SQLStore, list[str]]]:
     """A store whose engines record every statement they run (listened to before the first
     connection, so every connection reports)."""
     statements: list[str] = []
-    reader, writer = create_engines(resolve_url(db_path))
+    dialect = pick(database)
+    reader, writer = dialect.create_engines(dialect.url)
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
     for engine in (reader, writer):
         sa.event.listen(engine, "before_cursor_execute", record)
-    store = SQLStore(StoreThreads(reader, writer), clock=Ticker())
+    threads = StoreThreads(
+        reader, writer, lock_invariants=dialect.lock_invariants, unreachable=dialect.unreachable
+    )
+    store = SQLStore(threads, clock=Ticker())
     try:
         await store.threads.write(apply_migrations)
         yield store, statements
@@ -235,12 +238,12 @@ async def test_the_owner_checks_add_no_statement(counted: tuple[SQLStore, list[s
     assert await count(store.accounts.find_api_key("k" * 64)) == 1
 
 
-def query_plan(db_path: Path, statement: sa.ClauseElement, params: dict[str, Any]) -> str:
+def query_plan(database: Database, statement: sa.ClauseElement, params: dict[str, Any]) -> str:
     compiled = statement.compile(dialect=sqlite.dialect())
     assert isinstance(compiled, SQLCompiler)
     values = {**compiled.params, **params}
     args = [values[name] for name in compiled.positiontup or ()]
-    with contextlib.closing(sqlite3.connect(db_path)) as con:
+    with contextlib.closing(sqlite3.connect(database)) as con:
         rows = con.execute(f"EXPLAIN QUERY PLAN {compiled.string}", args).fetchall()
     return "\n".join(str(row[-1]) for row in rows)
 
@@ -257,8 +260,11 @@ PLANS = {
 }
 
 
+@pytest.mark.sqlite_only("reads SQLite's EXPLAIN QUERY PLAN")
 @pytest.mark.parametrize("name", list(PLANS))
-async def test_the_owner_queries_search_indexes(store: Store, db_path: Path, name: str) -> None:
+async def test_the_owner_queries_search_indexes(
+    store: Store, database: Database, name: str
+) -> None:
     for owner in (OWNER, OTHER):
         await store.create_conversation(owner=owner)
     statement, expected = PLANS[name]
@@ -271,7 +277,7 @@ async def test_the_owner_queries_search_indexes(store: Store, db_path: Path, nam
         "b_token_hash": "0" * 64,
         "b_key_hash": "0" * 64,
     }
-    plan = query_plan(db_path, statement, params)
+    plan = query_plan(database, statement, params)
     assert expected in plan
     steps = plan.splitlines()
     # Every table is searched by an index, none scanned (the CTE's own rows are "SCAN up").

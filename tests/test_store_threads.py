@@ -8,7 +8,6 @@ import functools
 import logging
 import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import anyio
 import anyio.lowlevel
@@ -18,7 +17,7 @@ import sqlalchemy as sa
 from ssechat.errors import NotFoundError
 from ssechat.store import SQLStore, Store, open_store, schema
 
-from .store_support import OWNER, Gate, Ticker
+from .store_support import OWNER, Database, Gate, Ticker
 
 pytestmark = pytest.mark.anyio
 
@@ -46,21 +45,16 @@ class GatedClock(Ticker):
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "ssechat.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLStore]:
-    async with await SQLStore.open(db_path, clock=Ticker()) as opened:
+async def store(database: Database) -> AsyncIterator[SQLStore]:
+    async with await SQLStore.open(database, clock=Ticker()) as opened:
         yield opened
 
 
 async def test_a_caller_cancelled_mid_write_leaves_it_to_finish_and_close_waits(
-    db_path: Path,
+    database: Database,
 ) -> None:
     clock = GatedClock()
-    store = await open_store(db_path, clock=clock)
+    store = await open_store(database, clock=clock)
     conversation = await store.create_conversation(owner=OWNER)
     started = await store.start_exchange(
         conversation.id, owner=OWNER, parent_id=None, user_content="q", model="demo"
@@ -93,16 +87,16 @@ async def test_a_caller_cancelled_mid_write_leaves_it_to_finish_and_close_waits(
             gate.release()
     assert closed == [True]
 
-    async with await open_store(db_path) as reopened:
+    async with await open_store(database) as reopened:
         saved = await reopened.get_message(answer.id, owner=OWNER)
     assert (saved.content, saved.status) == ("saved", "stopped")
 
 
 async def test_a_failure_nobody_waits_for_is_logged(
-    db_path: Path, caplog: pytest.LogCaptureFixture
+    database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = GatedClock()
-    store = await open_store(db_path, clock=clock)
+    store = await open_store(database, clock=clock)
     try:
         gate = clock.arm()
         with anyio.fail_after(10):
@@ -120,8 +114,8 @@ async def test_a_failure_nobody_waits_for_is_logged(
     assert isinstance(record.exc_info[1], NotFoundError)
 
 
-async def test_close_waits_for_a_read_under_way(db_path: Path) -> None:
-    store = await SQLStore.open(db_path)
+async def test_close_waits_for_a_read_under_way(database: Database) -> None:
+    store = await SQLStore.open(database)
     conversation = await store.create_conversation(title="kept", owner=OWNER)
     gate = Gate()
     read: list[str] = []
@@ -151,9 +145,9 @@ async def test_close_waits_for_a_read_under_way(db_path: Path) -> None:
     assert (read, closed) == (["kept"], [True])
 
 
-async def test_the_database_is_only_touched_on_the_store_threads(db_path: Path) -> None:
+async def test_the_database_is_only_touched_on_the_store_threads(database: Database) -> None:
     clock = GatedClock()
-    store = await SQLStore.open(db_path, clock=clock)
+    store = await SQLStore.open(database, clock=clock)
     readers: set[threading.Thread] = set()
     try:
         conversation = await store.create_conversation(owner=OWNER)
@@ -184,8 +178,8 @@ async def test_the_database_is_only_touched_on_the_store_threads(db_path: Path) 
     assert [engine.pool.checkedin() for engine in engines] == [0, 0]
 
 
-async def test_writes_run_in_the_order_they_were_asked_for(db_path: Path) -> None:
-    async with await open_store(db_path, clock=Ticker()) as store:
+async def test_writes_run_in_the_order_they_were_asked_for(database: Database) -> None:
+    async with await open_store(database, clock=Ticker()) as store:
         conversation = await store.create_conversation(owner=OWNER)
         async with anyio.create_task_group() as tg:
             for i in range(30):
@@ -201,8 +195,8 @@ async def test_writes_run_in_the_order_they_were_asked_for(db_path: Path) -> Non
     assert times == sorted(times)
 
 
-async def test_close_is_idempotent_and_concurrent(db_path: Path) -> None:
-    store = await open_store(db_path)
+async def test_close_is_idempotent_and_concurrent(database: Database) -> None:
+    store = await open_store(database)
     await store.create_conversation(owner=OWNER)
     async with anyio.create_task_group() as tg:
         for _ in range(3):
@@ -246,9 +240,9 @@ async def test_concurrent_reads_and_writes_all_succeed(store: Store) -> None:
     }
 
 
-async def test_two_stores_on_one_file_both_write(db_path: Path) -> None:
+async def test_two_stores_on_one_file_both_write(database: Database) -> None:
     # Like two server processes: BEGIN IMMEDIATE and the busy timeout make them take turns.
-    async with await open_store(db_path) as first, await open_store(db_path) as second:
+    async with await open_store(database) as first, await open_store(database) as second:
         conversation = await first.create_conversation(owner=OWNER)
 
         async def write(store: Store, i: int) -> None:
@@ -311,8 +305,8 @@ async def test_writes_wait_for_one_another(store: SQLStore) -> None:
 # --- cancellation -------------------------------------------------------------------------------
 
 
-async def test_a_cancelled_caller_stops_waiting_but_the_write_completes(db_path: Path) -> None:
-    store = await SQLStore.open(db_path)
+async def test_a_cancelled_caller_stops_waiting_but_the_write_completes(database: Database) -> None:
+    store = await SQLStore.open(database)
     try:
         conversation = await store.create_conversation(owner=OWNER)
         started = await store.start_exchange(
@@ -341,12 +335,14 @@ async def test_a_cancelled_caller_stops_waiting_but_the_write_completes(db_path:
     finally:
         await store.close()  # waits for the write its caller left behind
 
-    async with await open_store(db_path) as reopened:
+    async with await open_store(database) as reopened:
         saved = await reopened.get_message(answer.id, owner=OWNER)
     assert (saved.content, saved.status) == ("saved", "stopped")
 
 
-async def test_cancellation_at_any_point_keeps_the_store_whole(store: Store, db_path: Path) -> None:
+async def test_cancellation_at_any_point_keeps_the_store_whole(
+    store: Store, database: Database
+) -> None:
     conversation = await store.create_conversation(owner=OWNER)
     for checkpoints in range(25):
         with anyio.CancelScope() as scope:
@@ -371,7 +367,7 @@ async def test_cancellation_at_any_point_keeps_the_store_whole(store: Store, db_
         with anyio.fail_after(10):  # nothing is left locked
             await store.update_conversation(conversation.id, owner=OWNER, title=str(checkpoints))
     await store.close()
-    async with await open_store(db_path) as reopened:
+    async with await open_store(database) as reopened:
         messages = await reopened.list_messages(conversation.id, owner=OWNER)
     # Each exchange is whole: every question written has its answer, and nothing else.
     questions = sorted(m.id for m in messages if m.role == "user")

@@ -3,14 +3,12 @@ through the store's operations, and changing a message (update_message, startup'
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ssechat.errors import InvalidRequestError, NotFoundError
 from ssechat.store import Store
 
-from .store_support import OWNER, path_in, table_rows
+from .store_support import OWNER, Database, path_in, table_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -92,7 +90,7 @@ async def test_a_new_root_is_a_sibling_of_the_first_question(store: Store) -> No
 
 
 async def test_a_parent_from_another_conversation_changes_nothing(
-    store: Store, db_path: Path
+    store: Store, database: Database
 ) -> None:
     mine = await store.create_conversation(owner=OWNER)
     theirs = await store.create_conversation(owner=OWNER)
@@ -103,7 +101,7 @@ async def test_a_parent_from_another_conversation_changes_nothing(
         theirs.id, owner=OWNER, parent_id=None, user_content="theirs", model="demo"
     )
     await store.update_message(their.answer.id, content="done", status="complete")
-    before = table_rows(db_path)
+    before = table_rows(database)
 
     for parent in (their.user.id, their.answer.id):
         with pytest.raises(InvalidRequestError, match="is not a message of this conversation"):
@@ -117,7 +115,7 @@ async def test_a_parent_from_another_conversation_changes_nothing(
             mine.id, owner=OWNER, parent_id="not-a-message", user_content="x", model="demo"
         )
 
-    assert table_rows(db_path) == before
+    assert table_rows(database) == before
 
 
 async def test_update_message_changes_only_what_is_given(store: Store) -> None:

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from typing import Any, TextIO
 import httpx
 
 from ssechat import __version__
-from ssechat.config import Settings
+from ssechat.config import ENV_PREFIX, Settings
 from ssechat.sse import EventDecoder
 
 __all__ = ["main"]
@@ -42,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument("--db", dest="database_url", help="database URL or SQLite file path")
     serve.add_argument("--model", help="default model for new conversations")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes on the one port (default 1; more need PostgreSQL and Redis)",
+    )
 
     chat = commands.add_parser("chat", help="ask a running server and stream the answer")
     chat.add_argument("question", help="what to ask")
@@ -69,7 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             settings = Settings.from_env(
-                host=args.host, port=args.port, database_url=args.database_url, model=args.model
+                host=args.host,
+                port=args.port,
+                database_url=args.database_url,
+                model=args.model,
+                workers=args.workers,
             )
             return serve(settings)
         if args.command == "users":
@@ -95,23 +105,70 @@ def serve(settings: Settings) -> int:
     from ssechat.api import create_app
 
     where = "the demo model (offline)" if not settings.has_upstream else "an OpenAI-compatible API"
+    processes = f" in {settings.workers} processes" if settings.workers > 1 else ""
     print(
-        f"ssechat {__version__} on http://{settings.host}:{settings.port}, answering with {where}",
+        f"ssechat {__version__} on http://{settings.host}:{settings.port}{processes}, "
+        f"answering with {where}",
         flush=True,
     )
     if settings.auth == "off":
-        print("accounts are off (SSECHAT_AUTH=off): everyone who reaches this port is you")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=3,
+        print(
+            "accounts are off (SSECHAT_AUTH=off): everyone who reaches this port is you", flush=True
+        )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": 3,
         # The app applies X-Forwarded-* itself, from SSECHAT_TRUSTED_PROXIES only: uvicorn's
         # default would believe them from 127.0.0.1.
-        proxy_headers=False,
-    )
+        "proxy_headers": False,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    return serve_workers(settings, options)
+
+
+# The serve flags, which the worker processes read back from the environment.
+SERVE_FLAGS = ("host", "port", "database_url", "model")
+
+
+def serve_workers(settings: Settings, options: dict[str, Any]) -> int:
+    """``--workers N``: uvicorn's worker processes on one socket, each building its app from the
+    environment (``ssechat.api.create_worker_app``). The first-run work is done here, once,
+    before they start: the database is migrated, the headless admin made and the setup link
+    printed by one process, not raced for (or printed) by N."""
+    import uvicorn
+
+    from ssechat.api import print_setup_link, setup_link
+    from ssechat.errors import SSEChatError
+
+    try:
+        token = asyncio.run(_first_run(settings))
+    except SSEChatError as exc:
+        print(f"ssechat: {exc.message}", file=sys.stderr)
+        return 1
+    if token is not None:
+        print_setup_link(setup_link(settings, token))
+    for name in SERVE_FLAGS:
+        value = getattr(settings, name)
+        if value != "":
+            os.environ[ENV_PREFIX + name.upper()] = str(value)  # inherited by the workers
+    uvicorn.run("ssechat.api:create_worker_app", factory=True, workers=settings.workers, **options)
     return 0
+
+
+async def _first_run(settings: Settings) -> str | None:
+    from ssechat.auth import AccountService
+    from ssechat.store import open_store
+
+    async with await open_store(settings.database_url or None) as store:
+        accounts = AccountService(settings, store)
+        try:
+            return await accounts.start()
+        finally:
+            await accounts.close()
 
 
 # --- accounts ---------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ AuthMode = Literal["on", "off"]
 SignupPolicy = Literal["closed", "approval", "open"]
 
 # Never shown in a repr, an error message or a log line.
-_SECRETS = frozenset({"openai_api_key", "admin_password", "api_key"})
+_SECRETS = frozenset({"openai_api_key", "admin_password", "api_key", "database_url", "redis_url"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     # Where conversations live: a SQLAlchemy URL or a file path; empty = the user's data dir.
-    database_url: str = ""
+    database_url: str = field(default="", repr=False)
     # The model new conversations use; empty = the upstream's default, or "demo" with none.
     model: str = ""
     openai_api_key: str = field(default="", repr=False)
@@ -59,8 +59,15 @@ class Settings:
     # the upstream request after disconnect_grace seconds ("cancel", the tutorial's behaviour).
     on_disconnect: OnDisconnect = "continue"
     disconnect_grace: float = 10.0
-    # How long a finished run stays replayable by id, in seconds.
+    # How long a finished run stays replayable by id, in seconds (its Redis stream expires then).
     run_retention: float = 600.0
+    # redis://… : run logs in Redis Streams, and runs followed, resumed and stopped from any
+    # process; empty = the in-memory log of one process.
+    redis_url: str = field(default="", repr=False)
+    # Seconds within which another process notices that a run's process died, and ends the run.
+    run_lease: float = 10.0
+    # Server processes `ssechat serve` starts (more than 1 needs PostgreSQL and Redis).
+    workers: int = 1
     # At most this many seconds between two saves of a growing answer.
     persist_interval: float = 0.5
     upstream_connect_timeout: float = 10.0
@@ -105,6 +112,11 @@ class Settings:
     def has_upstream(self) -> bool:
         """An OpenAI-compatible upstream is configured (a key, or a base URL such as Ollama's)."""
         return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def shared_database(self) -> bool:
+        """The database is a server several processes can share (PostgreSQL), not a file."""
+        return self.database_url.startswith(("postgresql", "postgres://"))
 
     @property
     def allowed_host_names(self) -> frozenset[str]:
@@ -173,6 +185,20 @@ class Settings:
             raise ValueError(
                 f"{ENV_PREFIX}AUTH=off lets anyone who reaches the server act as its one user; "
                 f"it is only allowed when listening on a loopback address, not {self.host!r}"
+            )
+        if self.run_lease <= 0:
+            raise ValueError(f"{ENV_PREFIX}RUN_LEASE must be positive (seconds)")
+        if self.workers < 1:
+            raise ValueError(f"{ENV_PREFIX}WORKERS must be 1 or more")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"{ENV_PREFIX}REDIS_URL must start with redis://, rediss:// or unix://"
+            )
+        if self.workers > 1 and not (self.shared_database and self.redis_url):
+            raise ValueError(
+                f"{self.workers} workers need a database and a run log that processes share: set "
+                f"{ENV_PREFIX}DATABASE_URL=postgresql://… and {ENV_PREFIX}REDIS_URL=redis://… "
+                "(the embedded SQLite file and in-memory run log serve one process)"
             )
         if self.max_live_runs_per_user < 0:
             raise ValueError(f"{ENV_PREFIX}MAX_LIVE_RUNS_PER_USER must be 0 (no limit) or more")

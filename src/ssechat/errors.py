@@ -9,6 +9,7 @@
     ├── ConflictError                 conflict           409
     ├── RateLimitedError              rate_limited       429    (Retry-After: retry_after)
     │   └── TooManyRunsError          too_many_runs      429
+    ├── ServiceUnavailableError       unavailable        503    yes  (PostgreSQL or Redis down)
     └── ProviderError                 upstream_error     502    (varies)
         ├── ProviderConnectionError   upstream_unreachable 502  yes  (connect refused, reset)
         ├── ProviderTimeoutError      upstream_timeout   504    yes  (connect or idle timeout)
@@ -38,6 +39,7 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitedError",
     "SSEChatError",
+    "ServiceUnavailableError",
     "TooManyRunsError",
     "UnauthenticatedError",
     "error_data",
@@ -103,6 +105,15 @@ class NotFoundError(SSEChatError):
 class ConflictError(SSEChatError):
     code = "conflict"
     status_code = 409
+
+
+class ServiceUnavailableError(SSEChatError):
+    """A service ssechat depends on (the database, Redis) cannot be reached: try again shortly.
+    The message names the service, never its address or credentials."""
+
+    code = "unavailable"
+    status_code = 503
+    retryable = True
 
 
 class ProviderError(SSEChatError):

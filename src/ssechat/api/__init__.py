@@ -22,7 +22,7 @@ from ssechat.api.service import open_services
 from ssechat.api.web import mount_web
 from ssechat.config import Settings
 
-__all__ = ["create_app", "setup_link"]
+__all__ = ["create_app", "create_worker_app", "print_setup_link", "setup_link"]
 
 
 def setup_link(settings: Settings, token: str) -> str:
@@ -32,7 +32,7 @@ def setup_link(settings: Settings, token: str) -> str:
     return f"http://{host}:{settings.port}/setup#token={token}"
 
 
-def _print_setup_link(link: str) -> None:
+def print_setup_link(link: str) -> None:
     # To the console of whoever started the server, not to the log: the link is a secret that
     # makes its holder the admin, and log lines travel further than a terminal.
     print(
@@ -45,19 +45,23 @@ def _print_setup_link(link: str) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, on_setup_link: Callable[[str], None] | None = None
+    settings: Settings | None = None,
+    *,
+    on_setup_link: Callable[[str], None] | None = None,
+    setup_token: bool = True,
 ) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment).
 
     While no account exists, starting it makes a one-time setup link and hands it to
-    ``on_setup_link`` (default: print it)."""
+    ``on_setup_link`` (default: print it); not with ``setup_token=False`` (a worker: its parent
+    made the one link)."""
     settings = settings or Settings.from_env()
     settings.validate()  # settings made in code too: accounts off only on loopback, and so on
-    announce = on_setup_link or _print_setup_link
+    announce = on_setup_link or print_setup_link
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await open_services(settings)
+        services = await open_services(settings, setup_token=setup_token)
         try:
             app.state.service = services.chat
             app.state.accounts = services.accounts
@@ -95,3 +99,10 @@ def create_app(
     if settings.trusted_proxy_list:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one of ``ssechat serve --workers N``'s processes (uvicorn's factory, by import
+    string): settings from the environment, where ``serve`` put its flags. The setup link is
+    printed once by ``serve`` before the workers start, never by each worker."""
+    return create_app(Settings.from_env(), setup_token=False)

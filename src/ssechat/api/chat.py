@@ -59,7 +59,7 @@ async def chat_get(
 ) -> EventStreamResponse:
     if not message.strip():
         raise InvalidRequestError("message must not be empty")
-    frames = service.one_shot(
+    frames = await service.one_shot(
         [ChatMessage(role="user", content=message)], model, owner=user.id, reasoning=reasoning
     )
     return event_stream(request, frames, user=user)
@@ -70,5 +70,5 @@ async def chat_post(
     body: ChatRequest, request: Request, service: Service, user: CurrentUser
 ) -> EventStreamResponse:
     messages = [ChatMessage(role=m.role, content=m.content) for m in body.messages]
-    frames = service.one_shot(messages, body.model, owner=user.id, reasoning=body.reasoning)
+    frames = await service.one_shot(messages, body.model, owner=user.id, reasoning=body.reasoning)
     return event_stream(request, frames, user=user)

@@ -11,9 +11,11 @@ request, response, status or header): it takes values and raises ``ssechat.error
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ from ssechat.api.schemas import (
     ModelList,
     RunState,
 )
+from ssechat.api.shared import Shared
 from ssechat.auth import AccountService
 from ssechat.config import Settings
 from ssechat.context import build_context, make_title
@@ -33,13 +36,15 @@ from ssechat.errors import (
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
+    ServiceUnavailableError,
     SSEChatError,
     TooManyRunsError,
     error_data,
 )
 from ssechat.providers.base import ChatMessage, GenerationParams, Provider
 from ssechat.providers.registry import ProviderRegistry
-from ssechat.runs import Run, RunManager, RunSpec
+from ssechat.runs import MemoryRunLog, Run, RunManager, RunSpec
+from ssechat.runs.followed import FollowedRun
 from ssechat.runs.manager import Subscription
 from ssechat.sse import encode, json_data
 from ssechat.store import UNSET, Conversation, Exchange, Store, Unset, open_store
@@ -63,18 +68,34 @@ class Started:
 
 class ChatService:
     def __init__(
-        self, settings: Settings, store: Store, providers: ProviderRegistry, runs: RunManager
+        self,
+        settings: Settings,
+        store: Store,
+        providers: ProviderRegistry,
+        runs: RunManager,
+        shared: Shared | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.providers = providers
         self.runs = runs
+        self.shared = shared
+        """The runs of other processes (Redis), with several processes; None with one."""
         self._starting: dict[str, int] = {}
 
     @classmethod
     async def open(cls, settings: Settings) -> ChatService:
         store = await open_store(settings.database_url or None)
-        interrupted = await store.mark_streaming_interrupted()
+        try:
+            shared = await Shared.open(settings, store) if settings.redis_url else None
+        except BaseException:
+            await store.close()
+            raise
+        if shared is None:
+            interrupted = await store.mark_streaming_interrupted()
+        else:
+            # Other processes' runs are live: only answers no live run holds are abandoned.
+            interrupted = await shared.mark_abandoned()
         if interrupted:
             logger.warning(
                 "marked %d answer(s) left streaming by a crash as interrupted", interrupted
@@ -87,11 +108,20 @@ class ChatService:
             retention=settings.run_retention,
             on_disconnect=settings.on_disconnect,
             disconnect_grace=settings.disconnect_grace,
+            log_factory=shared.logs.writer if shared else MemoryRunLog,
+            cluster=shared.cluster if shared else None,
         )
-        return cls(settings, store, providers, runs)
+        service = cls(settings, store, providers, runs, shared)
+        if shared is not None:
+            shared.cluster.on("stop-owner", service._stop_here_runs_of)
+            shared.cluster.on("stop-conversation", service._stop_here_runs_in)
+            await shared.cluster.start()
+        return service
 
     async def close(self) -> None:
         await self.runs.shutdown()
+        if self.shared is not None:
+            await self.shared.close()
         await self.providers.aclose()
         await self.store.close()
 
@@ -176,15 +206,26 @@ class ChatService:
         """Stop the conversation's live runs (each saves its answer as ``stopped``), then
         delete it and its messages; ``NotFoundError`` (and nothing stopped) if it is not there."""
         await self.store.get_conversation(conversation_id, owner=owner)
-        for run in self.runs.live_runs():
-            if run.spec.conversation_id == conversation_id:
-                await self.runs.cancel(run.id)
+        await self._stop_here_runs_in(conversation_id)
+        if self.shared is not None:
+            await self.shared.cluster.publish("stop-conversation", conversation_id)
         await self.store.delete_conversation(conversation_id, owner=owner)
 
     async def stop_runs_of(self, owner: str) -> None:
-        """Stop every live run of ``owner`` (their account was disabled or deleted)."""
+        """Stop every live run of ``owner`` (their account was disabled or deleted), here and
+        on every other process."""
+        await self._stop_here_runs_of(owner)
+        if self.shared is not None:
+            await self.shared.cluster.publish("stop-owner", owner)
+
+    async def _stop_here_runs_of(self, owner: str) -> None:
         for run in self.runs.live_runs():
             if run.spec.owner == owner:
+                await self.runs.cancel(run.id)
+
+    async def _stop_here_runs_in(self, conversation_id: str) -> None:
+        for run in self.runs.live_runs():
+            if run.spec.conversation_id == conversation_id:
                 await self.runs.cancel(run.id)
 
     # --- generation -----------------------------------------------------------------------
@@ -208,7 +249,7 @@ class ChatService:
         """
         self._check_content(content)
         parent: str | Unset | None = parent_id if parent_given else UNSET
-        with self._run_slot(owner):
+        async with self._run_slot(owner):
             if model is not None:
                 model_name = self._resolve_model(model, None)
             else:
@@ -230,7 +271,7 @@ class ChatService:
     ) -> Started:
         """Answer again: a new assistant sibling of ``message_id`` (or a first child of a user
         message), as ChatGPT's Regenerate does."""
-        with self._run_slot(owner):
+        async with self._run_slot(owner):
             message = await self.store.get_message(message_id, owner=owner)
             conversation = await self.store.get_conversation(message.conversation_id, owner=owner)
             # The model picked now, as in ChatGPT: regenerating is how one tries another model.
@@ -242,28 +283,41 @@ class ChatService:
             exchange = await self.store.start_answer(message_id, owner=owner, model=model_name)
             return self._start(exchange, model_name, params, owner)
 
-    @contextmanager
-    def _run_slot(self, owner: str) -> Iterator[None]:
+    @asynccontextmanager
+    async def _run_slot(self, owner: str) -> AsyncIterator[None]:
         """Hold one of ``owner``'s live-run places while a run is being started, so that two
         sends at once cannot both take the last one; ``TooManyRunsError`` when none is free."""
-        self._take_place(owner)
+        await self._take_place(owner)
         try:
             yield
         finally:
             self._release(owner)
 
-    def _take_place(self, owner: str) -> None:
+    async def _take_place(self, owner: str) -> None:
         """Take one of ``owner``'s live-run places (give it back with ``_release``); a live
-        run holds one of its own, counted by the run manager."""
+        run holds one of its own, counted by the run manager, or with several processes by
+        the cluster (on every process; two processes starting a user's last place at the same
+        instant may both take it)."""
         limit = self.settings.max_live_runs_per_user
+        if not limit:
+            return self._count_start(owner)
+        live = self.runs.live_count(owner)
+        if self.shared is not None:
+            # Redis down: this process's count will do; the run then fails to take its lease,
+            # with a clear error event.
+            with contextlib.suppress(ServiceUnavailableError):
+                live = await self.shared.cluster.live_count(owner)
         starting = self._starting.get(owner, 0)
-        if limit and self.runs.live_count(owner) + starting >= limit:
+        if live + starting >= limit:
             raise TooManyRunsError(
                 f"you have {limit} answers being generated already; wait for one to finish "
                 "or stop one",
                 retry_after=1.0,
             )
-        self._starting[owner] = starting + 1
+        self._count_start(owner)
+
+    def _count_start(self, owner: str) -> None:
+        self._starting[owner] = self._starting.get(owner, 0) + 1
 
     def _check_not_running(self, message_id: str) -> None:
         if self.runs.live_run_for_message(message_id):
@@ -317,29 +371,37 @@ class ChatService:
         messages = await self.store.list_messages(conversation_id, owner=owner)
         items = [message.as_dict() for message in messages]
         for item in items:
-            run = self.runs.live_run_for_message(item["id"])
+            run: Run | None = self.runs.live_run_for_message(item["id"])
+            if run is None and self.shared is not None and item["status"] == "streaming":
+                # Another process's run; with Redis down, the answer as last saved.
+                with contextlib.suppress(ServiceUnavailableError):
+                    run = await self.shared.followers.for_message(item["id"])
             item["run_id"] = run.id if run is not None else None
             if run is not None:
                 # The stored text lags by up to persist_interval; the run has it all.
                 item["content"] = await run.text()
-                if run.reasoning_started is not None:
-                    item["reasoning"] = await run.reasoning()
+                thinking = await run.reasoning()
+                if thinking:
+                    item["reasoning"] = thinking
         return {**conversation.as_dict(), "messages": items}
 
     # --- runs -----------------------------------------------------------------------------
 
-    def _run(self, run_id: str, owner: str) -> Run:
-        """The run, if it is ``owner``'s: another user's run is as unknown as a made-up id."""
+    async def _run(self, run_id: str, owner: str) -> Run:
+        """The run, this process's or (with several) another's, if it is ``owner``'s: another
+        user's run is as unknown as a made-up id."""
         try:
-            run = self.runs.get(run_id)
+            run: Run | None = self.runs.get(run_id)
         except NotFoundError:
             run = None
+        if run is None and self.shared is not None:
+            run = await self.shared.followers.get(run_id)
         if run is None or run.spec.owner != owner:
             raise NotFoundError(f"run {run_id!r} not found (unknown, or finished long ago)")
         return run
 
     async def run_state(self, run_id: str, *, owner: str) -> RunState:
-        return RunState.model_validate(await self._run(run_id, owner).as_dict())
+        return RunState.model_validate(await (await self._run(run_id, owner)).as_dict())
 
     def follow(self, started: Started) -> Subscription:
         """The events of a run just started, from its first: a frame source for one client,
@@ -352,10 +414,15 @@ class ChatService:
         ``after`` must be one of this run's ids (``InvalidRequestError`` otherwise): a client
         that resumes never silently misses events.
         """
-        run = self._run(run_id, owner)
+        run = await self._run(run_id, owner)
         if after is None:
             return self.runs.subscribe(run)
         last_id = await run.log.last_id()
+        if after > last_id and isinstance(run, FollowedRun):
+            # The client saw it from the run's own process, a moment before it reached Redis.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.mirror.wait_for(after), timeout=2.0)
+            last_id = await run.log.last_id()
         if after > last_id:
             raise InvalidRequestError(
                 f"Last-Event-ID {after} is ahead of this run (last id {last_id})"
@@ -364,12 +431,17 @@ class ChatService:
 
     async def cancel_run(self, run_id: str, *, owner: str) -> RunState:
         """Stop the run (idempotent) and answer its final state, once saved."""
-        run = await self.runs.cancel(self._run(run_id, owner).id)
+        run = await self._run(run_id, owner)
+        if isinstance(run, FollowedRun):
+            assert self.shared is not None
+            await self.shared.followers.cancel(run, patience=2 * self.settings.run_lease)
+        else:
+            run = await self.runs.cancel(run.id)
         return RunState.model_validate(await run.as_dict())
 
     # --- stateless answers (/api/chat) ----------------------------------------------------
 
-    def one_shot(
+    async def one_shot(
         self,
         messages: Sequence[ChatMessage],
         model: str | None,
@@ -390,7 +462,7 @@ class ChatService:
             raise InvalidRequestError("messages must hold at least one user message")
         model_name = self._resolve_model(model, None)
         provider = self.providers.resolve(model_name)
-        self._take_place(owner)  # held until the stream is closed
+        await self._take_place(owner)  # held until the stream is closed
         frames = _one_shot(provider, messages, model_name, reasoning=reasoning)
         return _Held(frames, lambda: self._release(owner))
 
@@ -471,17 +543,25 @@ class Services:
     setup_token: str | None
 
     async def close(self) -> None:
-        await self.chat.close()
+        try:
+            await self.accounts.close()
+        finally:
+            await self.chat.close()
 
 
-async def open_services(settings: Settings) -> Services:
+async def open_services(settings: Settings, *, setup_token: bool = True) -> Services:
     """Open the store, the providers and the runs, then the accounts on the same store: a
-    disabled or deleted account's runs stop (``ChatService.stop_runs_of``)."""
+    disabled or deleted account's runs stop (``ChatService.stop_runs_of``). ``setup_token``:
+    make the first-run setup token while no account exists (not in ``serve``'s workers)."""
     chat = await ChatService.open(settings)
     try:
         accounts = AccountService(settings, chat.store)
         accounts.on_revoke(chat.stop_runs_of)
-        token = await accounts.start()
+        if chat.shared is not None:
+            cluster = chat.shared.cluster
+            accounts.share_revocations(lambda message: cluster.publish("revoke", message))
+            cluster.on("revoke", accounts.revoked_elsewhere)
+        token = await accounts.start(setup_token=setup_token)
     except BaseException:
         await chat.close()
         raise

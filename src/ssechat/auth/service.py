@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from ssechat.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    ServiceUnavailableError,
     UnauthenticatedError,
 )
 from ssechat.store import LOCAL_OWNER, UNSET, Store, Unset, User
@@ -49,6 +50,7 @@ TOUCH_SECONDS = 60.0
 _CACHE_LIMIT = 10_000
 
 OnRevoke = Callable[[str], Awaitable[None]]
+Share = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +75,18 @@ class AccountService:
         self.settings = settings
         self._store = store
         self._accounts = store.accounts
-        self.limiter = limiter or LoginLimiter(
-            settings.login_limit_account, settings.login_limit_address
-        )
+        # In memory, or in Redis (SSECHAT_REDIS_URL) so that all processes count the same tries.
+        self.limiter = limiter or LoginLimiter.for_settings(settings)
         self.streams = StreamRegistry()
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._pending: dict[str, asyncio.Task[Principal]] = {}
         self._local: Principal | None = None
         self._on_revoke: list[OnRevoke] = []
+        self._share: Share | None = None
+
+    async def close(self) -> None:
+        """Close what the service opened itself (the sign-in limiter's Redis connections)."""
+        await self.limiter.close()
 
     @property
     def enabled(self) -> bool:
@@ -90,10 +96,11 @@ class AccountService:
         """Call ``callback(user_id)`` when an account is disabled or deleted (to stop its runs)."""
         self._on_revoke.append(callback)
 
-    async def start(self) -> str | None:
+    async def start(self, *, setup_token: bool = True) -> str | None:
         """Get ready to serve: the implicit user (accounts off), or the headless admin
         (``SSECHAT_ADMIN_EMAIL``) if missing; expired sessions go. Returns a one-time setup token
-        while no account exists (accounts on), for ``ssechat serve`` to print as a link."""
+        while no account exists (accounts on), for ``ssechat serve`` to print as a link (none
+        made with ``setup_token=False``)."""
         settings = self.settings
         if not self.enabled:
             admin = await self._accounts.first_admin()
@@ -115,7 +122,7 @@ class AccountService:
         )
         if settings.admin_email:
             await self._ensure_admin(settings.admin_email, settings.admin_password)
-        if await self._accounts.count_users():
+        if not setup_token or await self._accounts.count_users():
             return None
         token = new_token()
         await self._accounts.add_setup_token(hash_secret(token))
@@ -282,6 +289,46 @@ class AccountService:
         if end_streams:
             self.streams.end(user_id, keep=keep)
 
+    def _forget_credential(self, user_id: str, credential: str) -> None:
+        """Drop one credential (``key:<id>``, ``session:<hash>``) from the cache; end its
+        streams."""
+        for cached, (who, _) in list(self._cache.items()):
+            if who.credential == credential:
+                del self._cache[cached]
+        self.streams.end(user_id, credential=credential)
+
+    def share_revocations(self, publish: Share) -> None:
+        """With several processes: ``publish`` each revocation made here, so that every other
+        process ends the streams it serves with those credentials (``revoked_elsewhere``)."""
+        self._share = publish
+
+    async def revoked_elsewhere(self, message: Mapping[str, Any]) -> None:
+        """Another process revoked credentials (a message ``share_revocations`` published):
+        forget them here too, and end the streams this process serves with them."""
+        user_id = message.get("user")
+        if not isinstance(user_id, str):
+            return
+        credential = message.get("credential")
+        if isinstance(credential, str):
+            self._forget_credential(user_id, credential)
+        else:
+            keep = message.get("keep")
+            self._forget(
+                user_id,
+                keep=keep if isinstance(keep, str) else None,
+                end_streams=bool(message.get("streams", True)),
+            )
+
+    async def _shared(self, user_id: str, **what: Any) -> None:
+        if self._share is None:
+            return
+        try:
+            await self._share({"user": user_id, **what})
+        except ServiceUnavailableError:
+            # Other processes read the database again within CACHE_SECONDS: only their open
+            # streams go on, until Redis is back.
+            logger.warning("could not tell the other processes of a revocation (Redis is down)")
+
     def watch(self, principal: Principal) -> Watch | None:
         """What an event stream of ``principal``'s registers with, so that revoking their
         credentials ends it (``EventStreamResponse(watch=...)``)."""
@@ -298,6 +345,7 @@ class AccountService:
             await self._accounts.delete_session(hashed)
             self._cache.pop(principal.credential, None)
             self.streams.end(principal.id, credential=principal.credential)
+            await self._shared(principal.id, credential=principal.credential)
 
     async def change_password(
         self, principal: Principal, current: str, new: str, *, address: str
@@ -319,6 +367,7 @@ class AccountService:
             keep_session=keep.partition(":")[2] if keep else None,
         )
         self._forget(principal.id, keep=keep)
+        await self._shared(principal.id, keep=keep)
 
     async def create_key(self, principal: Principal, name: str) -> dict[str, str]:
         self._check_enabled()
@@ -336,10 +385,8 @@ class AccountService:
         self._check_enabled()
         await self._accounts.delete_api_key(key_id, owner=principal.id)
         credential = "key:" + key_id
-        for cached, (who, _) in list(self._cache.items()):
-            if who.credential == credential:
-                del self._cache[cached]
-        self.streams.end(principal.id, credential=credential)
+        self._forget_credential(principal.id, credential)
+        await self._shared(principal.id, credential=credential)
 
     # --- admins ---------------------------------------------------------------------------
 
@@ -406,6 +453,7 @@ class AccountService:
             end_credentials=end,
         )
         self._forget(user_id, end_streams=end)  # a new role only needs a fresh read
+        await self._shared(user_id, streams=end)
         if user.status != "active":
             await self._revoked(user_id)
         return user.as_dict()
@@ -419,6 +467,7 @@ class AccountService:
         await self._revoked(user_id)  # its runs stop before its conversations go
         await self._accounts.delete_user(user_id)
         self._forget(user_id)
+        await self._shared(user_id)
 
     async def _revoked(self, user_id: str) -> None:
         for callback in self._on_revoke:

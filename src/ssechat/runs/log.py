@@ -45,7 +45,7 @@ from bisect import bisect_left
 from typing import Protocol
 
 from ssechat.frames import FrameSource
-from ssechat.sse import encode
+from ssechat.sse import EventDecoder, encode
 
 __all__ = ["MemoryLogReader", "MemoryRunLog", "RunLog", "delta_frame", "reasoning_frame"]
 
@@ -212,6 +212,41 @@ class MemoryRunLog:
 
     def reader(self, after: int = -1) -> MemoryLogReader:
         return MemoryLogReader(self, after)
+
+    @property
+    def event_count(self) -> int:
+        """How many events the log holds (the next id); no IO."""
+        return len(self._ends)
+
+    def events(self, start: int, stop: int) -> list[tuple[str, str]]:
+        """The events with ids ``start`` to ``stop - 1`` as ``(kind, payload)``: ``("delta",
+        text)``, ``("reasoning", text)``, else ``(event, data)``. For a networked log that
+        copies this one (``ssechat.runs.redis_log``), once per batch, never per token: the whole
+        frames are decoded back from their encoding (their data never holds a line break, as
+        ``json_data`` writes it: the decoder joins data lines with LF)."""
+        ends, frames, text = self._ends, self._frames, self._text
+        stop = min(stop, len(ends))
+        ids, reasoning_ends, reasoning = self._reasoning_ids, self._reasoning_ends, self._reasoning
+        k = bisect_left(ids, start)
+        next_reasoning = ids[k] if k < len(ids) else -1
+        begin = ends[start - 1] if start else 0
+        out: list[tuple[str, str]] = []
+        for seq in range(start, stop):
+            if seq == next_reasoning:
+                first = reasoning_ends[k - 1] if k else 0
+                out.append(("reasoning", reasoning[first : reasoning_ends[k]].decode()))
+                k += 1
+                next_reasoning = ids[k] if k < len(ids) else -1
+                continue
+            end = ends[seq]
+            frame = frames.get(seq)
+            if frame is None:
+                out.append(("delta", text[begin:end].decode()))
+            else:
+                event = EventDecoder().feed(frame)[0]
+                out.append((event.type, event.data))
+            begin = end
+        return out
 
     def _take(self, position: int) -> tuple[bytes, int]:
         ends = self._ends

@@ -34,14 +34,17 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from ssechat.errors import NotFoundError, ProviderError, SSEChatError, error_data
+from ssechat.errors import NotFoundError, ServiceUnavailableError, SSEChatError, error_data
 from ssechat.frames import FrameSource
 from ssechat.providers.base import ChatMessage, GenerationParams, Provider, ToolCall, Usage
 from ssechat.runs.log import MemoryRunLog, RunLog
+
+if TYPE_CHECKING:
+    from ssechat.runs.cluster import Cluster, RunInfo
 from ssechat.sse import encode, json_data
 
 __all__ = [
@@ -118,6 +121,7 @@ class Run:
         self.created_at = time.time()
         self.finished_at: float | None = None
         self.subscribers = 0
+        self.registered = False  # holds a lease in the cluster (several processes only)
         self.saved_size = 0  # the log's text size at the last periodic save
         self.task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
@@ -217,9 +221,13 @@ class RunManager:
         on_disconnect: Literal["continue", "cancel"] = "continue",
         disconnect_grace: float = 10.0,
         log_factory: LogFactory = MemoryRunLog,
+        cluster: Cluster | None = None,
     ) -> None:
         self.store = store
         self.log_factory = log_factory
+        self.cluster = cluster
+        if cluster is not None:
+            cluster.on("cancel", self._cancel_here)
         self.retry_frame = encode(retry=retry_ms)
         self.persist_interval = persist_interval
         self.retention = retention
@@ -283,6 +291,12 @@ class RunManager:
             self._finishing.add(finishing)
             finishing.add_done_callback(self._finishing.discard)
 
+    async def _cancel_here(self, run_id: str) -> None:
+        """Another process asked (``Cluster``) to stop a run: stop it if it is this one's."""
+        run = self._live.get(run_id)
+        if run is not None and run.task is not None:
+            run.task.cancel()
+
     async def cancel(self, run_id: str) -> Run:
         """Stop a run (idempotent) and return it once its final state is saved."""
         run = self.get(run_id)
@@ -304,6 +318,12 @@ class RunManager:
             await asyncio.gather(*tasks, return_exceptions=True)
             # A run cancelled before its first step is finished by _never_started's task.
             await asyncio.gather(*(run.finished.wait() for run in live))
+        if self._finishing:  # leases let go of, saves retried: a short wait, then left
+            pending = set(self._finishing)
+            _, left = await asyncio.wait(pending, timeout=2.0)
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
 
     # --- following ------------------------------------------------------------------------
 
@@ -339,6 +359,10 @@ class RunManager:
                 "model": spec.model,
             }
             await log.append("run", json_data(started))
+            if self.cluster is not None:
+                # The lease first: a run no other process can find or stop must not start.
+                await self.cluster.register(self._info(run))
+                run.registered = True
             stream = provider.stream(spec.messages, spec.model, spec.params)
             async with contextlib.aclosing(stream):
                 async for delta in stream:
@@ -364,7 +388,7 @@ class RunManager:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-        except ProviderError as exc:
+        except SSEChatError as exc:  # the upstream failed, or Redis (the lease) is unreachable
             status = "error"
             run.error = exc
         except Exception:
@@ -418,22 +442,25 @@ class RunManager:
         log = run.log
         tool_calls = [call.as_dict() for call in run.tool_calls] or None
         reasoned = run.reasoning_started is not None
+        final: dict[str, Any] = {
+            "content": await log.text(),
+            "status": status,
+            "finish_reason": run.finish_reason,
+            "usage": run.usage.as_dict() if run.usage else None,
+            "error": run.error.message if run.error else None,
+            "reasoning": await log.reasoning() if reasoned else None,
+            "reasoning_seconds": run.reasoning_seconds,
+            "tool_calls": tool_calls,
+        }
         try:
-            await self.store.update_message(
-                run.spec.message_id,
-                content=await log.text(),
-                status=status,
-                finish_reason=run.finish_reason,
-                usage=run.usage.as_dict() if run.usage else None,
-                error=run.error.message if run.error else None,
-                reasoning=await log.reasoning() if reasoned else None,
-                reasoning_seconds=run.reasoning_seconds,
-                tool_calls=tool_calls,
-            )
+            await self.store.update_message(run.spec.message_id, **final)
             if on_finish is not None:
                 await on_finish(run)
         except NotFoundError:
             logger.info("run %s: its conversation was deleted; nothing to save", run.id)
+        except ServiceUnavailableError:
+            # The database is down: the answer is saved when it is back, not lost.
+            self._background(self._save_later(run, final), f"run-{run.id}-save")
         except Exception:
             logger.exception("run %s: could not save the final answer", run.id)
         done: dict[str, Any] = {
@@ -453,8 +480,64 @@ class RunManager:
             logger.exception("run %s: could not end its event log", run.id)
         finally:
             run.finished.set()
+            if run.registered:  # in the background: the run's end must not wait on Redis
+                self._background(self._release(run), f"run-{run.id}-release")
             if not self._closing:
                 asyncio.get_running_loop().call_later(self.retention, self._forget, run)
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _save_later(self, run: Run, final: dict[str, Any]) -> None:
+        """Save a run's final answer once the database answers again (for up to the run's
+        retention), trying every few seconds."""
+        logger.warning(
+            "run %s: the database is unreachable; its answer is kept to save later", run.id
+        )
+        deadline = time.monotonic() + self.retention
+        delay = 0.5
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            try:
+                await self.store.update_message(run.spec.message_id, **final)
+            except ServiceUnavailableError:
+                continue
+            except NotFoundError:
+                return
+            logger.warning("run %s: its answer was saved once the database was back", run.id)
+            return
+        logger.error("run %s: the database stayed unreachable; its answer was not saved", run.id)
+
+    def _info(self, run: Run) -> RunInfo:
+        from ssechat.runs.cluster import RunInfo  # only with a cluster: it needs Redis's client
+
+        assert self.cluster is not None
+        spec = run.spec
+        return RunInfo(
+            run_id=run.id,
+            owner=spec.owner,
+            conversation_id=spec.conversation_id,
+            user_message_id=spec.user_message_id,
+            message_id=spec.message_id,
+            model=spec.model,
+            node=self.cluster.node,
+        )
+
+    async def _release(self, run: Run) -> None:
+        """Let go of the run's lease once its ``done`` is in Redis (or after a while: if Redis
+        is down, a sweeper later finds the log ended, or ends it)."""
+        assert self.cluster is not None
+        flushed = getattr(run.log, "flushed", None)
+        if flushed is not None:
+            try:
+                await asyncio.wait_for(flushed(), timeout=self.cluster.lease / 2)
+            except TimeoutError:
+                logger.warning("run %s: its end is not in Redis yet; keeping its lease", run.id)
+                return
+        await self.cluster.finished(self._info(run))
 
     def _forget(self, run: Run) -> None:
         self._runs.pop(run.id, None)

@@ -1,5 +1,5 @@
 """Conversations and their message trees, and the accounts that own them, kept in a database
-(SQLite today), with migrations.
+(a SQLite file, or PostgreSQL shared by several processes), with migrations.
 
 ``Store`` (a protocol, in ``store.base``) is the whole interface the rest of ssechat uses;
 ``open_store`` gives one, a ``SQLStore`` (SQLAlchemy Core on the store's threads). Every
@@ -9,9 +9,10 @@ users, their sessions and API keys. The records it hands out are frozen ``Conver
 ``Message``, ``Exchange``, ``User``, ``SessionRecord`` and ``ApiKey`` values.
 
 The modules, from the bottom: ``models`` (the records), ``schema`` (the tables), ``migrations``,
-``sqlite`` (all that is SQLite-specific), ``cursor`` (the page cursor), ``rows`` (rows into
-records), ``statements`` (the prebuilt queries), ``threads`` (the writer and reader threads, and
-the decorators that run a method's body there), ``base`` (the protocols), ``accounts`` (the
+``sqlite`` and ``postgres`` (all that is specific to each), ``dialects`` (which one a URL
+names), ``cursor`` (the page cursor), ``rows`` (rows into records), ``statements`` (the prebuilt
+queries), ``threads`` (the writer and reader threads, and the decorators that run a method's
+body there), ``base`` (the protocols), ``accounts`` (the
 accounts' implementation) and ``sql`` (the store's).
 
 The package must never import the API, the runs or the providers: ``api.service`` is where they

@@ -4,8 +4,11 @@ Like the store's conversations, each public method is one synchronous body run w
 store's threads (``store.threads.reads`` / ``writes``): reads on a reader, writes on the one
 writer in one transaction, so a rule that spans rows holds even against a concurrent call. Two
 admins demoting each other at once, or two first-run setups, are two write transactions one
-after the other: the second sees what the first did. A refused change leaves the database as it
-was.
+after the other: the second sees what the first did. Across processes (PostgreSQL) such a
+write first takes the dialect's invariants lock (``StoreThreads.lock_invariants``): every write
+that could break a rule spanning rows — making a user, changing a role or status, deleting a
+user — runs one at a time, and reads what the one before committed. A refused change leaves
+the database as it was.
 
 The rules (from ``store.base.Accounts``): emails are unique compared stripped and lower-cased;
 no change may leave ssechat without an active admin; the first admin is made once, with a stored
@@ -72,6 +75,7 @@ from ssechat.store.statements import (
     INSERT_USER,
     LIST_API_KEYS,
     LIST_USERS,
+    LOCK_OWNED_CONVERSATIONS,
     OTHER_ACTIVE_ADMINS,
     SETUP_TOKEN_EXISTS,
     TOUCH_API_KEY,
@@ -125,7 +129,9 @@ class SQLAccounts:
         password_hash: str,
         setup_token_hash: str | None,
     ) -> User:
-        # One write transaction: a second setup waits for this one and then finds an account.
+        # One write transaction under the invariants lock: a second setup, from this process or
+        # another, waits for this one and then finds an account.
+        self.threads.lock_invariants(conn)
         if conn.execute(COUNT_USERS).scalar_one():
             raise ConflictError("ssechat is set up already: an account exists")
         if setup_token_hash is not None and (
@@ -178,6 +184,9 @@ class SQLAccounts:
             _check_role(role)
         if isinstance(status, str):
             _check_status(status)
+        if not (isinstance(role, Unset) and isinstance(status, Unset)):
+            # Before reading: the admin check below must see every such change committed.
+            self.threads.lock_invariants(conn)
         before = _get_user(conn, user_id)
         after_role = before.role if isinstance(role, Unset) else role
         after_status = before.status if isinstance(status, Unset) else status
@@ -210,6 +219,7 @@ class SQLAccounts:
 
     @writes
     def delete_user(self, conn: sa.Connection, user_id: str) -> None:
+        self.threads.lock_invariants(conn)
         user = _get_user(conn, user_id)
         if _active_admin(user.role, user.status):
             _check_another_active_admin(conn, user_id)
@@ -217,6 +227,7 @@ class SQLAccounts:
         # foreign_keys pragma on; the conversations are not foreign keys at all.
         conn.execute(DELETE_USER_SESSIONS, {"b_id": user_id})
         conn.execute(DELETE_USER_API_KEYS, {"b_id": user_id})
+        conn.execute(LOCK_OWNED_CONVERSATIONS, {"b_owner": user_id})
         conn.execute(DELETE_OWNED_MESSAGES, {"b_owner": user_id})
         conn.execute(DELETE_OWNED_CONVERSATIONS, {"b_owner": user_id})
         conn.execute(DELETE_USER, {"b_id": user_id})
@@ -231,6 +242,9 @@ class SQLAccounts:
         status: str,
     ) -> User:
         key = _checked_email_key(email)
+        # The unique index would refuse a twin from another process with a driver error: under
+        # the lock, the second one finds the first and gets the ConflictError.
+        self.threads.lock_invariants(conn)
         if conn.execute(EMAIL_TAKEN, {"b_email_key": key}).first() is not None:
             raise ConflictError("an account with that email exists")
         now = self._clock()

@@ -1,10 +1,11 @@
 """``Store``: what the rest of ssechat may ask of the conversation store, as a protocol.
 
 The API depends on this protocol, never on an implementation: ``open_store`` gives one
-(``SQLStore``, SQLAlchemy Core on the store's threads, for SQLite today and PostgreSQL later),
+(``SQLStore``, SQLAlchemy Core on the store's threads, for SQLite and PostgreSQL),
 and a test may hand in another. Every operation is one transaction: it changes everything it
 says or nothing. Errors are ``ssechat.errors`` (``NotFoundError``, ``InvalidRequestError``,
-``ConflictError``) so the API can answer with them; a closed store raises ``RuntimeError``.
+``ConflictError``) so the API can answer with them; a closed store raises ``RuntimeError``,
+and a database server that cannot be reached ``ServiceUnavailableError``.
 
 The runs see less than this: their ``AnswerStore`` (``save_partial_answers``, ``update_message``)
 is a part of it. This module must never import an implementation, touch a database or hold an
@@ -21,7 +22,7 @@ only as hashes, made by the caller; password hashes too are made and checked by 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -164,6 +165,30 @@ class Store(Protocol):
     async def mark_streaming_interrupted(self) -> int:
         """Mark every answer still ``streaming`` as ``interrupted``; return how many. For
         startup: no run survives a restart."""
+        ...
+
+    async def streaming_answers(self, *, updated_before: float) -> list[str]:
+        """The ids of the answers still ``streaming`` whose last update was before
+        ``updated_before`` (unix seconds), oldest first: runs whose process may be dead."""
+        ...
+
+    async def mark_interrupted(self, ids: Sequence[str]) -> int:
+        """Mark those of ``ids`` still ``streaming`` as ``interrupted`` (bumping
+        ``updated_at``); return how many. Unknown ids, and answers no longer streaming, are
+        skipped."""
+        ...
+
+    async def save_interrupted(
+        self,
+        message_id: str,
+        *,
+        content: str,
+        reasoning: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """If the answer is still ``streaming``: set its content (and its reasoning and error
+        when given) and make it ``interrupted``; say whether it did. How another process ends
+        the run of a dead one, with every token its log held."""
         ...
 
     # --- accounts -----------------------------------------------------------------------------

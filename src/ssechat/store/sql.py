@@ -11,10 +11,14 @@ only that owner's conversations and messages: another user's id fails exactly as
 with the same message. The accounts (``SQLStore.accounts``) are ``store.accounts``'s, on the same
 threads.
 
-The queries are the portable Core of ``store.statements`` (SQLite today, PostgreSQL later: a
-second dialect of this same class), and rows become records in ``store.rows``. This module must
-never hold SQLite-only SQL (that lives in ``store.sqlite``), never touch the database from the
-event loop's thread, never call a model or speak HTTP, and never grow a method only tests call.
+The queries are the portable Core of ``store.statements``, the same on SQLite and PostgreSQL
+(``store.dialects`` picks the engines and hooks by URL), and rows become records in
+``store.rows``. Several processes may share a PostgreSQL database: a write that changes a
+conversation or its messages locks the conversation's row first (``LOCK_CONVERSATION``), and
+the accounts' rules take the dialect's invariants lock. This module must never hold
+dialect-only SQL (that lives in ``store.sqlite`` and ``store.postgres``), never touch the
+database from the event loop's thread, never call a model or speak HTTP, and never grow a
+method only tests call.
 Errors are ``ssechat.errors`` (``NotFoundError``, ``InvalidRequestError``, ``ConflictError``) so
 the API can answer with them.
 """
@@ -35,6 +39,7 @@ from ssechat.errors import ConflictError, InvalidRequestError, NotFoundError
 from ssechat.store.accounts import SQLAccounts
 from ssechat.store.base import Store
 from ssechat.store.cursor import decode_cursor, encode_cursor
+from ssechat.store.dialects import SavePartial, pick
 from ssechat.store.migrations import apply_migrations
 from ssechat.store.models import MESSAGE_STATUSES, UNSET, Conversation, Exchange, Message, Unset
 from ssechat.store.rows import (
@@ -43,7 +48,6 @@ from ssechat.store.rows import (
     conversation_from_row,
     message_from_row,
 )
-from ssechat.store.sqlite import create_engines, resolve_url
 from ssechat.store.statements import (
     ADOPT_CONVERSATIONS,
     BRANCH,
@@ -55,7 +59,9 @@ from ssechat.store.statements import (
     INSERT_CONVERSATION,
     INSERT_MESSAGE,
     LIST_MESSAGES,
+    LOCK_CONVERSATION,
     MARK_INTERRUPTED,
+    MARK_THESE_INTERRUPTED,
     MESSAGE_OWNER,
     NEXT_PAGE,
     SAVE_PARTIAL,
@@ -63,9 +69,11 @@ from ssechat.store.statements import (
     SET_LEAF,
     SET_LEAF_AND_MODEL,
     SET_TITLE_IF_EMPTY,
+    STREAMING_BEFORE,
     conversation_update,
     message_update,
     positional,
+    save_interrupted,
 )
 from ssechat.store.threads import READER_THREADS, StoreThreads, reads, writes
 
@@ -89,10 +97,17 @@ class SQLStore:
     """The conversation store on a SQL database: the operations of ``Store`` (documented
     there). Make one with ``await SQLStore.open(...)`` (or ``open_store``); close it when done."""
 
-    def __init__(self, threads: StoreThreads, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        threads: StoreThreads,
+        *,
+        clock: Callable[[], float],
+        save_partial: SavePartial | None = None,
+    ) -> None:
         self.threads = threads
         """What the operations run on; a test may run a body of its own there too."""
         self._clock = clock
+        self._save_partial = save_partial  # the dialect's own batched save, if it has one
         self._accounts = SQLAccounts(threads, clock=clock)
 
     @property
@@ -110,10 +125,19 @@ class SQLStore:
 
         ``None`` means ``default_database_url()``. ``clock`` gives the timestamps (unix seconds);
         it is called on the store's threads. Raises ``ValueError`` for a URL that is not a
-        supported database, ``RuntimeError`` for a database migrated by a newer ssechat.
+        supported database, ``RuntimeError`` for a database migrated by a newer ssechat,
+        ``ServiceUnavailableError`` for a database server that cannot be reached.
         """
-        reader, writer = create_engines(resolve_url(url_or_path), readers=READER_THREADS)
-        store = cls(StoreThreads(reader, writer, readers=READER_THREADS), clock=clock)
+        dialect = pick(url_or_path)
+        reader, writer = dialect.create_engines(dialect.url, readers=READER_THREADS)
+        threads = StoreThreads(
+            reader,
+            writer,
+            readers=READER_THREADS,
+            lock_invariants=dialect.lock_invariants,
+            unreachable=dialect.unreachable,
+        )
+        store = cls(threads, clock=clock, save_partial=dialect.save_partial)
         try:
             await store.threads.write(lambda conn: apply_migrations(conn, clock=store._clock))
         except BaseException:
@@ -218,7 +242,7 @@ class SQLStore:
             )
             if value is not UNSET
         }
-        before = _get_conversation(conn, conversation_id, owner)
+        before = _get_conversation(conn, conversation_id, owner, lock=True)
         if isinstance(current_leaf_id, str):
             _check_in_conversation(conn, current_leaf_id, conversation_id, "current_leaf_id")
         changes["updated_at"] = self._clock()
@@ -229,7 +253,7 @@ class SQLStore:
 
     @writes
     def delete_conversation(self, conn: sa.Connection, conversation_id: str, *, owner: str) -> None:
-        _get_conversation(conn, conversation_id, owner)
+        _get_conversation(conn, conversation_id, owner, lock=True)
         conn.execute(DELETE_MESSAGES, {"b_id": conversation_id})
         conn.execute(DELETE_CONVERSATION, {"b_id": conversation_id})
 
@@ -270,7 +294,7 @@ class SQLStore:
         # The one write transaction of a stream's start: the checks, the two inserts, the leaf
         # and the branch (one recursive query) together. A parent in another user's conversation
         # is not found by the branch query: the same NotFoundError as an unknown one.
-        conversation = _get_conversation(conn, conversation_id, owner)
+        conversation = _get_conversation(conn, conversation_id, owner, lock=True)
         if isinstance(parent_id, Unset):
             parent_id = conversation.current_leaf_id
         path: list[Message] = []
@@ -309,7 +333,7 @@ class SQLStore:
             raise ConflictError("only a question or an answer can be regenerated")
         question = path[-1]
         _check_not_streaming(question)
-        conversation = _get_conversation(conn, question.conversation_id, owner)
+        conversation = _get_conversation(conn, question.conversation_id, owner, lock=True)
         (answer,) = self._insert(
             conn, conversation.id, question.id, [("assistant", "", "streaming", model)]
         )
@@ -417,12 +441,16 @@ class SQLStore:
         items: Sequence[tuple[str, str]],
         reasoning: Mapping[str, str] | None,
     ) -> None:
-        # Every live run, every tick: the Core statement compiled once for this dialect and
+        # Every live run, every tick: the dialect's own form if it has one (PostgreSQL: one
+        # statement over arrays), else the Core statement compiled once for this dialect and
         # run as one executemany of plain values, with none of SQLAlchemy's work per row. With
         # reasoning in the batch, one column more (NULL for the answers that have none).
+        now = self._clock()
+        if self._save_partial is not None:
+            self._save_partial(conn, items, reasoning, now)
+            return
         statement = SAVE_PARTIAL if reasoning is None else SAVE_PARTIAL_REASONING
         sql, order, fixed = positional(statement, conn.dialect)
-        now = self._clock()
         rows = []
         for id, text in items:
             values: dict[str, Any] = {"b_id": id, "b_content": text, "b_updated_at": now}
@@ -440,12 +468,50 @@ class SQLStore:
         result = conn.execute(MARK_INTERRUPTED, {"b_updated_at": self._clock()})
         return int(result.rowcount)
 
+    @reads
+    def streaming_answers(self, conn: sa.Connection, *, updated_before: float) -> list[str]:
+        return list(conn.execute(STREAMING_BEFORE, {"b_before": updated_before}).scalars())
+
+    async def mark_interrupted(self, ids: Sequence[str]) -> int:
+        chosen = list(ids)  # taken now: the caller's sequence may change meanwhile
+        if not chosen:
+            self.threads.check_open()
+            return 0
+        return await self.threads.write(lambda conn: self._mark_interrupted(conn, chosen))
+
+    def _mark_interrupted(self, conn: sa.Connection, ids: list[str]) -> int:
+        params = {"b_ids": ids, "b_updated_at": self._clock()}
+        return int(conn.execute(MARK_THESE_INTERRUPTED, params).rowcount)
+
+    @writes
+    def save_interrupted(
+        self,
+        conn: sa.Connection,
+        message_id: str,
+        *,
+        content: str,
+        reasoning: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        changes = {
+            name: value
+            for name, value in (("content", content), ("reasoning", reasoning), ("error", error))
+            if value is not None
+        }
+        params: dict[str, Any] = {f"b_{name}": value for name, value in changes.items()}
+        params.update(b_id=message_id, b_updated_at=self._clock())
+        return bool(conn.execute(save_interrupted(tuple(changes)), params).rowcount)
+
 
 # --- helpers (each takes the connection of the caller's transaction) ---------------------------
 
 
-def _get_conversation(conn: sa.Connection, conversation_id: str, owner: str) -> Conversation:
-    row = conn.execute(GET_CONVERSATION, {"b_id": conversation_id, "b_owner": owner}).first()
+def _get_conversation(
+    conn: sa.Connection, conversation_id: str, owner: str, *, lock: bool = False
+) -> Conversation:
+    # lock: in a write that changes the conversation or its messages (see LOCK_CONVERSATION).
+    statement = LOCK_CONVERSATION if lock else GET_CONVERSATION
+    row = conn.execute(statement, {"b_id": conversation_id, "b_owner": owner}).first()
     if row is None:
         raise NotFoundError(f"conversation {conversation_id!r} not found")
     return conversation_from_row(row)

@@ -1,4 +1,5 @@
-"""Everything SQLite-specific about the store: database URLs, and the engines' connect hook.
+"""Everything SQLite-specific about the store: database URLs, the engines' connect hook, and the
+(empty) hooks ``store.postgres`` fills: the invariants' lock and which errors mean unreachable.
 
 The store gets two synchronous engines (the stdlib ``sqlite3`` driver) for one file: a pooled
 *reader* whose connections run concurrently on the store's reader threads (WAL lets them read
@@ -28,7 +29,9 @@ __all__ = [
     "SUPPORTED",
     "create_engines",
     "default_database_url",
+    "lock_invariants",
     "resolve_url",
+    "unreachable",
 ]
 
 BUSY_TIMEOUT_MS = 5000
@@ -123,3 +126,14 @@ def _install_hooks(engine: sa.Engine, *, begin: str) -> None:
     # The dialect's do_begin (a no-op for sqlite3) rather than a "begin" event listener: any
     # connection event makes SQLAlchemy run its event machinery around every statement.
     setattr(engine.dialect, "do_begin", do_begin)  # noqa: B010 - an instance's, not the class's
+
+
+def lock_invariants(conn: sa.Connection) -> None:
+    """Nothing to do: a write transaction on SQLite holds the database's one write lock from
+    its ``BEGIN IMMEDIATE``, so the writes that keep a rule spanning rows already run one after
+    the other, across processes too."""
+
+
+def unreachable(error: BaseException) -> bool:
+    """Never: a file is always reachable (a locked or broken one is another failure)."""
+    return False

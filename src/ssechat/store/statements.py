@@ -10,7 +10,7 @@ so that another user's conversation or message is not found by the very query th
 no check done apart can be forgotten.
 
 This module must never run SQL, hold SQLite-only (or any dialect-only) SQL — that lives in
-``store.sqlite`` — or map rows to records (``store.rows`` does).
+``store.sqlite`` and ``store.postgres`` — or map rows to records (``store.rows`` does).
 """
 
 from __future__ import annotations
@@ -108,6 +108,10 @@ def _bind(table: sa.Table, name: str) -> sa.BindParameter[Any]:
 GET_CONVERSATION = sa.select(*CONVERSATION_COLUMNS).where(
     _conversations.c.id == sa.bindparam("b_id"), _conversations.c.owner == _OWNER
 )
+# In a write that changes the conversation or its messages: its row is locked first, so such
+# writes from several processes take their locks in one order (no deadlock), and a conversation
+# deleted meanwhile is not found (PostgreSQL; SQLite's one writer needs no lock and renders none).
+LOCK_CONVERSATION = GET_CONVERSATION.with_for_update()
 # On the index (owner, updated_at, id): one user's conversations, newest first.
 FIRST_PAGE = (
     sa.select(*CONVERSATION_COLUMNS)
@@ -197,6 +201,33 @@ MARK_INTERRUPTED = (
     .where(_messages.c.status == "streaming")
     .values(status="interrupted", updated_at=_bind(_messages, "updated_at"))
 )
+# On the status index: the answers left streaming since before a time (runs to check for a
+# dead owner), and the ending of those still streaming, one at a time or a few at once. The
+# status test is in the UPDATE itself, so an answer its run ended meanwhile is left alone.
+STREAMING_BEFORE = (
+    sa.select(_messages.c.id)
+    .where(_messages.c.status == "streaming", _messages.c.updated_at < sa.bindparam("b_before"))
+    .order_by(_messages.c.seq)
+)
+MARK_THESE_INTERRUPTED = MARK_INTERRUPTED.where(
+    _messages.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+
+
+@functools.cache
+def save_interrupted(names: tuple[str, ...]) -> sa.Update:
+    """End the answer ``b_id`` as interrupted if it is still streaming, setting ``names`` too."""
+    return (
+        sa.update(_messages)
+        .where(_messages.c.id == sa.bindparam("b_id"), _messages.c.status == "streaming")
+        .values(
+            {
+                **{name: _bind(_messages, name) for name in names},
+                "status": "interrupted",
+                "updated_at": _bind(_messages, "updated_at"),
+            }
+        )
+    )
 
 
 def _branch_query() -> sa.Select[Any]:
@@ -234,7 +265,11 @@ def message_update(names: tuple[str, ...]) -> sa.Update:
 
 COUNT_USERS = sa.select(sa.func.count()).select_from(_users)
 GET_USER = sa.select(*USER_COLUMNS).where(_users.c.id == sa.bindparam("b_id"))
-USER_EXISTS = sa.select(_users.c.id).where(_users.c.id == sa.bindparam("b_id"))
+# Read-locked (PostgreSQL's FOR SHARE): the user cannot be deleted until the session or key
+# made for them is in.
+USER_EXISTS = (
+    sa.select(_users.c.id).where(_users.c.id == sa.bindparam("b_id")).with_for_update(read=True)
+)
 EMAIL_TAKEN = sa.select(_users.c.id).where(_users.c.email_key == sa.bindparam("b_email_key"))
 FIND_LOGIN = sa.select(*USER_COLUMNS, _users.c.password_hash).where(
     _users.c.email_key == sa.bindparam("b_email_key")
@@ -263,6 +298,11 @@ DELETE_OWNED_MESSAGES = sa.delete(_messages).where(
     )
 )
 DELETE_OWNED_CONVERSATIONS = sa.delete(_conversations).where(_conversations.c.owner == _OWNER)
+# Before deleting them: their rows locked first, in the order a turn's start takes its locks
+# (conversation, then messages), so the two never wait for each other (see LOCK_CONVERSATION).
+LOCK_OWNED_CONVERSATIONS = (
+    sa.select(_conversations.c.id).where(_conversations.c.owner == _OWNER).with_for_update()
+)
 
 
 @functools.cache

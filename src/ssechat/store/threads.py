@@ -11,6 +11,13 @@ the caller stops waiting at once, and the thread finishes the transaction, never
 middle of a driver call; a failure nobody is left to see is logged. ``close`` waits for the
 bodies under way, then closes the connections and stops the threads.
 
+When the database cannot be reached (a PostgreSQL server down or restarting: the dialect's
+``unreachable`` says which errors mean that), the operation raises ``ServiceUnavailableError``,
+never the driver's error, and every thread's connection is dropped and made again at its next
+operation, so the store recovers by itself when the server is back. A kept connection found
+dead before the commit (the server restarted between two operations) costs no failure: nothing
+was committed, so the body runs again on a new one. On SQLite nothing is ever unreachable.
+
 ``reads`` and ``writes`` turn a method whose body takes the transaction's connection into the
 public coroutine that runs it there: the store's conversations (``store.sql``) and its accounts
 (``store.accounts``) are both made of such methods.
@@ -31,9 +38,13 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy as sa
 
+from ssechat.errors import ServiceUnavailableError
+
 __all__ = ["READER_THREADS", "OnThreads", "StoreThreads", "reads", "writes"]
 
 logger = logging.getLogger(__name__)
+
+UNREACHABLE = "the database is unreachable; try again shortly"
 
 READER_THREADS = 3
 """How many reads may run at once (each thread keeps one connection)."""
@@ -46,14 +57,28 @@ class StoreThreads:
     """The threads of one store, over its (reader, writer) engines, which it disposes on close.
 
     The engines' pools must hold a connection for each thread: ``readers`` for the reader, one
-    for the writer.
+    for the writer. ``lock_invariants`` and ``unreachable`` are the dialect's hooks (see
+    ``store.dialects``): no lock and nothing unreachable unless given.
     """
 
     def __init__(
-        self, reader: sa.Engine, writer: sa.Engine, *, readers: int = READER_THREADS
+        self,
+        reader: sa.Engine,
+        writer: sa.Engine,
+        *,
+        readers: int = READER_THREADS,
+        lock_invariants: Callable[[sa.Connection], None] = lambda conn: None,
+        unreachable: Callable[[BaseException], bool] = lambda error: False,
     ) -> None:
         self.reader = reader
         self.writer = writer
+        self.lock_invariants = lock_invariants
+        """Called first by a write that keeps a rule spanning rows (the dialect's hook)."""
+        self._unreachable = unreachable
+        # Bumped when any thread finds the database unreachable: every connection made before
+        # is dead too (the server went away), and is made again at its thread's next operation.
+        self._generation = 0
+        self._write_generation = 0
         self._writes = ThreadPoolExecutor(1, thread_name_prefix="ssechat-store-writer")
         self._reads = ThreadPoolExecutor(readers, thread_name_prefix="ssechat-store-reader")
         self._write_conn: sa.Connection | None = None  # only ever touched by the writer thread
@@ -113,21 +138,89 @@ class StoreThreads:
             self.reader.dispose()
 
     def _in_write(self, body: Callable[[sa.Connection], _T]) -> _T:
-        conn = self._write_conn
-        if conn is None:
-            conn = self._write_conn = self.writer.connect()
-        with conn.begin():
-            return body(conn)
+        return self._run(body, self._write_connection, self._forget_write_conn)
 
     def _in_read(self, body: Callable[[sa.Connection], _T]) -> _T:
+        return self._run(body, self._read_connection, self._forget_read_conn)
+
+    def _run(
+        self,
+        body: Callable[[sa.Connection], _T],
+        connection: Callable[[], tuple[sa.Connection, bool]],
+        forget: Callable[[sa.Connection], None],
+    ) -> _T:
+        """Run ``body`` in a transaction of this thread's connection (made if needed).
+
+        A connection kept from before may have died meanwhile (the server restarted): if it
+        fails as unreachable before the commit, nothing was committed, so the body runs once
+        more on a new connection. Unreachable otherwise (a new connection refused, or lost at
+        the commit, when whether it committed is unknown): ``ServiceUnavailableError``.
+        """
+        may_retry = True
+        while True:
+            conn: sa.Connection | None = None
+            committing = False
+            try:
+                conn, fresh = connection()
+                with conn.begin():
+                    result = body(conn)
+                    committing = True
+                return result
+            except sa.exc.DBAPIError as error:
+                if not self._unreachable(error):
+                    raise
+                # Every connection made before is as dead: each thread makes its own again.
+                self._generation += 1
+                if conn is not None:
+                    forget(conn)
+                if conn is None or fresh or committing or not may_retry:
+                    raise ServiceUnavailableError(UNREACHABLE) from None
+                may_retry = False
+
+    def _write_connection(self) -> tuple[sa.Connection, bool]:
+        """The writer's connection, and whether it was made just now."""
+        conn = self._write_conn
+        if conn is not None and self._write_generation == self._generation:
+            return conn, False
+        if conn is not None:
+            self._forget_write_conn(conn)
+        self._write_generation = self._generation
+        conn = self._write_conn = self.writer.connect()
+        return conn, True
+
+    def _read_connection(self) -> tuple[sa.Connection, bool]:
+        """This reader thread's connection, and whether it was made just now."""
         conn: sa.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.reader.connect()
-            self._local.conn = conn
-            with self._read_conns_lock:
-                self._read_conns.append(conn)
-        with conn.begin():
-            return body(conn)
+        if conn is not None and self._local.generation == self._generation:
+            return conn, False
+        if conn is not None:
+            self._forget_read_conn(conn)
+        self._local.generation = self._generation
+        conn = self.reader.connect()
+        self._local.conn = conn
+        with self._read_conns_lock:
+            self._read_conns.append(conn)
+        return conn, True
+
+    def _forget_write_conn(self, conn: sa.Connection) -> None:
+        self._write_conn = None
+        _drop(conn)
+
+    def _forget_read_conn(self, conn: sa.Connection) -> None:
+        self._local.conn = None
+        with self._read_conns_lock:
+            if conn in self._read_conns:
+                self._read_conns.remove(conn)
+        _drop(conn)
+
+
+def _drop(conn: sa.Connection) -> None:
+    """Let go of a connection to a server that went away: never reused, never raising."""
+    try:
+        conn.invalidate()
+        conn.close()
+    except Exception:  # a dead connection may fail to close; it is gone either way
+        logger.debug("closing a lost database connection failed", exc_info=True)
 
 
 def _job(

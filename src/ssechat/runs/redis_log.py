@@ -1,0 +1,450 @@
+"""Run logs in Redis Streams: one stream per run, so any process can follow, resume and end a run.
+
+The owner of a run (the process that calls its upstream) writes through a ``RedisRunLog``: every
+append goes at once into a local ``MemoryRunLog`` (which assigns the ids 0, 1, 2… and which this
+process's readers read with no round trip) and is then copied to the stream
+``{prefix}run:{run_id}:log`` by one flusher task per run. The flusher has at most one ``XADD`` in
+flight and writes everything appended since the last one as ONE entry: deltas that arrive
+together become one entry, with no timer and no entry per token. An entry's fields are ``f`` (its
+first id) and ``b`` (an orjson list of ``[kind, payload]``: ``["delta", text]``,
+``["reasoning", text]``, else ``[event, data]``); its entry ID is ``"{last id + 1}-0"``, so entry
+IDs increase with the run's ids and a reader can tell which ids it already holds.
+
+Another process follows the run through ``RedisLogs.follow``: one follower task per run per
+process (one blocking ``XREAD``) fills a ``FollowedLog``, a read-only ``MemoryRunLog`` mirror that
+numbers the events exactly as the owner did (it checks that the entries are contiguous, skips ids
+it holds, and on a gap ends the mirror rather than mis-number), and every local reader reads that
+mirror. SSE ids therefore stay the run's integer sequence on every process.
+
+Failure: while Redis is unreachable the owner's run goes on for its local readers and the flusher
+keeps the backlog (the local log is the backlog) and retries with a capped backoff; when Redis
+answers again it reads the stream's last entry first and re-sends whatever Redis lacks (all of it
+if Redis lost the stream). A follower whose read fails retries from its last entry ID; it ends
+its mirror only if the stream stays gone for the retention. ``RedisLogs.end`` lets another process
+end a dead owner's run (``error``, then ``done``) atomically, unless the stream already holds a
+``done``.
+
+This module must never put IO on the per-token path of the owner (an append is a memory append and
+one flag check), never write an entry per token, never let a reader wait on Redis inside
+``take``, and never block a writer's ``close`` on Redis being down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from ssechat.errors import ServiceUnavailableError
+from ssechat.runs.log import MemoryLogReader, MemoryRunLog
+
+__all__ = ["FollowedLog", "LogSnapshot", "RedisLogs", "RedisRunLog"]
+
+logger = logging.getLogger(__name__)
+
+# Retry backoff after a failed Redis call: doubles from the first to the cap.
+_BACKOFF_FIRST = 0.05
+_BACKOFF_CAP = 2.0
+
+# ``end``: append the events after the stream's last entry unless that entry holds ``done``
+# (``done`` is always a run's last event, so only the last entry can hold it), then set the
+# expiry. One script, so no writer can slip in between the check and the append.
+_END_SCRIPT = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local next_seq = 0
+if #last > 0 then
+  local entry = last[1]
+  next_seq = tonumber(string.match(entry[1], '^(%d+)'))
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'b' then
+      local batch = cjson.decode(fields[i + 1])
+      if #batch > 0 and batch[#batch][1] == 'done' then return 0 end
+    end
+  end
+end
+redis.call('XADD', KEYS[1], tostring(next_seq + tonumber(ARGV[2])) .. '-0',
+           'f', tostring(next_seq), 'b', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+@contextlib.asynccontextmanager
+async def _unavailable() -> AsyncIterator[None]:
+    # A caller's request (follow, snapshot, end) when Redis is unreachable: the project's 503,
+    # naming the service, never its address.
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise ServiceUnavailableError("Redis is unreachable; try again shortly") from exc
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entry_next(entry_id: Any) -> int:
+    """The id after the last one an entry holds: its entry ID's first part."""
+    return int(_text(entry_id).partition("-")[0])
+
+
+def _field(fields: Any, name: str) -> Any:
+    value = fields.get(name)
+    return fields.get(name.encode()) if value is None else value
+
+
+@dataclass(frozen=True)
+class LogSnapshot:
+    """A stream read once: the answer, the reasoning, the newest id, and whether it has ended."""
+
+    text: str
+    reasoning: str
+    last_id: int
+    ended: bool
+
+
+class RedisRunLog:
+    """The owner's handle on a run's log (a ``runs.log.RunLog``): a local ``MemoryRunLog`` that
+    a flusher task copies to the stream, one ``XADD`` at a time."""
+
+    def __init__(self, logs: RedisLogs, run_id: str) -> None:
+        self._logs = logs
+        self.run_id = run_id
+        self.key = logs.key(run_id)
+        self.local = MemoryRunLog(run_id)
+        self._sent = 0  # ids below this are in Redis
+        self._closed = False
+        self._expired = False
+        self._idle = True  # the flusher waits for a kick (or has not started)
+        self._kick: asyncio.Future[None] | None = None
+        self._progress = asyncio.Event()  # set and replaced after every step Redis took
+        self._task: asyncio.Task[None] | None = None
+        self.entries = 0  # XADDs that succeeded (the benchmark counts them)
+
+    def __repr__(self) -> str:
+        return f"<RedisRunLog {self.run_id!r}: {self.local.event_count} events, {self._sent} sent>"
+
+    # --- RunLog ----------------------------------------------------------------------------
+
+    async def append(self, event: str, data: str) -> int:
+        seq = await self.local.append(event, data)
+        if self._idle:
+            self._wake()
+        return seq
+
+    async def append_delta(self, text: str) -> int:
+        seq = await self.local.append_delta(text)
+        if self._idle:
+            self._wake()
+        return seq
+
+    async def append_reasoning(self, text: str) -> int:
+        seq = await self.local.append_reasoning(text)
+        if self._idle:
+            self._wake()
+        return seq
+
+    async def close(self) -> None:
+        # Local readers end at once; the flusher sends the rest and sets the expiry in the
+        # background, so a close never waits on Redis.
+        await self.local.close()
+        self._closed = True
+        self._wake()
+
+    async def text(self) -> str:
+        return await self.local.text()
+
+    async def reasoning(self) -> str:
+        return await self.local.reasoning()
+
+    async def last_id(self) -> int:
+        return await self.local.last_id()
+
+    @property
+    def text_size(self) -> int:
+        return self.local.text_size
+
+    def reader(self, after: int = -1) -> MemoryLogReader:
+        return self.local.reader(after)
+
+    # --- flushing ---------------------------------------------------------------------------
+
+    async def flushed(self) -> None:
+        """Wait until everything appended so far is in Redis (and, once closed, the expiry
+        set)."""
+        target = self.local.event_count
+        while self._sent < target or (self._closed and not self._expired):
+            progress = self._progress
+            await progress.wait()
+
+    def _wake(self) -> None:
+        self._idle = False
+        kick = self._kick
+        if kick is not None:
+            self._kick = None
+            if not kick.done():
+                kick.set_result(None)
+        elif self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush_loop())
+            self._logs._writers.add(self)
+
+    def _advance(self) -> None:
+        progress, self._progress = self._progress, asyncio.Event()
+        progress.set()
+
+    async def _flush_loop(self) -> None:
+        client, key = self._logs.client, self.key
+        resync = False  # the stream's state is unknown (after a failure): read it first
+        delay, warned = _BACKOFF_FIRST, False
+        try:
+            while True:
+                try:
+                    if resync:
+                        last = await client.xrevrange(key, count=1)
+                        self._sent = _entry_next(last[0][0]) if last else 0
+                        resync = False
+                    end = self.local.event_count
+                    if self._sent < end:
+                        batch = orjson.dumps(self.local.events(self._sent, end))
+                        await client.xadd(key, {"f": self._sent, "b": batch}, id=f"{end}-0")
+                        self._sent = end
+                        self.entries += 1
+                        self._advance()
+                    elif self._closed:
+                        await client.pexpire(key, self._logs.expiry_ms)
+                        self._expired = True
+                        self._advance()
+                        return
+                    else:
+                        self._idle = True
+                        kick = self._kick = asyncio.get_running_loop().create_future()
+                        await kick
+                        continue
+                    if warned:
+                        logger.info(
+                            "run %s: Redis answers again; its log is caught up", self.run_id
+                        )
+                    delay, warned = _BACKOFF_FIRST, False
+                except (RedisError, OSError) as exc:
+                    if not warned:
+                        warned = True
+                        logger.warning(
+                            "run %s: cannot write its log to Redis (%s); retrying",
+                            self.run_id,
+                            type(exc).__name__,
+                        )
+                    resync = True
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _BACKOFF_CAP)
+        finally:
+            self._logs._writers.discard(self)
+
+
+class FollowedLog(MemoryRunLog):
+    """This process's read-only mirror of a run another process writes (its appends come from
+    its follower task only); its readers are ``MemoryLogReader``s."""
+
+    __slots__ = ("done", "error", "started")
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.started: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.done: dict[str, Any] | None = None
+
+    @property
+    def ended(self) -> bool:
+        """The mirror is closed: it saw ``done``, or it failed."""
+        return self._closed
+
+    async def wait_for(self, seq: int) -> None:
+        """Until the mirror holds the event ``seq``, or it ended (wrap it in a timeout)."""
+        loop = asyncio.get_running_loop()
+        while self.event_count <= seq and not self._closed:
+            waiter = loop.create_future()
+            self._notify(waiter)
+            await waiter
+
+    async def _apply(self, first: int, batch: list[list[str]]) -> bool:
+        """Add the entry's events it does not hold yet; False on a gap (it then ends)."""
+        have = self.event_count
+        if first > have:
+            logger.error(
+                "run %s: its stream skips from id %d to %d; ending this copy",
+                self.run_id,
+                have,
+                first,
+            )
+            self.error = {"code": "log_gap", "message": "the run's log has a gap"}
+            await self.close()
+            return False
+        for kind, payload in batch[have - first :]:
+            if kind == "delta":
+                await self.append_delta(payload)
+            elif kind == "reasoning":
+                await self.append_reasoning(payload)
+            else:
+                await self.append(kind, payload)
+                if kind == "run":
+                    self.started = orjson.loads(payload)
+                elif kind == "error":
+                    self.error = orjson.loads(payload)
+                elif kind == "done":
+                    self.done = orjson.loads(payload)
+                    await self.close()
+                    return True
+        return True
+
+
+class RedisLogs:
+    """The Redis side of one process's run logs."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        retention: float,
+        prefix: str = "ssechat:",
+        block: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.retention = retention
+        self.expiry_ms = max(1, int(retention * 1000))
+        self.prefix = prefix
+        self.block_ms = max(1, int(block * 1000))  # one XREAD waits at most this long
+        self._writers: set[RedisRunLog] = set()
+        self._followers: dict[str, tuple[FollowedLog, asyncio.Task[None]]] = {}
+        self._forget: dict[str, asyncio.TimerHandle] = {}
+        self._end_script = client.register_script(_END_SCRIPT)
+        self.xreads = 0  # XREAD calls made (a test checks one follower serves many readers)
+
+    def key(self, run_id: str) -> str:
+        return f"{self.prefix}run:{run_id}:log"
+
+    def writer(self, run_id: str) -> RedisRunLog:
+        """A ``LogFactory``: the owner's handle on a new run's log."""
+        return RedisRunLog(self, run_id)
+
+    async def _next_seq(self, run_id: str) -> int | None:
+        async with _unavailable():
+            last = await self.client.xrevrange(self.key(run_id), count=1)
+        return _entry_next(last[0][0]) if last else None
+
+    async def follow(self, run_id: str) -> FollowedLog | None:
+        """This process's mirror of a run whose stream exists (None if none does), once it holds
+        everything the stream held at the call. One follower task per run, shared."""
+        target = await self._next_seq(run_id)
+        followed = self._followers.get(run_id)
+        if followed is None:
+            if target is None:
+                return None
+            mirror = FollowedLog(run_id)
+            task = asyncio.get_running_loop().create_task(self._follow(mirror))
+            followed = self._followers[run_id] = (mirror, task)
+        mirror = followed[0]
+        if target is not None:
+            await mirror.wait_for(target - 1)
+        return mirror
+
+    async def _follow(self, mirror: FollowedLog) -> None:
+        client, key = self.client, self.key(mirror.run_id)
+        last = "0-0"
+        delay = _BACKOFF_FIRST
+        missing_since: float | None = None
+        try:
+            while not mirror.ended:
+                try:
+                    self.xreads += 1
+                    reply: Any = await client.xread({key: last}, block=self.block_ms, count=1000)
+                    delay = _BACKOFF_FIRST
+                    if not reply:
+                        # Nothing for a while: is the stream gone for good (expired)?
+                        if await client.exists(key):
+                            missing_since = None
+                        elif missing_since is None:
+                            missing_since = time.monotonic()
+                        elif time.monotonic() - missing_since >= self.retention:
+                            mirror.error = {"code": "log_gone", "message": "the run's log expired"}
+                            await mirror.close()
+                        continue
+                    missing_since = None
+                    for entry_id, fields in reply[0][1]:
+                        first = int(_text(_field(fields, "f")))
+                        batch = orjson.loads(_field(fields, "b"))
+                        if not await mirror._apply(first, batch) or mirror.ended:
+                            break
+                        last = _text(entry_id)
+                except (RedisError, OSError):
+                    # Redis blinked: never end the mirror for that; retry from the last entry.
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _BACKOFF_CAP)
+        finally:
+            if not mirror.ended:
+                await mirror.close()
+            # Keep the ended mirror for late local readers a while, then forget it.
+            loop = asyncio.get_running_loop()
+            self._forget[mirror.run_id] = loop.call_later(self.retention, self._drop, mirror.run_id)
+
+    def _drop(self, run_id: str) -> None:
+        self._forget.pop(run_id, None)
+        self._followers.pop(run_id, None)
+
+    async def snapshot(self, run_id: str) -> LogSnapshot | None:
+        """The whole stream read once; None if there is none."""
+        async with _unavailable():
+            entries: Any = await self.client.xrange(self.key(run_id))
+        if not entries:
+            return None
+        text: list[str] = []
+        reasoning: list[str] = []
+        have, ended = 0, False
+        for _, fields in entries:
+            first = int(_text(_field(fields, "f")))
+            events = orjson.loads(_field(fields, "b"))
+            for kind, payload in events[max(have - first, 0) :]:
+                if kind == "delta":
+                    text.append(payload)
+                elif kind == "reasoning":
+                    reasoning.append(payload)
+                elif kind == "done":
+                    ended = True
+            have = max(have, first + len(events))
+        return LogSnapshot("".join(text), "".join(reasoning), have - 1, ended)
+
+    async def end(self, run_id: str, events: Sequence[tuple[str, str]]) -> bool:
+        """Append ``events`` (event, data) after the stream's last event, unless it holds a
+        ``done``; set the expiry. True if appended. For ending a dead process's run."""
+        batch = orjson.dumps([list(event) for event in events])
+        async with _unavailable():
+            done = await self._end_script(
+                keys=[self.key(run_id)], args=[batch, len(events), self.expiry_ms]
+            )
+        return bool(done)
+
+    async def aclose(self, grace: float = 1.0) -> None:
+        """Stop the followers; give the writers' pending batches ``grace`` seconds to land."""
+        writers = list(self._writers)
+        if writers:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await asyncio.gather(*(writer.flushed() for writer in writers))
+        tasks = [writer._task for writer in writers if writer._task is not None]
+        tasks += [task for _, task in self._followers.values()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for handle in self._forget.values():
+            handle.cancel()
+        self._forget.clear()
+        self._followers.clear()
