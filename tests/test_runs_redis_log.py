@@ -4,6 +4,7 @@ another (a second client), against a real redis-server."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -160,6 +161,95 @@ async def test_appends_made_while_a_write_is_in_flight_become_one_entry(
     assert writer.entries == length
     assert length < 201
     assert length <= 3
+
+
+async def contiguous_entries(logs: RedisLogs, run_id: str) -> int:
+    """Check the run's stream: each entry starts where the one before ended; the ids it holds."""
+    have = 0
+    for entry_id, fields in await logs.client.xrange(logs.key(run_id)):
+        assert int(fields[b"f"]) == have
+        have = int(entry_id.decode().partition("-")[0])
+        assert have == int(fields[b"f"]) + len(orjson.loads(fields[b"b"]))
+    return have
+
+
+async def test_runs_appending_while_a_flush_is_in_flight_share_the_next_one(
+    two: tuple[RedisLogs, RedisLogs],
+) -> None:
+    a, b = two
+    writers = [a.writer(f"m{i}") for i in range(20)]
+    with anyio.fail_after(10):
+        for writer in writers:
+            await writer.append("run", json_data({"run_id": writer.run_id}))
+        await asyncio.gather(*(writer.flushed() for writer in writers))
+        mirrors = [await b.follow(writer.run_id) for writer in writers]
+        for round_ in range(3):
+            pipelines, xadds = a.pipelines, a.xadds
+            await writers[0].append_delta("first ")
+            await asyncio.sleep(0)  # the flusher sends a call with writer 0's entry alone
+            for writer in writers:  # …while every run appends: they all wait for the next one
+                await writer.append_delta(f"r{round_}a ")
+                await writer.append_reasoning(f"r{round_} ")
+                await writer.append_delta(f"r{round_}b ")
+            await asyncio.gather(*(writer.flushed() for writer in writers))
+            # Two flush calls: writer 0's, then one carrying the 20 runs' entries.
+            assert (a.pipelines - pipelines, a.xadds - xadds) == (2, 21)
+        for writer in writers:
+            await writer.append("done", json_data({"status": "complete"}))
+            await writer.close()
+        await asyncio.gather(*(writer.flushed() for writer in writers))
+        followed = [await read_all(mirror.reader()) for mirror in mirrors if mirror is not None]
+        local = [await read_all(writer.reader()) for writer in writers]
+        held = [await contiguous_entries(a, writer.run_id) for writer in writers]
+    assert a.pipelines * 5 < a.xadds  # far fewer round trips than entries
+    assert followed == local
+    assert [ids(raw) for raw in followed] == [list(range(14))] + [list(range(11))] * 19
+    assert held == [14] + [11] * 19
+    assert [writer.entries for writer in writers] == [8] + [5] * 19
+    ttls = [await a.client.pttl(a.key(writer.run_id)) for writer in writers]
+    assert all(0 < ttl <= RETENTION * 1000 for ttl in ttls)
+
+
+async def test_a_refused_xadd_resyncs_that_run_only(
+    two: tuple[RedisLogs, RedisLogs], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = two
+    writers = [a.writer(f"x{i}") for i in range(4)]
+    ended, others = writers[1], writers[:1] + writers[2:]
+    with anyio.fail_after(10):
+        for writer in writers:
+            await write_run(writer, 2, done=False)
+        await asyncio.gather(*(writer.flushed() for writer in writers))
+        # Another process ends run x1: its stream's top is now its writer's next id + 2.
+        error = json_data({"code": "interrupted", "message": "the owner looked dead"})
+        assert await b.end("x1", [("error", error), ("done", json_data({"status": "x"}))])
+        xadds = a.xadds
+        await writers[0].append_delta("alone ")
+        await asyncio.sleep(0)  # a flush in flight: the appends below share the next one
+        with caplog.at_level(logging.INFO, logger="ssechat.runs.redis_log"):
+            for writer in writers:
+                await writer.append_delta("late ")
+                await writer.append_delta("later ")  # x1's XADD id is then the stream's top
+            await asyncio.gather(*(writer.flushed() for writer in writers))
+            for writer in others:
+                await writer.append("done", "{}")
+                await writer.close()
+            await asyncio.gather(*(writer.flushed() for writer in others))
+    # x0's alone; one call with the 4 runs' entries (x1's refused, never re-sent: Redis
+    # holds more than its writer has); the 3 others' done.
+    assert a.xadds - xadds == 1 + 4 + 3
+    # The others' entries landed; x1's stream kept what the other process wrote.
+    assert [await contiguous_entries(a, w.run_id) for w in others] == [8, 7, 7]
+    assert await a.client.xlen(a.key("x1")) == 2
+    snap = await b.snapshot("x1")
+    assert snap is not None
+    assert (snap.ended, snap.last_id, snap.text) == (True, 5, "t0 t1 ")
+    assert ended.entries == 1
+    assert [w.entries for w in others] == [4, 3, 3]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "run x1: cannot write its log" in warnings[0]
+    assert "ResponseError" in warnings[0]
 
 
 async def test_a_closed_runs_stream_expires_after_the_retention(

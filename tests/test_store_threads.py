@@ -178,6 +178,7 @@ async def test_the_database_is_only_touched_on_the_store_threads(database: Datab
     assert [engine.pool.checkedin() for engine in engines] == [0, 0]
 
 
+@pytest.mark.sqlite_only("SQLite has one writer thread; PostgreSQL has several (see below)")
 async def test_writes_run_in_the_order_they_were_asked_for(database: Database) -> None:
     async with await open_store(database, clock=Ticker()) as store:
         conversation = await store.create_conversation(owner=OWNER)
@@ -372,3 +373,24 @@ async def test_cancellation_at_any_point_keeps_the_store_whole(
     # Each exchange is whole: every question written has its answer, and nothing else.
     questions = sorted(m.id for m in messages if m.role == "user")
     assert sorted(m.parent_id or "" for m in messages if m.role == "assistant") == questions
+
+
+async def test_concurrent_writes_all_land_each_whole(database: Database) -> None:
+    # PostgreSQL's writer threads run turns' starts at once (SQLite's one runs them in turn):
+    # every one lands, each question with its answer under it, and the leaf is one of them.
+    async with await open_store(database, clock=Ticker()) as store:
+        conversation = await store.create_conversation(owner=OWNER)
+        async with anyio.create_task_group() as tg:
+            for i in range(30):
+                tg.start_soon(
+                    lambda i=i: store.start_exchange(
+                        conversation.id, owner=OWNER, parent_id=None, user_content=str(i), model="m"
+                    )
+                )
+        messages = await store.list_messages(conversation.id, owner=OWNER)
+        leaf = (await store.get_conversation(conversation.id, owner=OWNER)).current_leaf_id
+    questions = {m.id: m for m in messages if m.role == "user"}
+    assert sorted(int(m.content) for m in questions.values()) == list(range(30))
+    answers = [m for m in messages if m.role == "assistant"]
+    assert sorted(a.parent_id or "" for a in answers) == sorted(questions)
+    assert leaf in {a.id for a in answers}

@@ -126,6 +126,26 @@ def connect_redis(url: str) -> aioredis.Redis:
 
 OnMessage = Callable[[Any], Awaitable[None]]
 
+# Take (or renew) a run's lease, in one round trip: the expiry from Redis's own clock, the
+# description, both lease sets and the answer's run. KEYS: run hash, leases, owner's runs,
+# message; ARGV: ttl ms, run id, then the hash's field/value pairs.
+_LEASE_SCRIPT = """
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], expires, ARGV[2])
+redis.call('ZADD', KEYS[3], expires, ARGV[2])
+redis.call('SET', KEYS[4], ARGV[2])
+return expires
+"""
+
+# A user's runs holding a lease now (Redis's clock). KEYS: the owner's runs.
+_COUNT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], now, '+inf')
+"""
+
 _FINISH_SCRIPT = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -160,6 +180,8 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: dict[str, list[OnMessage]] = {}
         self._finish = client.register_script(_FINISH_SCRIPT)
+        self._lease = client.register_script(_LEASE_SCRIPT)
+        self._count = client.register_script(_COUNT_SCRIPT)
         self._down_since: float | None = None
 
     # --- keys ---------------------------------------------------------------------------------
@@ -214,17 +236,24 @@ class Cluster:
         """Take the lease of a run this node starts; ``ServiceUnavailableError`` if Redis is
         unreachable (the run must then not call the upstream)."""
         try:
-            now = await self._now_ms()
-            expires = now + self._ttl_ms
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.hset(self._run_key(info.run_id), mapping=info.as_hash())
-                pipe.zadd(self._leases, {info.run_id: expires})
-                pipe.zadd(self._owner_key(info.owner), {info.run_id: expires})
-                pipe.set(self._message_key(info.message_id), info.run_id)
-                await pipe.execute()
+            await self._lease(keys=self._lease_keys(info), args=self._lease_args(info))
         except RedisError as exc:
             raise ServiceUnavailableError(REDIS_DOWN) from exc
         self._local[info.run_id] = info
+
+    def _lease_keys(self, info: RunInfo) -> list[str]:
+        return [
+            self._run_key(info.run_id),
+            self._leases,
+            self._owner_key(info.owner),
+            self._message_key(info.message_id),
+        ]
+
+    def _lease_args(self, info: RunInfo) -> list[str | int]:
+        args: list[str | int] = [self._ttl_ms, info.run_id]
+        for name, value in info.as_hash().items():
+            args += (name, value)
+        return args
 
     async def finished(self, info: RunInfo) -> None:
         """The run ended here (its log holds ``done``): let go of its lease."""
@@ -265,8 +294,7 @@ class Cluster:
     async def live_count(self, owner: str) -> int:
         """How many of ``owner``'s runs hold a lease, on every node."""
         try:
-            now = await self._now_ms()
-            return int(await self.client.zcount(self._owner_key(owner), now, "+inf"))
+            return int(await self._count(keys=[self._owner_key(owner)]))
         except RedisError as exc:
             raise ServiceUnavailableError(REDIS_DOWN) from exc
 
@@ -297,16 +325,13 @@ class Cluster:
 
     async def _renew(self, runs: list[RunInfo]) -> None:
         # Everything a restarted Redis may have lost is written again: a run outlives a Redis
-        # restart without persistence, and other nodes find it again.
-        expires = await self._now_ms() + self._ttl_ms
+        # restart without persistence, and other nodes find it again. One round trip for all.
         async with self.client.pipeline(transaction=False) as pipe:
             for info in runs:
-                if info.run_id not in self._local:
-                    continue  # finished meanwhile
-                pipe.zadd(self._leases, {info.run_id: expires})
-                pipe.zadd(self._owner_key(info.owner), {info.run_id: expires})
-                pipe.hset(self._run_key(info.run_id), mapping=info.as_hash())
-                pipe.set(self._message_key(info.message_id), info.run_id)
+                if info.run_id in self._local:  # not finished meanwhile
+                    await self._lease(
+                        keys=self._lease_keys(info), args=self._lease_args(info), client=pipe
+                    )
             await pipe.execute()
 
     async def _sweeper(self) -> None:

@@ -3,12 +3,16 @@
 The owner of a run (the process that calls its upstream) writes through a ``RedisRunLog``: every
 append goes at once into a local ``MemoryRunLog`` (which assigns the ids 0, 1, 2… and which this
 process's readers read with no round trip) and is then copied to the stream
-``{prefix}run:{run_id}:log`` by one flusher task per run. The flusher has at most one ``XADD`` in
-flight and writes everything appended since the last one as ONE entry: deltas that arrive
-together become one entry, with no timer and no entry per token. An entry's fields are ``f`` (its
-first id) and ``b`` (an orjson list of ``[kind, payload]``: ``["delta", text]``,
-``["reasoning", text]``, else ``[event, data]``); its entry ID is ``"{last id + 1}-0"``, so entry
-IDs increase with the run's ids and a reader can tell which ids it already holds.
+``{prefix}run:{run_id}:log`` by ONE flusher task per process (per ``RedisLogs``). A writer with
+something unsent puts itself in the flusher's queue (once: a flag); the flusher takes the whole
+queue and makes ONE call (a Lua script, ``_FLUSH_SCRIPT``) holding, per queued run, one ``XADD``
+of everything the run appended since its last entry and, for a closed run, its ``PEXPIRE``, then
+repeats while anything is queued. One call in flight at most and no timer: deltas that arrive
+together become one entry, and runs whose tokens arrive alone still share one round trip and one
+wake-up (one ``XADD`` round trip per token and run, before). An entry's fields are ``f`` (its
+first id) and ``b`` (an orjson list of ``[kind, payload]``: ``["delta", text]``, ``["reasoning",
+text]``, else ``[event, data]``); its entry ID is ``"{last id + 1}-0"``, so entry IDs increase
+with the run's ids and a reader can tell which ids it already holds.
 
 Another process follows the run through ``RedisLogs.follow``: one follower task per run per
 process (one blocking ``XREAD``) fills a ``FollowedLog``, a read-only ``MemoryRunLog`` mirror that
@@ -18,11 +22,12 @@ mirror. SSE ids therefore stay the run's integer sequence on every process.
 
 Failure: while Redis is unreachable the owner's run goes on for its local readers and the flusher
 keeps the backlog (the local log is the backlog) and retries with a capped backoff; when Redis
-answers again it reads the stream's last entry first and re-sends whatever Redis lacks (all of it
-if Redis lost the stream). A follower whose read fails retries from its last entry ID; it ends
-its mirror only if the stream stays gone for the retention. ``RedisLogs.end`` lets another process
-end a dead owner's run (``error``, then ``done``) atomically, unless the stream already holds a
-``done``.
+answers again each run reads its stream's last entry first and re-sends whatever Redis lacks (all
+of it if Redis lost the stream). A command Redis refuses (an ``XADD`` whose id is not above the
+stream's top: another process ended the run) makes only that run resync, after its own backoff.
+A follower whose read fails retries from its last entry ID; it ends its mirror only if the stream
+stays gone for the retention. ``RedisLogs.end`` lets another process end a dead owner's run
+(``error``, then ``done``) atomically, unless the stream already holds a ``done``.
 
 This module must never put IO on the per-token path of the owner (an append is a memory append and
 one flag check), never write an entry per token, never let a reader wait on Redis inside
@@ -37,11 +42,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import redis.asyncio as redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from ssechat.errors import ServiceUnavailableError
 from ssechat.runs.log import MemoryLogReader, MemoryRunLog
@@ -78,6 +83,30 @@ return 1
 """
 
 
+# The flusher's one call: KEYS are the streams, ARGV[1] the expiry, then per stream its first id,
+# the id after its last, its entry's body ('' for none) and 1 to set the expiry. Each stream's
+# commands are run with pcall, so a refused XADD (its id not above the stream's top: another
+# process ended the run) fails only its own stream: the reply holds 1 or the error, per stream.
+_FLUSH_SCRIPT = """
+local out = {}
+for i = 1, #KEYS do
+  local at = 4 * i - 2
+  local result = 1
+  if ARGV[at + 2] ~= '' then
+    local reply = redis.pcall('XADD', KEYS[i], ARGV[at + 1] .. '-0', 'f', ARGV[at], 'b',
+                              ARGV[at + 2])
+    if type(reply) == 'table' and reply.err then result = reply.err end
+  end
+  if result == 1 and ARGV[at + 3] == '1' then
+    local reply = redis.pcall('PEXPIRE', KEYS[i], ARGV[1])
+    if type(reply) == 'table' and reply.err then result = reply.err end
+  end
+  out[i] = result
+end
+return out
+"""
+
+
 @contextlib.asynccontextmanager
 async def _unavailable() -> AsyncIterator[None]:
     # A caller's request (follow, snapshot, end) when Redis is unreachable: the project's 503,
@@ -102,6 +131,16 @@ def _field(fields: Any, name: str) -> Any:
     return fields.get(name.encode()) if value is None else value
 
 
+class _Step(NamedTuple):
+    """One writer's part of a flush: ``end`` is the id after its ``XADD``'s last (if
+    ``added``); ``expire``: a ``PEXPIRE`` follows."""
+
+    writer: RedisRunLog
+    end: int
+    added: bool
+    expire: bool
+
+
 @dataclass(frozen=True)
 class LogSnapshot:
     """A stream read once: the answer, the reasoning, the newest id, and whether it has ended."""
@@ -114,7 +153,7 @@ class LogSnapshot:
 
 class RedisRunLog:
     """The owner's handle on a run's log (a ``runs.log.RunLog``): a local ``MemoryRunLog`` that
-    a flusher task copies to the stream, one ``XADD`` at a time."""
+    the process's flusher (``RedisLogs``) copies to the stream."""
 
     def __init__(self, logs: RedisLogs, run_id: str) -> None:
         self._logs = logs
@@ -124,10 +163,13 @@ class RedisRunLog:
         self._sent = 0  # ids below this are in Redis
         self._closed = False
         self._expired = False
-        self._idle = True  # the flusher waits for a kick (or has not started)
-        self._kick: asyncio.Future[None] | None = None
-        self._progress = asyncio.Event()  # set and replaced after every step Redis took
-        self._task: asyncio.Task[None] | None = None
+        # Queued for the flusher, or waiting out a backoff: an append then has nothing to do.
+        self._dirty = False
+        self._resync = False  # the stream's state is unknown (after a failure): read it first
+        self._delay = _BACKOFF_FIRST  # this run's next backoff after a refused command
+        self._warned = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._progress: asyncio.Event | None = None  # made by a waiter, set by the flusher
         self.entries = 0  # XADDs that succeeded (the benchmark counts them)
 
     def __repr__(self) -> str:
@@ -137,20 +179,20 @@ class RedisRunLog:
 
     async def append(self, event: str, data: str) -> int:
         seq = await self.local.append(event, data)
-        if self._idle:
-            self._wake()
+        if not self._dirty:
+            self._logs._mark(self)
         return seq
 
     async def append_delta(self, text: str) -> int:
         seq = await self.local.append_delta(text)
-        if self._idle:
-            self._wake()
+        if not self._dirty:
+            self._logs._mark(self)
         return seq
 
     async def append_reasoning(self, text: str) -> int:
         seq = await self.local.append_reasoning(text)
-        if self._idle:
-            self._wake()
+        if not self._dirty:
+            self._logs._mark(self)
         return seq
 
     async def close(self) -> None:
@@ -158,7 +200,8 @@ class RedisRunLog:
         # background, so a close never waits on Redis.
         await self.local.close()
         self._closed = True
-        self._wake()
+        if not self._dirty:
+            self._logs._mark(self)
 
     async def text(self) -> str:
         return await self.local.text()
@@ -183,70 +226,19 @@ class RedisRunLog:
         set)."""
         target = self.local.event_count
         while self._sent < target or (self._closed and not self._expired):
-            progress = self._progress
-            await progress.wait()
+            if self._progress is None:
+                self._progress = asyncio.Event()
+            await self._progress.wait()
 
-    def _wake(self) -> None:
-        self._idle = False
-        kick = self._kick
-        if kick is not None:
-            self._kick = None
-            if not kick.done():
-                kick.set_result(None)
-        elif self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._flush_loop())
-            self._logs._writers.add(self)
+    @property
+    def _unsent(self) -> bool:
+        return self._sent < self.local.event_count or (self._closed and not self._expired)
 
     def _advance(self) -> None:
-        progress, self._progress = self._progress, asyncio.Event()
-        progress.set()
-
-    async def _flush_loop(self) -> None:
-        client, key = self._logs.client, self.key
-        resync = False  # the stream's state is unknown (after a failure): read it first
-        delay, warned = _BACKOFF_FIRST, False
-        try:
-            while True:
-                try:
-                    if resync:
-                        last = await client.xrevrange(key, count=1)
-                        self._sent = _entry_next(last[0][0]) if last else 0
-                        resync = False
-                    end = self.local.event_count
-                    if self._sent < end:
-                        batch = orjson.dumps(self.local.events(self._sent, end))
-                        await client.xadd(key, {"f": self._sent, "b": batch}, id=f"{end}-0")
-                        self._sent = end
-                        self.entries += 1
-                        self._advance()
-                    elif self._closed:
-                        await client.pexpire(key, self._logs.expiry_ms)
-                        self._expired = True
-                        self._advance()
-                        return
-                    else:
-                        self._idle = True
-                        kick = self._kick = asyncio.get_running_loop().create_future()
-                        await kick
-                        continue
-                    if warned:
-                        logger.info(
-                            "run %s: Redis answers again; its log is caught up", self.run_id
-                        )
-                    delay, warned = _BACKOFF_FIRST, False
-                except (RedisError, OSError) as exc:
-                    if not warned:
-                        warned = True
-                        logger.warning(
-                            "run %s: cannot write its log to Redis (%s); retrying",
-                            self.run_id,
-                            type(exc).__name__,
-                        )
-                    resync = True
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _BACKOFF_CAP)
-        finally:
-            self._logs._writers.discard(self)
+        progress = self._progress
+        if progress is not None:
+            self._progress = None
+            progress.set()
 
 
 class FollowedLog(MemoryRunLog):
@@ -321,10 +313,19 @@ class RedisLogs:
         self.expiry_ms = max(1, int(retention * 1000))
         self.prefix = prefix
         self.block_ms = max(1, int(block * 1000))  # one XREAD waits at most this long
-        self._writers: set[RedisRunLog] = set()
+        # The flusher: the writers with something unsent (until it is in Redis), the queue of
+        # those it has not taken yet, its task and the future it waits on when idle.
+        self._pending: set[RedisRunLog] = set()
+        self._dirty: list[RedisRunLog] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._kick: asyncio.Future[None] | None = None
+        self._stopped = False
+        self.pipelines = 0  # flush calls Redis answered (the benchmark and a test count them)
+        self.xadds = 0  # XADDs those calls carried
         self._followers: dict[str, tuple[FollowedLog, asyncio.Task[None]]] = {}
         self._forget: dict[str, asyncio.TimerHandle] = {}
         self._end_script = client.register_script(_END_SCRIPT)
+        self._flush_script = client.register_script(_FLUSH_SCRIPT)
         self.xreads = 0  # XREAD calls made (a test checks one follower serves many readers)
 
     def key(self, run_id: str) -> str:
@@ -394,6 +395,140 @@ class RedisLogs:
             loop = asyncio.get_running_loop()
             self._forget[mirror.run_id] = loop.call_later(self.retention, self._drop, mirror.run_id)
 
+    # --- the flusher: one task per process writes every run's entries ------------------------
+
+    def _mark(self, writer: RedisRunLog) -> None:
+        writer._dirty = True
+        self._pending.add(writer)
+        self._queue(writer)
+
+    def _queue(self, writer: RedisRunLog) -> None:
+        writer._retry = None
+        self._dirty.append(writer)
+        kick = self._kick
+        if kick is not None:
+            self._kick = None
+            if not kick.done():
+                kick.set_result(None)
+        elif self._flusher is None and not self._stopped:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay, warned = _BACKOFF_FIRST, False
+        while True:
+            if not self._dirty:
+                kick = self._kick = loop.create_future()
+                await kick
+                continue
+            # Everything queued while the last round trip was in flight goes in this one.
+            batch, self._dirty = self._dirty, []
+            for writer in batch:
+                writer._dirty = False
+            try:
+                await self._send(batch)
+            except (RedisError, OSError) as exc:
+                # Redis unreachable (or the connection dropped mid-call: some entries may have
+                # landed): every run in it reads its stream again before re-sending.
+                if not warned:
+                    warned = True
+                    logger.warning(
+                        "cannot write %d run logs to Redis (%s); retrying",
+                        len(batch),
+                        type(exc).__name__,
+                    )
+                back = [writer for writer in batch if not writer._dirty]
+                for writer in batch:
+                    writer._resync = True
+                for writer in back:
+                    writer._dirty = True
+                self._dirty[:0] = back
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_CAP)
+                continue
+            if warned:
+                logger.info("Redis answers again; the run logs catch up")
+            delay, warned = _BACKOFF_FIRST, False
+
+    async def _send(self, batch: list[RedisRunLog]) -> None:
+        """One step: the runs whose stream's state is unknown read it (one ``XREVRANGE`` each,
+        pipelined; they send next step); the others' entries go in ONE ``_FLUSH_SCRIPT`` call
+        (a pipeline costs redis-py ~20 µs per command; a script's arguments ~3-9 µs: see
+        bench/notes-redislog.md)."""
+        resync = [writer for writer in batch if writer._resync]
+        if resync:
+            batch = [writer for writer in batch if not writer._resync]
+            pipe = self.client.pipeline(transaction=False)
+            for writer in resync:
+                pipe.xrevrange(writer.key, count=1)
+            replies = await pipe.execute(raise_on_error=False)
+            for writer, reply in zip(resync, replies, strict=True):
+                if isinstance(reply, Exception):
+                    self._refused(writer, reply)
+                else:
+                    writer._sent = _entry_next(reply[0][0]) if reply else 0
+                    writer._resync = False
+                    self._settled(writer)
+        plan: list[_Step] = []
+        keys: list[str] = []
+        args: list[Any] = [self.expiry_ms]
+        for writer in batch:
+            sent, end = writer._sent, writer.local.event_count
+            added, expire = sent < end, writer._closed and not writer._expired
+            if not (added or expire):
+                self._settled(writer)
+                continue
+            body = orjson.dumps(writer.local.events(sent, end)) if added else b""
+            keys.append(writer.key)
+            args += [sent, end, body, int(expire)]
+            plan.append(_Step(writer, end, added, expire))
+        if not plan:
+            return
+        replies = await self._flush_script(keys=keys, args=args)
+        self.pipelines += 1
+        self.xadds += sum(step.added for step in plan)
+        for (writer, end, added, expire), reply in zip(plan, replies, strict=True):
+            if reply != 1:
+                self._refused(writer, ResponseError(_text(reply)))
+                continue
+            if added:
+                writer._sent = end
+                writer.entries += 1
+            writer._expired = writer._expired or expire
+            writer._delay = _BACKOFF_FIRST
+            if writer._warned:
+                writer._warned = False
+                logger.info("run %s: Redis takes its log again", writer.run_id)
+            self._settled(writer)
+
+    def _settled(self, writer: RedisRunLog) -> None:
+        # Redis took a step of this writer's: wake its ``flushed`` waiters; queue it again if
+        # it still has something unsent (appended while the call was in flight, it is queued).
+        writer._advance()
+        if not writer._unsent:
+            self._pending.discard(writer)
+        elif not writer._dirty:
+            writer._dirty = True
+            self._queue(writer)
+
+    def _refused(self, writer: RedisRunLog, exc: Exception) -> None:
+        # Only this run: it reads its stream again after its own backoff (another process may
+        # have ended it: ``end`` appended past our next id).
+        if not writer._warned:
+            writer._warned = True
+            logger.warning(
+                "run %s: cannot write its log to Redis (%s); retrying",
+                writer.run_id,
+                type(exc).__name__,
+            )
+        writer._resync = True
+        if writer._dirty:  # queued again while in flight: wait out the backoff first
+            self._dirty.remove(writer)
+        writer._dirty = True
+        loop = asyncio.get_running_loop()
+        writer._retry = loop.call_later(writer._delay, self._queue, writer)
+        writer._delay = min(writer._delay * 2, _BACKOFF_CAP)
+
     def _drop(self, run_id: str) -> None:
         self._forget.pop(run_id, None)
         self._followers.pop(run_id, None)
@@ -431,14 +566,21 @@ class RedisLogs:
         return bool(done)
 
     async def aclose(self, grace: float = 1.0) -> None:
-        """Stop the followers; give the writers' pending batches ``grace`` seconds to land."""
-        writers = list(self._writers)
+        """Stop the followers; give the writers' pending entries ``grace`` seconds to land,
+        then stop the flusher."""
+        writers = list(self._pending)
         if writers:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
                     await asyncio.gather(*(writer.flushed() for writer in writers))
-        tasks = [writer._task for writer in writers if writer._task is not None]
-        tasks += [task for _, task in self._followers.values()]
+        self._stopped = True
+        for writer in self._pending:
+            if writer._retry is not None:
+                writer._retry.cancel()
+        tasks = [task for _, task in self._followers.values()]
+        if self._flusher is not None:
+            tasks.append(self._flusher)
+        self._flusher = self._kick = None
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -30,7 +30,7 @@ class Dialect:
 
     url: URL
     create_engines: Callable[..., tuple[sa.Engine, sa.Engine]]
-    """``(url, *, readers)`` → the (reader, writer) engines."""
+    """``(url, *, readers, writers)`` → the (reader, writer) engines."""
     lock_invariants: Callable[[sa.Connection], None]
     """Called first in a write that keeps a rule spanning rows: makes such writes one at a
     time across processes."""
@@ -39,6 +39,8 @@ class Dialect:
     save_partial: SavePartial | None = None
     """The runs' batched save in this database's own form, if it has a cheaper one than the
     portable executemany: ``(conn, [(id, text)], reasoning or None, now)``."""
+    writers: int = 1
+    """How many writes may run at once (SQLite: one, its file has one writer)."""
 
 
 def pick(url_or_path: str | os.PathLike[str] | None) -> Dialect:
@@ -54,6 +56,7 @@ def pick(url_or_path: str | os.PathLike[str] | None) -> Dialect:
             postgres.lock_invariants,
             postgres.unreachable,
             postgres.save_partial,
+            postgres.WRITER_THREADS,
         )
     if (
         isinstance(url_or_path, str)
@@ -65,8 +68,3 @@ def pick(url_or_path: str | os.PathLike[str] | None) -> Dialect:
         )
     url = sqlite.resolve_url(url_or_path)
     return Dialect(url, sqlite.create_engines, sqlite.lock_invariants, sqlite.unreachable)
-
-
-def _foreign_scheme(url: str) -> bool:
-    """A URL for neither PostgreSQL nor SQLite (a SQLite file path has no scheme)."""
-    return "://" in url and not url.lower().startswith("sqlite")

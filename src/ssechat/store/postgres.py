@@ -32,6 +32,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "INVARIANTS_LOCK",
     "SUPPORTED",
+    "WRITER_THREADS",
     "accepts",
     "create_engines",
     "lock_invariants",
@@ -39,6 +40,10 @@ __all__ = [
     "save_partial",
     "unreachable",
 ]
+
+WRITER_THREADS = 4
+"""Writes at once: a turn's start is several round trips, and one writer made them the limit on
+starts per second (``bench/PROFILE.md``); PostgreSQL's row locks keep concurrent writes right."""
 
 CONNECT_TIMEOUT = 5
 """Seconds to wait for a connection before calling the database unreachable."""
@@ -79,9 +84,11 @@ def resolve_url(url: str) -> URL:
     return parsed.set(drivername=_DRIVER)
 
 
-def create_engines(url: URL, *, readers: int = 3) -> tuple[sa.Engine, sa.Engine]:
-    """The (reader, writer) engines: a connection for each of ``readers`` threads, and one for
-    the writer. Nothing connects yet."""
+def create_engines(
+    url: URL, *, readers: int = 3, writers: int = WRITER_THREADS
+) -> tuple[sa.Engine, sa.Engine]:
+    """The (reader, writer) engines: a connection for each of ``readers`` and ``writers``
+    threads. Nothing connects yet."""
     connect_args: dict[str, Any] = {
         "connect_timeout": CONNECT_TIMEOUT,
         "application_name": f"ssechat-{os.getpid()}",
@@ -98,7 +105,7 @@ def create_engines(url: URL, *, readers: int = 3) -> tuple[sa.Engine, sa.Engine]
     )
     writer = sa.create_engine(
         url,
-        pool_size=1,
+        pool_size=writers,
         max_overflow=0,
         connect_args=connect_args,
         paramstyle="format",

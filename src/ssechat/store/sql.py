@@ -129,21 +129,30 @@ class SQLStore:
         ``ServiceUnavailableError`` for a database server that cannot be reached.
         """
         dialect = pick(url_or_path)
-        reader, writer = dialect.create_engines(dialect.url, readers=READER_THREADS)
+        reader, writer = dialect.create_engines(
+            dialect.url, readers=READER_THREADS, writers=dialect.writers
+        )
         threads = StoreThreads(
             reader,
             writer,
             readers=READER_THREADS,
+            writers=dialect.writers,
             lock_invariants=dialect.lock_invariants,
             unreachable=dialect.unreachable,
         )
         store = cls(threads, clock=clock, save_partial=dialect.save_partial)
         try:
-            await store.threads.write(lambda conn: apply_migrations(conn, clock=store._clock))
+            await store.threads.write(store._migrate)
         except BaseException:
             await store.close()
             raise
         return store
+
+    def _migrate(self, conn: sa.Connection) -> list[str]:
+        # Under the invariants' lock: processes that start together on one new PostgreSQL
+        # database migrate it one after the other (the second finds nothing left to do).
+        self.threads.lock_invariants(conn)
+        return apply_migrations(conn, clock=self._clock)
 
     async def close(self) -> None:
         """Wait for the operations under way, then close every connection. Idempotent."""

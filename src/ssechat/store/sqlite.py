@@ -84,10 +84,11 @@ def _file_url(path: Path) -> URL:
     return URL.create(_DRIVER, database=str(path))
 
 
-def create_engines(url: URL, *, readers: int = 3) -> tuple[sa.Engine, sa.Engine]:
+def create_engines(url: URL, *, readers: int = 3, writers: int = 1) -> tuple[sa.Engine, sa.Engine]:
     """Make the (reader, writer) engines for the database file of ``url``, creating its folder.
 
-    The reader's pool holds a connection for each of ``readers`` threads; the writer's holds one.
+    The reader's pool holds a connection for each of ``readers`` threads; the writer's holds one
+    (``writers`` must be 1: SQLite has one writer at a time).
     Connections may be closed by another thread than the one that opened them (the store closes
     them all at once), never used by two at a time.
     """

@@ -1,10 +1,13 @@
-"""The store's threads: one writer thread, a few reader threads, and the hand-off to the loop.
+"""The store's threads: writer threads, reader threads, and the hand-off to the loop.
 
 ``StoreThreads`` runs a synchronous body (a function of a SQLAlchemy ``Connection``) whole on a
 thread, in one transaction, and hands its outcome to the event loop: the loop pays a single
-thread hop per operation. Every write runs on the one writer thread, which owns the single write
-connection, so writes are serialized by that thread in the order they were asked for; reads run
-on a few reader threads, each with a pooled connection of its own, one snapshot per read.
+thread hop per operation. Writes run on the writer threads, reads on the reader threads, each
+thread with a connection of its own, one snapshot per read. SQLite has ONE writer thread, so its
+writes are serialized in the order they were asked for and never meet SQLite's file lock;
+PostgreSQL takes concurrent writers (row locks; the store's writes take theirs in one order), so
+it has a few: a turn's start is several round trips, and one writer thread made them the limit
+on starts per second (measured: ``bench/PROFILE.md``).
 
 A body runs to its end even when its caller is cancelled (a client leaves, a run is stopped):
 the caller stops waiting at once, and the thread finishes the transaction, never cut in the
@@ -56,9 +59,9 @@ _P = ParamSpec("_P")
 class StoreThreads:
     """The threads of one store, over its (reader, writer) engines, which it disposes on close.
 
-    The engines' pools must hold a connection for each thread: ``readers`` for the reader, one
-    for the writer. ``lock_invariants`` and ``unreachable`` are the dialect's hooks (see
-    ``store.dialects``): no lock and nothing unreachable unless given.
+    The engines' pools must hold a connection for each thread: ``readers`` for the reader,
+    ``writers`` for the writer. ``lock_invariants`` and ``unreachable`` are the dialect's hooks
+    (see ``store.dialects``): no lock and nothing unreachable unless given.
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class StoreThreads:
         writer: sa.Engine,
         *,
         readers: int = READER_THREADS,
+        writers: int = 1,
         lock_invariants: Callable[[sa.Connection], None] = lambda conn: None,
         unreachable: Callable[[BaseException], bool] = lambda error: False,
     ) -> None:
@@ -78,13 +82,10 @@ class StoreThreads:
         # Bumped when any thread finds the database unreachable: every connection made before
         # is dead too (the server went away), and is made again at its thread's next operation.
         self._generation = 0
-        self._write_generation = 0
-        self._writes = ThreadPoolExecutor(1, thread_name_prefix="ssechat-store-writer")
+        self._writes = ThreadPoolExecutor(writers, thread_name_prefix="ssechat-store-writer")
         self._reads = ThreadPoolExecutor(readers, thread_name_prefix="ssechat-store-reader")
-        self._write_conn: sa.Connection | None = None  # only ever touched by the writer thread
-        self._local = threading.local()  # .conn: a reader thread's connection
-        self._read_conns: list[sa.Connection] = []
-        self._read_conns_lock = threading.Lock()
+        self._write_local = _Connections(writer)
+        self._read_local = _Connections(reader)
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
 
@@ -94,9 +95,9 @@ class StoreThreads:
             raise RuntimeError("the store is closed")
 
     async def write(self, body: Callable[[sa.Connection], _T]) -> _T:
-        """Run ``body`` on the writer thread in one write transaction, which takes the write
-        lock as it begins: committed if ``body`` returns, rolled back if it raises. Runs to its
-        end even if this caller is cancelled."""
+        """Run ``body`` on a writer thread in one write transaction (on SQLite it takes the
+        write lock as it begins): committed if ``body`` returns, rolled back if it raises. Runs
+        to its end even if this caller is cancelled."""
         self.check_open()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[_T] = loop.create_future()
@@ -117,38 +118,32 @@ class StoreThreads:
         if self._closing is None:
             loop = asyncio.get_running_loop()
             self._closing = loop.create_future()
-            # Queued behind every write already asked for; it waits for the reads itself.
-            self._writes.submit(_job, loop, self._closing, self._shut_down)
-            self._writes.shutdown(wait=False)
+            # On a thread of its own: it waits for every write and read already asked for.
+            threading.Thread(
+                target=_job,
+                args=(loop, self._closing, self._shut_down),
+                name="ssechat-store-close",
+                daemon=True,
+            ).start()
         await asyncio.shield(self._closing)
 
     def _shut_down(self) -> None:
-        """On the writer thread, once the writes before it are done."""
         try:
-            if self._write_conn is not None:
-                self._write_conn.close()
-                self._write_conn = None
+            self._writes.shutdown(wait=True)
             self._reads.shutdown(wait=True)
-            with self._read_conns_lock:
-                for conn in self._read_conns:
-                    conn.close()
-                self._read_conns.clear()
+            self._write_local.close_all()
+            self._read_local.close_all()
         finally:
             self.writer.dispose()
             self.reader.dispose()
 
     def _in_write(self, body: Callable[[sa.Connection], _T]) -> _T:
-        return self._run(body, self._write_connection, self._forget_write_conn)
+        return self._run(body, self._write_local)
 
     def _in_read(self, body: Callable[[sa.Connection], _T]) -> _T:
-        return self._run(body, self._read_connection, self._forget_read_conn)
+        return self._run(body, self._read_local)
 
-    def _run(
-        self,
-        body: Callable[[sa.Connection], _T],
-        connection: Callable[[], tuple[sa.Connection, bool]],
-        forget: Callable[[sa.Connection], None],
-    ) -> _T:
+    def _run(self, body: Callable[[sa.Connection], _T], connections: _Connections) -> _T:
         """Run ``body`` in a transaction of this thread's connection (made if needed).
 
         A connection kept from before may have died meanwhile (the server restarted): if it
@@ -159,9 +154,9 @@ class StoreThreads:
         may_retry = True
         while True:
             conn: sa.Connection | None = None
-            committing = False
+            fresh = committing = False
             try:
-                conn, fresh = connection()
+                conn, fresh = connections.get(self._generation)
                 with conn.begin():
                     result = body(conn)
                     committing = True
@@ -172,46 +167,49 @@ class StoreThreads:
                 # Every connection made before is as dead: each thread makes its own again.
                 self._generation += 1
                 if conn is not None:
-                    forget(conn)
+                    connections.forget(conn)
                 if conn is None or fresh or committing or not may_retry:
                     raise ServiceUnavailableError(UNREACHABLE) from None
                 may_retry = False
 
-    def _write_connection(self) -> tuple[sa.Connection, bool]:
-        """The writer's connection, and whether it was made just now."""
-        conn = self._write_conn
-        if conn is not None and self._write_generation == self._generation:
+
+class _Connections:
+    """Each thread's connection of one engine (made at the thread's first operation, and again
+    after the database was found unreachable), and the list of them all, to close them."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._local = threading.local()  # .conn, .generation: this thread's
+        self._all: list[sa.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self, generation: int) -> tuple[sa.Connection, bool]:
+        """This thread's connection, and whether it was made just now."""
+        local = self._local
+        conn: sa.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.generation == generation:
             return conn, False
         if conn is not None:
-            self._forget_write_conn(conn)
-        self._write_generation = self._generation
-        conn = self._write_conn = self.writer.connect()
+            self.forget(conn)
+        local.generation = generation
+        conn = local.conn = self.engine.connect()
+        with self._lock:
+            self._all.append(conn)
         return conn, True
 
-    def _read_connection(self) -> tuple[sa.Connection, bool]:
-        """This reader thread's connection, and whether it was made just now."""
-        conn: sa.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.generation == self._generation:
-            return conn, False
-        if conn is not None:
-            self._forget_read_conn(conn)
-        self._local.generation = self._generation
-        conn = self.reader.connect()
-        self._local.conn = conn
-        with self._read_conns_lock:
-            self._read_conns.append(conn)
-        return conn, True
-
-    def _forget_write_conn(self, conn: sa.Connection) -> None:
-        self._write_conn = None
+    def forget(self, conn: sa.Connection) -> None:
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
         _drop(conn)
 
-    def _forget_read_conn(self, conn: sa.Connection) -> None:
-        self._local.conn = None
-        with self._read_conns_lock:
-            if conn in self._read_conns:
-                self._read_conns.remove(conn)
-        _drop(conn)
+    def close_all(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
 
 
 def _drop(conn: sa.Connection) -> None:
