@@ -32,9 +32,11 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
-async def _logs(url: str, prefix: str) -> tuple[redis.Redis, RedisLogs]:
+async def _logs(url: str, prefix: str, linger: float = 0.0) -> tuple[redis.Redis, RedisLogs]:
+    # No linger by default: these tests count the flusher's calls exactly (one per wake-up);
+    # the linger has a test of its own.
     client = redis.Redis.from_url(url)
-    return client, RedisLogs(client, retention=RETENTION, prefix=prefix)
+    return client, RedisLogs(client, retention=RETENTION, prefix=prefix, linger=linger)
 
 
 @pytest.fixture
@@ -360,3 +362,25 @@ async def test_redis_stopped_and_started_mid_run(tmp_path: Path, survives: bool)
         await client_a.aclose()
         await client_b.aclose()
         server.stop()
+
+
+async def test_the_linger_lets_runs_that_append_soon_after_share_a_call(
+    redis_server: RedisServer,
+) -> None:
+    # Run 0 appends alone; run 1 appends a few loop turns later, while the flusher lingers:
+    # one call carries both. (The linger is long, so that "a few loop turns" always fit in it;
+    # what is asserted is the count of calls, not a time.)
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    client, logs = await _logs(redis_server.url, prefix, linger=2.0)
+    try:
+        first, second = logs.writer("l0"), logs.writer("l1")
+        with anyio.fail_after(20):
+            await first.append("run", json_data({"run_id": "l0"}))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            await second.append("run", json_data({"run_id": "l1"}))
+            await asyncio.gather(first.flushed(), second.flushed())
+        assert (logs.pipelines, logs.xadds) == (1, 2)
+    finally:
+        await logs.aclose()
+        await client.aclose()

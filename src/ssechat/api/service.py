@@ -264,7 +264,7 @@ class ChatService:
                 user_content=content,
                 model=model_name,
             )
-            return self._start(exchange, model_name, params, owner)
+            return await self._started(self._start(exchange, model_name, params, owner))
 
     async def regenerate(
         self, message_id: str, *, owner: str, params: GenerationParams, model: str | None
@@ -281,7 +281,7 @@ class ChatService:
             elif message.parent_id is not None:
                 self._check_not_running(message.parent_id)
             exchange = await self.store.start_answer(message_id, owner=owner, model=model_name)
-            return self._start(exchange, model_name, params, owner)
+            return await self._started(self._start(exchange, model_name, params, owner))
 
     @asynccontextmanager
     async def _run_slot(self, owner: str) -> AsyncIterator[None]:
@@ -318,6 +318,13 @@ class ChatService:
 
     def _count_start(self, owner: str) -> None:
         self._starting[owner] = self._starting.get(owner, 0) + 1
+
+    async def _started(self, started: Started) -> Started:
+        """With several processes, answer once the run holds its lease: the id the client gets
+        is then found by every process (one Redis round trip, paid by the start)."""
+        if self.shared is not None:
+            await started.run.ready.wait()
+        return started
 
     def _check_not_running(self, message_id: str) -> None:
         if self.runs.live_run_for_message(message_id):

@@ -115,7 +115,7 @@ class Followers:
         info = await self.cluster.find(run_id)
         if info is None:
             return None
-        log = await self.logs.follow(run_id)
+        log = await self.logs.follow(run_id, known=True)
         if log is None:
             return None
         run = self._runs.get(run_id)  # another request made it while this one waited

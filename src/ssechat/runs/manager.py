@@ -122,6 +122,8 @@ class Run:
         self.finished_at: float | None = None
         self.subscribers = 0
         self.registered = False  # holds a lease in the cluster (several processes only)
+        # Set once every process can find the run (its lease taken), or once it ended.
+        self.ready = asyncio.Event()
         self.saved_size = 0  # the log's text size at the last periodic save
         self.task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
@@ -363,6 +365,7 @@ class RunManager:
                 # The lease first: a run no other process can find or stop must not start.
                 await self.cluster.register(self._info(run))
                 run.registered = True
+            run.ready.set()
             stream = provider.stream(spec.messages, spec.model, spec.params)
             async with contextlib.aclosing(stream):
                 async for delta in stream:
@@ -479,6 +482,7 @@ class RunManager:
             # A log that failed (a networked one) must not keep cancel() waiting forever.
             logger.exception("run %s: could not end its event log", run.id)
         finally:
+            run.ready.set()
             run.finished.set()
             if run.registered:  # in the background: the run's end must not wait on Redis
                 self._background(self._release(run), f"run-{run.id}-release")
