@@ -468,7 +468,7 @@ class RedisLogs:
         """One step: the runs whose stream's state is unknown read it (one ``XREVRANGE`` each,
         pipelined; they send next step); the others' entries go in ONE ``_FLUSH_SCRIPT`` call
         (a pipeline costs redis-py ~20 µs per command; a script's arguments ~3-9 µs: see
-        bench/notes-redislog.md)."""
+        bench/PROFILE.md)."""
         resync = [writer for writer in batch if writer._resync]
         if resync:
             batch = [writer for writer in batch if not writer._resync]

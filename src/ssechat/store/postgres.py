@@ -2,7 +2,7 @@
 which driver errors mean the server cannot be reached.
 
 The store runs on PostgreSQL through psycopg 3, synchronously, on the same ``StoreThreads`` as
-SQLite (the driver was chosen by measurement: ``bench/notes-pgdrivers.md``). The reader engine's
+SQLite (the driver was chosen by measurement: ``bench/PROFILE.md``). The reader engine's
 transactions are ``REPEATABLE READ``, so every read sees one snapshot as it does on SQLite; the
 writer's are ``READ COMMITTED``. Several ssechat processes may write at once, so a write that
 keeps a rule spanning rows (one first admin, never no active admin, unique emails) first takes
