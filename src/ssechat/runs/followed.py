@@ -16,7 +16,7 @@ import contextlib
 from typing import Any
 
 from ssechat.runs.cluster import Cluster, RunInfo
-from ssechat.runs.manager import Run, RunSpec, RunStatus
+from ssechat.runs.manager import Run, RunSpec
 from ssechat.runs.redis_log import FollowedLog, RedisLogs
 
 __all__ = ["FollowedRun", "Followers"]
@@ -71,27 +71,12 @@ class FollowedRun(Run):
         self.finish_reason = done.get("finish_reason")
         self.finished.set()
 
-    def sync_status(self) -> RunStatus:
-        """The status as far as the mirror has seen (``running`` until its ``done``)."""
-        return self.status
-
-    async def as_dict(self) -> dict[str, Any]:
-        last_id = await self.log.last_id()
+    def outcome(self) -> tuple[str | None, Any, Any]:
+        # As the run's own process wrote them in its `done` and `error` events.
         done = self.mirror.done
-        error = self.mirror.error
-        return {
-            "id": self.id,
-            "conversation_id": self.spec.conversation_id,
-            "user_message_id": self.spec.user_message_id,
-            "message_id": self.spec.message_id,
-            "model": self.spec.model,
-            "status": self.status,
-            "finish_reason": done.get("finish_reason") if done else None,
-            "usage": done.get("usage") if done else None,
-            "error": error,
-            "text": await self.text(),
-            "last_event_id": last_id,
-        }
+        if done is None:
+            return None, None, self.mirror.error
+        return done.get("finish_reason"), done.get("usage"), self.mirror.error
 
     def close(self) -> None:
         self._watch.cancel()

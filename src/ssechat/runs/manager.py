@@ -151,10 +151,16 @@ class Run:
     def live(self) -> bool:
         return self.status == "running"
 
+    def outcome(self) -> tuple[str | None, Any, Any]:
+        """How it ended so far: the finish reason, the usage and the error, as plain values."""
+        usage = self.usage.as_dict() if self.usage else None
+        return self.finish_reason, usage, error_data(self.error) if self.error else None
+
     async def as_dict(self) -> dict[str, Any]:
         # The id is read before the text: with a log that may change between the two reads,
         # the text then holds at least the deltas up to that id.
         last_id = await self.log.last_id()
+        finish_reason, usage, error = self.outcome()
         return {
             "id": self.id,
             "conversation_id": self.spec.conversation_id,
@@ -162,9 +168,9 @@ class Run:
             "message_id": self.spec.message_id,
             "model": self.spec.model,
             "status": self.status,
-            "finish_reason": self.finish_reason,
-            "usage": self.usage.as_dict() if self.usage else None,
-            "error": error_data(self.error) if self.error else None,
+            "finish_reason": finish_reason,
+            "usage": usage,
+            "error": error,
             "text": await self.text(),
             "last_event_id": last_id,
         }
