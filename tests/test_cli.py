@@ -157,3 +157,17 @@ def test_serve_flags_reach_the_worker_processes_through_the_environment(
 
 async def _token(token: str) -> str:
     return token
+
+
+def test_serve_with_the_database_unreachable_says_so_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens on that port: the connection is refused at once. The URL's password must
+    # not be shown.
+    url = f"postgresql://ssechat:hunter2-secret@127.0.0.1:{free_port()}/ssechat"
+    monkeypatch.setenv("SSECHAT_DATABASE_URL", url)
+    assert main(["serve", "--port", str(free_port())]) == 1
+    err = capsys.readouterr().err
+    assert "the database is unreachable" in err
+    assert "Traceback" not in err
+    assert "hunter2" not in err

@@ -124,8 +124,21 @@ def serve(settings: Settings) -> int:
         # default would believe them from 127.0.0.1.
         "proxy_headers": False,
     }
+    # The first-run work, once, before any worker starts (and a clear message, not a start-up
+    # traceback, when the database cannot be opened): the database is migrated, the headless
+    # admin made and the setup link printed by this process, never raced for by N workers.
+    from ssechat.api import print_setup_link, setup_link
+    from ssechat.errors import SSEChatError
+
+    try:
+        token = asyncio.run(_first_run(settings))
+    except (SSEChatError, ValueError, RuntimeError) as exc:
+        print(f"ssechat: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    if token is not None:
+        print_setup_link(setup_link(settings, token))
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings, setup_token=False), **options)
         return 0
     return serve_workers(settings, options)
 
@@ -136,21 +149,9 @@ SERVE_FLAGS = ("host", "port", "database_url", "model")
 
 def serve_workers(settings: Settings, options: dict[str, Any]) -> int:
     """``--workers N``: uvicorn's worker processes on one socket, each building its app from the
-    environment (``ssechat.api.create_worker_app``). The first-run work is done here, once,
-    before they start: the database is migrated, the headless admin made and the setup link
-    printed by one process, not raced for (or printed) by N."""
+    environment (``ssechat.api.create_worker_app``), after ``serve`` did the first-run work."""
     import uvicorn
 
-    from ssechat.api import print_setup_link, setup_link
-    from ssechat.errors import SSEChatError
-
-    try:
-        token = asyncio.run(_first_run(settings))
-    except SSEChatError as exc:
-        print(f"ssechat: {exc.message}", file=sys.stderr)
-        return 1
-    if token is not None:
-        print_setup_link(setup_link(settings, token))
     for name in SERVE_FLAGS:
         value = getattr(settings, name)
         if value != "":

@@ -56,9 +56,8 @@ __all__ = ["LINGER", "FollowedLog", "LogSnapshot", "RedisLogs", "RedisRunLog"]
 logger = logging.getLogger(__name__)
 
 LINGER = 0.005
-"""Seconds the flusher waits, once woken, for more runs' events to join its call (measured in
-bench/PROFILE.md: the paced path's Redis cost falls several times for a few ms more of latency,
-for other processes' followers only)."""
+"""Seconds the flusher waits, once woken, for more runs' events to join its call: less CPU for
+a few ms more latency, for other processes' followers only (bench/PROFILE.md)."""
 
 # Retry backoff after a failed Redis call: doubles from the first to the cap.
 _BACKOFF_FIRST = 0.05
@@ -597,9 +596,7 @@ class RedisLogs:
         self._flusher = self._kick = None
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         for handle in self._forget.values():
             handle.cancel()
         self._forget.clear()
