@@ -165,7 +165,9 @@ async def test_the_database_is_only_touched_on_the_store_threads(database: Datab
     finally:
         await store.close()
     writers = clock.threads
-    assert [t.name.startswith("ssechat-store-writer") for t in writers] == [True]
+    # One writer thread on SQLite; PostgreSQL has several, and two writes may run on two.
+    assert writers
+    assert all(t.name.startswith("ssechat-store-writer") for t in writers)
     assert readers
     assert all(t.name.startswith("ssechat-store-reader") for t in readers)
     assert threading.current_thread() not in writers | readers
