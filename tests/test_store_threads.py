@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from ssechat.errors import NotFoundError
-from ssechat.store import SQLStore, Store, open_store, schema
+from ssechat.store import Conversation, SQLStore, Store, open_store, schema
 
 from .store_support import OWNER, Database, Gate, Ticker
 
@@ -183,14 +183,7 @@ async def test_the_database_is_only_touched_on_the_store_threads(database: Datab
 @pytest.mark.sqlite_only("SQLite has one writer thread; PostgreSQL has several (see below)")
 async def test_writes_run_in_the_order_they_were_asked_for(database: Database) -> None:
     async with await open_store(database, clock=Ticker()) as store:
-        conversation = await store.create_conversation(owner=OWNER)
-        async with anyio.create_task_group() as tg:
-            for i in range(30):
-                tg.start_soon(
-                    lambda i=i: store.start_exchange(
-                        conversation.id, owner=OWNER, parent_id=None, user_content=str(i), model="m"
-                    )
-                )
+        conversation = await start_thirty_at_once(store)
         messages = await store.list_messages(conversation.id, owner=OWNER)
     questions = [m for m in messages if m.role == "user"]
     assert [m.content for m in questions] == [str(i) for i in range(30)]
@@ -381,14 +374,7 @@ async def test_concurrent_writes_all_land_each_whole(database: Database) -> None
     # PostgreSQL's writer threads run turns' starts at once (SQLite's one runs them in turn):
     # every one lands, each question with its answer under it, and the leaf is one of them.
     async with await open_store(database, clock=Ticker()) as store:
-        conversation = await store.create_conversation(owner=OWNER)
-        async with anyio.create_task_group() as tg:
-            for i in range(30):
-                tg.start_soon(
-                    lambda i=i: store.start_exchange(
-                        conversation.id, owner=OWNER, parent_id=None, user_content=str(i), model="m"
-                    )
-                )
+        conversation = await start_thirty_at_once(store)
         messages = await store.list_messages(conversation.id, owner=OWNER)
         leaf = (await store.get_conversation(conversation.id, owner=OWNER)).current_leaf_id
     questions = {m.id: m for m in messages if m.role == "user"}
@@ -396,3 +382,17 @@ async def test_concurrent_writes_all_land_each_whole(database: Database) -> None
     answers = [m for m in messages if m.role == "assistant"]
     assert sorted(a.parent_id or "" for a in answers) == sorted(questions)
     assert leaf in {a.id for a in answers}
+
+
+async def start_thirty_at_once(store: Store) -> Conversation:
+    """A new conversation, and thirty turns started in it at once (each a new root), numbered
+    by their question in the order they were asked."""
+    conversation = await store.create_conversation(owner=OWNER)
+    async with anyio.create_task_group() as tg:
+        for i in range(30):
+            tg.start_soon(
+                lambda i=i: store.start_exchange(
+                    conversation.id, owner=OWNER, parent_id=None, user_content=str(i), model="m"
+                )
+            )
+    return conversation

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, get_args
 
 from ssechat.runs.cluster import Cluster, RunInfo
-from ssechat.runs.manager import Run, RunSpec
+from ssechat.runs.manager import Run, RunSpec, RunStatus
 from ssechat.runs.redis_log import FollowedLog, RedisLogs
 
 __all__ = ["FollowedRun", "Followers"]
 
-_STATUSES: frozenset[str] = frozenset(
-    {"running", "complete", "length", "stopped", "error", "interrupted"}
-)
+_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))
 
 
 class FollowedRun(Run):
@@ -37,15 +35,10 @@ class FollowedRun(Run):
             owner=info.owner,
         )
         super().__init__(info.run_id, spec, log)
-        self.info = info
         self.mirror = log
         self._watch = asyncio.get_running_loop().create_task(
             self._until_done(), name=f"followed-{info.run_id}"
         )
-
-    @property
-    def node(self) -> str:
-        return self.info.node
 
     async def _until_done(self) -> None:
         # Follow the mirror to its end, as a reader would, then take the final state from it.
@@ -68,7 +61,6 @@ class FollowedRun(Run):
         done = self.mirror.done or {}
         status = done.get("status")
         self.status = status if status in _STATUSES and status != "running" else "interrupted"
-        self.finish_reason = done.get("finish_reason")
         self.finished.set()
 
     def outcome(self) -> tuple[str | None, Any, Any]:

@@ -42,6 +42,7 @@ import asyncio
 import json
 from array import array
 from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Protocol
 
 from ssechat.frames import FrameSource
@@ -224,29 +225,39 @@ class MemoryRunLog:
         copies this one (``ssechat.runs.redis_log``), once per batch, never per token: the whole
         frames are decoded back from their encoding (their data never holds a line break, as
         ``json_data`` writes it: the decoder joins data lines with LF)."""
+        out: list[tuple[str, str]] = []
+        for _, kind, value in self._entries(start, min(stop, len(self._ends))):
+            if isinstance(value, bytes):
+                event = EventDecoder().feed(value)[0]
+                out.append((event.type, event.data))
+            else:
+                out.append((kind, value))
+        return out
+
+    def _entries(self, start: int, stop: int) -> Iterator[tuple[int, str, str | bytes]]:
+        """The entries with ids ``start`` to ``stop - 1`` (within the log) as ``(seq, kind,
+        value)``: ``(seq, "delta", text)``, ``(seq, "reasoning", text)``, or ``(seq, "frame",
+        its whole frame)``. The one walk over the log's arrays, shared by a reader's take of a
+        log that holds reasoning and by ``events``."""
         ends, frames, text = self._ends, self._frames, self._text
-        stop = min(stop, len(ends))
         ids, reasoning_ends, reasoning = self._reasoning_ids, self._reasoning_ends, self._reasoning
-        k = bisect_left(ids, start)
+        k = bisect_left(ids, start)  # the first reasoning entry at or after start
         next_reasoning = ids[k] if k < len(ids) else -1
         begin = ends[start - 1] if start else 0
-        out: list[tuple[str, str]] = []
         for seq in range(start, stop):
             if seq == next_reasoning:
                 first = reasoning_ends[k - 1] if k else 0
-                out.append(("reasoning", reasoning[first : reasoning_ends[k]].decode()))
+                yield seq, "reasoning", reasoning[first : reasoning_ends[k]].decode()
                 k += 1
                 next_reasoning = ids[k] if k < len(ids) else -1
                 continue
             end = ends[seq]
             frame = frames.get(seq)
             if frame is None:
-                out.append(("delta", text[begin:end].decode()))
+                yield seq, "delta", text[begin:end].decode()
             else:
-                event = EventDecoder().feed(frame)[0]
-                out.append((event.type, event.data))
+                yield seq, "frame", frame
             begin = end
-        return out
 
     def _take(self, position: int) -> tuple[bytes, int]:
         ends = self._ends
@@ -268,27 +279,16 @@ class MemoryRunLog:
         return (out[0] if len(out) == 1 else b"".join(out)), end
 
     def _take_mixed(self, position: int, end: int) -> tuple[bytes, int]:
-        # _take for a log that holds reasoning: the frames from position to end, each a whole
-        # frame, a reasoning entry (the next id of _reasoning_ids) or a delta.
-        ends, frames, text = self._ends, self._frames, self._text
-        ids, reasoning_ends, reasoning = self._reasoning_ids, self._reasoning_ends, self._reasoning
-        start = ends[position - 1] if position else 0
-        k = bisect_left(ids, position)  # the first reasoning entry at or after position
-        next_reasoning = ids[k] if k < len(ids) else -1
+        # _take for a log that holds reasoning: each entry a whole frame, a reasoning entry or
+        # a delta, encoded as taken.
         out: list[bytes] = []
-        for seq in range(position, end):
-            if seq == next_reasoning:
-                begin = reasoning_ends[k - 1] if k else 0
-                out.append(reasoning_frame(seq, reasoning[begin : reasoning_ends[k]].decode()))
-                k += 1
-                next_reasoning = ids[k] if k < len(ids) else -1
-                continue
-            stop = ends[seq]
-            frame = frames.get(seq)
-            if frame is None:
-                frame = delta_frame(seq, text[start:stop].decode())
-            out.append(frame)
-            start = stop
+        for seq, kind, value in self._entries(position, end):
+            if isinstance(value, bytes):
+                out.append(value)
+            elif kind == "delta":
+                out.append(delta_frame(seq, value))
+            else:
+                out.append(reasoning_frame(seq, value))
         return (out[0] if len(out) == 1 else b"".join(out)), end
 
     def _notify(self, waiter: asyncio.Future[None]) -> None:
