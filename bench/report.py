@@ -438,7 +438,7 @@ def _profile(results: dict[str, Any]) -> list[str]:
     profile = results.get("profile")
     if not profile or "skipped" in profile:
         return []
-    out = ["## 5. Where ssechat's CPU goes (py-spy)", "",
+    out = ["## 6. Where ssechat's CPU goes (py-spy)", "",
            "Self time by component, and inclusive time of chosen functions, as a share of the "
            "samples and as µs per relayed token (per started stream for `starts`). Analysis "
            "and proposals: [PROFILE.md](PROFILE.md).", ""]  # fmt: skip
@@ -457,6 +457,54 @@ def _profile(results: dict[str, Any]) -> list[str]:
     return out
 
 
+_TOOL_ROWS = (
+    ("plain_sequential", "plain, one at a time"),
+    ("tools_sequential", "with a tool step, one at a time"),
+    ("plain_concurrent", "plain, {in_flight} in flight"),
+    ("tools_concurrent", "with a tool step, {in_flight} in flight"),
+)
+
+
+def _tools(results: dict[str, Any]) -> list[str]:
+    """A run with one MCP tool step against a plain run of the same answer length."""
+    tools = results.get("tools")
+    if not tools:
+        return []
+    rows = []
+    for key, label in _TOOL_ROWS:
+        phase = tools.get(key) or {}
+        rows.append([
+            label.format(in_flight=tools["in_flight"]), f"`{phase.get('model')}`",
+            _fmt(phase.get("runs")), _fmt(phase.get("runs_per_s")), _pair(phase, "latency_ms"),
+            _fmt(phase.get("server_cpu_ms_per_run")), _fmt(phase.get("mcp_cpu_ms_per_call")),
+            _fmt(phase.get("errors")),
+        ])  # fmt: skip
+    step, checks = tools["tool_step"], tools["checks"]
+    failed = f" **{_fmt(tools['errors'])} errors**: {', '.join(tools['error_examples'])}."
+    return [
+        f"## 5. Tools (MCP){_flag(tools)}",
+        "",
+        f"`{tools['tool']}` of the MCP test server (`tests/mcp_test_server.py`, "
+        f"{tools['transport']}: a child process of the server, on its CPU), approval `always`. "
+        f"A tool run: `{tools['tool_model']}` calls the tool, ssechat calls it through MCP, a "
+        "second upstream request answers with its result. A plain run: the same "
+        f"{_fmt(tools['answer_tokens'])}-token answer, no tools. Latency: from the request to "
+        "`done`.",
+        "",
+        *_table(["runs", "model", "count", "runs/s", "latency p50 / p99 ms",
+                 "server CPU ms/run", "MCP server CPU ms/call", "errors"], rows),
+        f"**A tool step costs {_fmt(step['server_cpu_ms'])} ms of server CPU** (plus "
+        f"{_fmt(step['mcp_cpu_ms_per_call'])} ms in the MCP server; {tools['in_flight']} in "
+        f"flight) **and {_fmt(step['latency_ms_p50'])} ms of latency** (p50, one at a time; "
+        f"+{_fmt(step['latency_ms_p99'])} ms at p99). Checked: the MCP server logged "
+        f"{_fmt(checks['echo_calls_at_mcp_server'])} echo calls of "
+        f"{_fmt(checks['echo_calls_expected'])} expected; a stored answer read back "
+        f"{'holds' if checks['stored_call_ok'] else '**does not hold**'} its call and result."
+        + (failed if tools["errors"] else ""),
+        "",
+    ]  # fmt: skip
+
+
 def _disturbance(results: dict[str, Any]) -> list[str]:
     flagged: list[str] = []
     for name, peer in (_get(results, "paced", "peers") or {}).items():
@@ -464,6 +512,8 @@ def _disturbance(results: dict[str, Any]) -> list[str]:
     for name, run in (results.get("saturated") or {}).items():
         if run.get("disturbed"):
             flagged.append(f"saturated {name}")
+    if (results.get("tools") or {}).get("disturbed"):
+        flagged.append("tools")
     text = ", ".join(flagged) if flagged else "none"
     return [
         "## Disturbance",
@@ -493,6 +543,7 @@ def markdown(results: dict[str, Any]) -> str:
         *_saturated(results),
         *_starts(results),
         *_sessions(results),
+        *_tools(results),
         *_profile(results),
         *_disturbance(results),
     ]

@@ -35,11 +35,12 @@ from bench.profile import PY_SPY, py_spy_hook, summarize
 from bench.scenarios import Bench, PacedConfig, ladder, paced_fresh, paced_level, saturated
 from bench.services import Services
 from bench.sessions import idle, resume, starts
+from bench.tools import tools
 
 __all__ = ["main"]
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCENARIOS = ("paced", "saturated", "starts", "idle", "resume", "profile")
+SCENARIOS = ("paced", "saturated", "starts", "idle", "resume", "tools", "profile")
 PATIENCE = 480.0  # seconds of a full run after which disturbed measurements are kept as they are
 
 
@@ -63,6 +64,9 @@ class Sizes:
     resume_rate: float
     resume_start_rate: float
     cancels: int
+    tool_runs: int
+    tool_concurrent: int
+    tool_in_flight: int
     profile_seconds: float
 
 
@@ -85,6 +89,9 @@ FULL = Sizes(
     resume_rate=30.0,
     resume_start_rate=250.0,
     cancels=200,
+    tool_runs=300,
+    tool_concurrent=1000,
+    tool_in_flight=20,
     profile_seconds=6.0,
 )
 QUICK = Sizes(
@@ -106,6 +113,9 @@ QUICK = Sizes(
     resume_rate=50.0,
     resume_start_rate=100.0,
     cancels=5,
+    tool_runs=4,
+    tool_concurrent=8,
+    tool_in_flight=4,
     profile_seconds=1.0,
 )
 
@@ -252,6 +262,9 @@ async def _scenarios(
             sizes.resume_start_rate,
             sizes.cancels,
         )
+    if "ssechat" in peers and "tools" in scenarios:
+        run = partial(tools, bench, sizes.tool_runs, sizes.tool_concurrent, sizes.tool_in_flight)
+        results["tools"] = await bench.measure("tools", run)
     if "ssechat" in peers and "profile" in scenarios and not args.quick:
         results["profile"] = await _profile(bench, sizes, results, args.out)
     results["goals"] = report.goals(results)
@@ -358,6 +371,8 @@ def _sizes_dict(sizes: Sizes) -> dict[str, Any]:
         f"heartbeat {sizes.heartbeat:g} s",
         "resume": f"{sizes.resume_runs} x fake-tokens-{sizes.resume_tokens}@{sizes.resume_rate:g}"
         f", then {sizes.cancels} live runs cancelled one by one",
+        "tools": f"{sizes.tool_runs} runs one at a time, then {sizes.tool_concurrent} with "
+        f"{sizes.tool_in_flight} in flight, each kind (MCP echo over stdio / plain)",
     }
 
 

@@ -26,6 +26,17 @@ ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Erro
 
 # What each operation answers when it succeeds: status -> media type -> named schema (or, for
 # an event stream, the event types it documents).
+RUN_EVENTS = [
+    "run",
+    "reasoning",
+    "delta",
+    "tool_call",
+    "tool_decision",
+    "tool_result",
+    "error",
+    "done",
+]
+
 ANSWERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("get", "/api/health"): {"200": {"application/json": "Health"}},
     ("get", "/api/models"): {"200": {"application/json": "ModelList"}},
@@ -42,16 +53,14 @@ ANSWERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("delete", "/api/conversations/{conversation_id}"): {"204": {}},
     ("post", "/api/conversations/{conversation_id}/messages"): {
         "202": {"application/json": "GenerationAccepted"},
-        "200": {"text/event-stream": ["run", "reasoning", "delta", "error", "done"]},
+        "200": {"text/event-stream": RUN_EVENTS},
     },
     ("post", "/api/messages/{message_id}/regenerate"): {
         "202": {"application/json": "GenerationAccepted"},
-        "200": {"text/event-stream": ["run", "reasoning", "delta", "error", "done"]},
+        "200": {"text/event-stream": RUN_EVENTS},
     },
     ("get", "/api/runs/{run_id}"): {"200": {"application/json": "RunState"}},
-    ("get", "/api/runs/{run_id}/events"): {
-        "200": {"text/event-stream": ["run", "reasoning", "delta", "error", "done"]}
-    },
+    ("get", "/api/runs/{run_id}/events"): {"200": {"text/event-stream": RUN_EVENTS}},
     ("post", "/api/runs/{run_id}/cancel"): {"200": {"application/json": "RunState"}},
     ("get", "/api/auth/status"): {"200": {"application/json": "AuthStatus"}},
     ("post", "/api/auth/setup"): {"201": {"application/json": "Me"}},
@@ -67,6 +76,17 @@ ANSWERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("post", "/api/admin/users"): {"201": {"application/json": "UserInfo"}},
     ("patch", "/api/admin/users/{user_id}"): {"200": {"application/json": "UserInfo"}},
     ("delete", "/api/admin/users/{user_id}"): {"204": {}},
+    ("get", "/api/tools"): {"200": {"application/json": "ToolList"}},
+    ("post", "/api/runs/{run_id}/tool_calls/{call_id}/approve"): {
+        "200": {"application/json": "ToolDecision"}
+    },
+    ("post", "/api/runs/{run_id}/tool_calls/{call_id}/deny"): {
+        "200": {"application/json": "ToolDecision"}
+    },
+    ("get", "/api/admin/mcp"): {"200": {"application/json": "McpServerList"}},
+    ("post", "/api/admin/mcp"): {"201": {"application/json": "McpServer"}},
+    ("patch", "/api/admin/mcp/{name}"): {"200": {"application/json": "McpServer"}},
+    ("delete", "/api/admin/mcp/{name}"): {"204": {}},
 }
 
 
@@ -178,7 +198,7 @@ def test_the_layering_check_sees_a_route_reaching_past_the_service() -> None:
 
 
 # The service, and what it is made of (shared.py: Redis and the cluster for several processes).
-SERVICE_MODULES = ("service.py", "shared.py")
+SERVICE_MODULES = ("service.py", "shared.py", "tool_service.py", "oneshot.py")
 ROUTE_MODULES = sorted(
     p.name for p in API.glob("*.py") if p.name not in (*SERVICE_MODULES, "schemas.py")
 )

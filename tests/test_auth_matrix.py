@@ -162,6 +162,7 @@ class Resources:
     live_run_id: str
     key_id: str
     user_id: str
+    server_name: str = ""
 
     def ids(self, run: Run) -> dict[str, str]:
         return {
@@ -170,6 +171,10 @@ class Resources:
             "run_id": self.live_run_id if run == "live" else self.finished_run_id,
             "key_id": self.key_id,
             "user_id": self.user_id,
+            "name": self.server_name,
+            # The owner's runs make no tool call: approving one is a 404 of the run's own (a
+            # real call's Approve and Deny are in test_tools_api.py).
+            "call_id": "call_none",
         }
 
     def all_ids(self) -> list[str]:
@@ -214,10 +219,11 @@ async def owner_resources(world: World, *, with_target_user: bool) -> Resources:
     with anyio.fail_after(10):
         await world.upstream.wait_requests(asked + 1)
     key = await create_key(client, owner.cookie, "matrix")
-    user_id = ""
+    user_id = server_name = ""
     if with_target_user:
         target = await make_user(client, world.admin, world.new_email(), signed_in=False)
         user_id = target.id
+        server_name = await add_mcp_server(world)
     return Resources(
         conversation_id=conversation_id,
         message_id=run["message_id"],
@@ -225,7 +231,20 @@ async def owner_resources(world: World, *, with_target_user: bool) -> Resources:
         live_run_id=started.json()["run_id"],
         key_id=key["id"],
         user_id=user_id,
+        server_name=server_name,
     )
+
+
+async def add_mcp_server(world: World) -> str:
+    """An MCP server for admins to manage (turned off: no process is started for it)."""
+    name = f"m{uuid.uuid4().hex[:8]}"
+    added = await world.client.post(
+        "/api/admin/mcp",
+        json={"name": name, "config": {"command": "true", "disabled": True}},
+        headers=world.admin.cookie,
+    )
+    assert added.status_code == 201, added.text
+    return name
 
 
 # --- the expectations ----------------------------------------------------------------------
@@ -310,6 +329,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/auth/logout"): Route("self", ok=204, fresh_session=True),
     ("POST", "/api/auth/password"): Route("self", ok=204, body=_same_password),
     ("GET", "/api/keys"): Route("self"),
+    ("GET", "/api/tools"): Route("self"),
     ("POST", "/api/keys"): Route("self", ok=201, body=lambda w: {"name": "another"}),
     # the owner's resources
     ("GET", "/api/conversations/{conversation_id}"): Route("owned"),
@@ -324,12 +344,25 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/runs/{run_id}"): Route("owned"),
     ("GET", "/api/runs/{run_id}/events"): Route("owned", sse=True, owner_run="finished"),
     ("POST", "/api/runs/{run_id}/cancel"): Route("owned"),
+    ("POST", "/api/runs/{run_id}/tool_calls/{call_id}/approve"): Route("owned", ok=404),
+    ("POST", "/api/runs/{run_id}/tool_calls/{call_id}/deny"): Route("owned", ok=404),
     ("DELETE", "/api/keys/{key_id}"): Route("owned", ok=204),
     # admins only
     ("GET", "/api/admin/users"): Route("admin"),
     ("POST", "/api/admin/users"): Route("admin", ok=201, body=_user_body),
     ("PATCH", "/api/admin/users/{user_id}"): Route("admin", body=lambda w: {"role": "user"}),
     ("DELETE", "/api/admin/users/{user_id}"): Route("admin", ok=204),
+    ("GET", "/api/admin/mcp"): Route("admin"),
+    ("POST", "/api/admin/mcp"): Route(
+        "admin",
+        ok=201,
+        body=lambda w: {
+            "name": f"n{uuid.uuid4().hex[:8]}",
+            "config": {"url": "http://127.0.0.1:9/mcp", "disabled": True},
+        },
+    ),
+    ("PATCH", "/api/admin/mcp/{name}"): Route("admin", body=lambda w: {"enabled": False}),
+    ("DELETE", "/api/admin/mcp/{name}"): Route("admin", ok=204),
 }
 
 ERROR_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 409: "conflict"}

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from bench import report
 from bench.peers import LABELS
+from bench.tools import _tool_step
 
 
 def window(cpu: float | None = 30.0, rss: float | None = 12.0, **extra: Any) -> dict[str, Any]:
@@ -81,6 +82,59 @@ def starts(lone_p50: float) -> dict[str, Any]:
         "starts_per_s": 600.0,
         "cpu_ms_per_start": 1.5,
         "errors": 0,
+    }
+
+
+def tool_phase(
+    model: str,
+    runs: int,
+    in_flight: int,
+    latency: tuple[float, float],
+    cpu: float,
+    mcp: float | None,
+) -> dict[str, Any]:
+    return {
+        "model": model,
+        "runs": runs,
+        "in_flight": in_flight,
+        "runs_per_s": 100.0,
+        "latency_ms": {"p50": latency[0], "p99": latency[1]},
+        "server_cpu_ms_per_run": cpu,
+        "mcp_cpu_ms_per_call": mcp,
+        "errors": 0,
+        "error_examples": [],
+    }
+
+
+def tools_result() -> dict[str, Any]:
+    """A tool run costs 1.5 ms of server CPU more in flight (4.0 - 2.5), 3.25 ms more latency
+    one at a time (5.0 - 1.75; p99 9.0 - 2.5)."""
+    phases = {
+        "plain_sequential": tool_phase("fake-tokens-6", 300, 1, (1.75, 2.5), 2.0, None),
+        "tools_sequential": tool_phase("fake-agent", 300, 1, (5.0, 9.0), 3.75, 1.25),
+        "plain_concurrent": tool_phase("fake-tokens-6", 1000, 20, (10.0, 20.0), 2.5, None),
+        "tools_concurrent": tool_phase("fake-agent", 1000, 20, (30.0, 60.0), 4.0, 1.5),
+    }
+    return {
+        "tool": "test/echo",
+        "transport": "stdio",
+        "tool_model": "fake-agent",
+        "plain_model": "fake-tokens-6",
+        "answer_tokens": 6,
+        "runs": 300,
+        "concurrent": 1000,
+        "in_flight": 20,
+        **phases,
+        "tool_step": _tool_step(phases),
+        "checks": {
+            "echo_calls_at_mcp_server": 1304,
+            "echo_calls_expected": 1304,
+            "stored_call_ok": True,
+            "mcp_server_restarted": False,
+        },
+        "errors": 0,
+        "error_examples": [],
+        "disturbed": False,
     }
 
 
@@ -162,6 +216,7 @@ def made_up() -> dict[str, Any]:
             "cancel_ms": {"p50": 2.5, "p99": 9.25},
             "cancel_errors": 3,
         },
+        "tools": tools_result(),
         "profile": {
             "paced": {
                 "unit": "token",
@@ -293,7 +348,8 @@ def test_every_section_and_every_peer_is_in_the_report() -> None:
         "## 2. Saturated: tokens as fast as the upstream sends them",
         "## 3. Starting streams",
         "## 4. Idle streams and resume (ssechat)",
-        "## 5. Where ssechat's CPU goes (py-spy)",
+        "## 5. Tools (MCP)",
+        "## 6. Where ssechat's CPU goes (py-spy)",
         "## Disturbance",
     ]
     cancel_row = next(line for line in markdown.splitlines() if "| cancel of a live run" in line)
@@ -443,3 +499,53 @@ def test_a_starved_shared_server_counts_redis_and_postgres_as_its_cpu() -> None:
     assert "**Warning**: for ssechat-pg " not in report.markdown(results)
     results["saturated"]["ssechat-pg"]["window"]["total_cpu_util"] = 0.8
     assert "**Warning**: for ssechat-pg " in report.markdown(results)
+
+
+# --- tools (MCP) ------------------------------------------------------------------------------
+
+
+def test_a_tool_step_is_tool_runs_minus_plain_runs() -> None:
+    # CPU from the phases in flight (the steadier figure), latency from those one at a time.
+    assert tools_result()["tool_step"] == {
+        "server_cpu_ms": 1.5,
+        "mcp_cpu_ms_per_call": 1.5,
+        "latency_ms_p50": 3.25,
+        "latency_ms_p99": 6.5,
+    }
+
+
+def test_the_tools_section_shows_each_phase_and_what_a_tool_step_costs() -> None:
+    markdown = report.markdown(made_up())
+    section = markdown.split("## 5. Tools (MCP)\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][2:]
+    assert rows == [
+        "| plain, one at a time | `fake-tokens-6` | 300 | 100 | 1.75 / 2.5 | 2 | – | 0 |",
+        "| with a tool step, one at a time | `fake-agent` | 300 | 100 | 5 / 9 | 3.75 | 1.25 | 0 |",
+        "| plain, 20 in flight | `fake-tokens-6` | 1,000 | 100 | 10 / 20 | 2.5 | – | 0 |",
+        "| with a tool step, 20 in flight | `fake-agent` | 1,000 | 100 | 30 / 60 | 4 | 1.5 | 0 |",
+    ]
+    assert "**A tool step costs 1.5 ms of server CPU** (plus 1.5 ms in the MCP server" in section
+    assert "**and 3.25 ms of latency** (p50, one at a time; +6.5 ms at p99)" in section
+    assert "logged 1,304 echo calls of 1,304 expected; a stored answer read back holds" in section
+    assert "errors**" not in section
+
+
+def test_a_failed_or_disturbed_tools_measurement_says_so() -> None:
+    results = made_up()
+    tools = results["tools"]
+    tools["disturbed"] = True
+    tools["errors"] = 2
+    tools["error_examples"] = ["the MCP server saw 1303 echo calls, not 1304"]
+    tools["checks"]["stored_call_ok"] = False
+    markdown = report.markdown(results)
+    assert "## 5. Tools (MCP) ⚠" in markdown
+    assert (
+        "**does not hold** its call and result. **2 errors**: the MCP server saw 1303" in markdown
+    )
+    assert "Still disturbed (⚠): tools." in markdown
+
+
+def test_the_tools_section_is_left_out_when_not_run() -> None:
+    results = made_up()
+    del results["tools"]
+    assert "Tools (MCP)" not in report.markdown(results)

@@ -2,9 +2,10 @@
 
 A few seconds of tiny sizes through the real harness (fake upstream, ``ssechat serve``, the raw
 load generator), then the shape of what it wrote. Timings are never asserted: this machine may
-be busy; only that every stream completed, none failed, and every resume was exact. A second,
-shorter run takes ssechat on PostgreSQL + Redis in two processes through paced streams and
-starts, and checks that Redis's and PostgreSQL's CPU was read next to the server's.
+be busy; only that every stream completed, none failed, every resume was exact and every
+tool run answered with its MCP tool's result. A second, shorter run takes ssechat on
+PostgreSQL + Redis in two processes through paced streams and starts, and checks that Redis's
+and PostgreSQL's CPU was read next to the server's.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], s
 def test_results_have_every_section(results: tuple[dict[str, Any], str]) -> None:
     data, markdown = results
     assert data["mode"] == "quick"
-    for key in ("machine", "paced", "saturated", "starts", "idle", "resume", "goals"):
+    for key in ("machine", "paced", "saturated", "starts", "idle", "resume", "tools", "goals"):
         assert key in data, key
     assert set(data["paced"]["peers"]) == {"direct", "ssechat"}
     assert set(data["saturated"]) == {"direct", "ssechat"}
@@ -104,6 +105,24 @@ def test_every_cancel_stops_its_live_run(results: tuple[dict[str, Any], str]) ->
     assert resume["cancel_errors"] == 0, resume["cancel_error_examples"]
     assert resume["cancel_ms"]["p50"] is not None
     assert "| cancel of a live run" in results[1]
+
+
+def test_tool_runs_call_the_mcp_server_and_answer_with_its_result(
+    results: tuple[dict[str, Any], str],
+) -> None:
+    # The figures are the full run's; here only that every tool run's answer used the tool's
+    # result, the MCP server saw each call, and each phase has its numbers.
+    tools = results[0]["tools"]
+    assert tools["errors"] == 0, tools["error_examples"]
+    checks = tools["checks"]
+    assert checks["echo_calls_at_mcp_server"] == checks["echo_calls_expected"] > 0
+    assert checks["stored_call_ok"] is True
+    assert checks["mcp_server_restarted"] is False
+    for phase in ("plain_sequential", "tools_sequential", "plain_concurrent", "tools_concurrent"):
+        assert tools[phase]["runs"] > 0, phase
+        assert tools[phase]["latency_ms"]["p50"] is not None, phase
+    assert tools["tools_concurrent"]["mcp_cpu_ms_per_call"] is not None
+    assert "## 5. Tools (MCP)" in results[1]
 
 
 # --- ssechat on PostgreSQL + Redis, two processes ---------------------------------------------

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ssechat.context import DEFAULT_TITLE, build_context, make_title
-from ssechat.providers.base import ChatMessage
+from ssechat.providers.base import ChatMessage, ToolCall
 
 
 @dataclass(frozen=True)
 class Turn:
-    """A message-like value: the context needs only a role and a text."""
+    """A message-like value: a role, a text, and an answer's stored tool calls (if any)."""
 
     role: str
     content: str
+    tool_calls: Sequence[Mapping[str, Any]] | None = None
 
 
 def turns(*pairs: tuple[str, str]) -> list[Turn]:
@@ -113,6 +116,200 @@ def test_bad_input_is_refused() -> None:
         build_context(None, turns(("tool", "x")), budget_chars=10)
     with pytest.raises(ValueError, match="budget"):
         build_context(None, turns(("user", "x")), budget_chars=-1)
+
+
+# --- tool steps ---------------------------------------------------------------------------------
+
+
+def stored_call(
+    call_id: str,
+    offset: int | None,
+    result: str | None,
+    *,
+    is_error: bool = False,
+    name: str = "srv__echo",
+    arguments: str = '{"text":"x"}',
+) -> dict[str, Any]:
+    """A ``tool_calls`` entry as the store keeps it on an answer."""
+    return {
+        "id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "server": "srv",
+        "tool": name.partition("__")[2],
+        "approval": "ask",
+        "decision": "approved",
+        "offset": offset,
+        "result": None if result is None else {"content": result, "is_error": is_error},
+    }
+
+
+def test_an_answer_with_two_steps_is_sent_step_by_step() -> None:
+    # "Lét me 🔎. " (10) -> calls a and b -> "Now the clock. " (15, ends at 25) -> call c ->
+    # "Done." The offsets count code points: "é" is two bytes in UTF-8, "🔎" two UTF-16 units.
+    content = "Lét me 🔎. Now the clock. Done."
+    calls = [
+        stored_call("a", 10, "A result", arguments='{"text":"a"}'),
+        stored_call("b", 10, "boom: no such file", is_error=True, name="srv__fail"),
+        stored_call("c", 25, "12:00", name="srv__clock", arguments="{}"),
+    ]
+    branch = [Turn("user", "Look it up"), Turn("assistant", content, calls), Turn("user", "Thanks")]
+    assert build_context(None, branch, budget_chars=1000) == [
+        ChatMessage("user", "Look it up"),
+        ChatMessage(
+            "assistant",
+            "Lét me 🔎. ",
+            (
+                ToolCall("a", "srv__echo", '{"text":"a"}'),
+                ToolCall("b", "srv__fail", '{"text":"x"}'),
+            ),
+        ),
+        ChatMessage("tool", "A result", tool_call_id="a"),
+        # An error result is what the model was told: its text, as any other result.
+        ChatMessage("tool", "boom: no such file", tool_call_id="b"),
+        ChatMessage("assistant", "Now the clock. ", (ToolCall("c", "srv__clock", "{}"),)),
+        ChatMessage("tool", "12:00", tool_call_id="c"),
+        ChatMessage("assistant", "Done."),
+        ChatMessage("user", "Thanks"),
+    ]
+
+
+def test_a_call_without_a_result_is_left_out_and_its_text_joins_the_next_step() -> None:
+    calls = [
+        stored_call("a", 3, None),  # denied, or cut off before its result was stored
+        stored_call("b", 6, "B"),
+        stored_call("c", 9, None),
+    ]
+    branch = [Turn("user", "q"), Turn("assistant", "aaabbbccc", calls)]
+    assert build_context(None, branch, budget_chars=100) == [
+        ChatMessage("user", "q"),
+        ChatMessage("assistant", "aaabbb", (ToolCall("b", "srv__echo", '{"text":"x"}'),)),
+        ChatMessage("tool", "B", tool_call_id="b"),
+        ChatMessage("assistant", "ccc"),
+    ]
+
+
+def test_calls_at_the_start_and_an_answer_of_calls_only() -> None:
+    calls = [stored_call("a", 0, "first"), stored_call("b", 0, "second")]
+    branch = [Turn("user", "q"), Turn("assistant", "", calls), Turn("user", "next")]
+    context = build_context(None, branch, budget_chars=100)
+    assert context[1] == ChatMessage(
+        "assistant",
+        "",
+        (ToolCall("a", "srv__echo", '{"text":"x"}'), ToolCall("b", "srv__echo", '{"text":"x"}')),
+    )
+    assert [(m.role, m.content, m.tool_call_id) for m in context[2:]] == [
+        ("tool", "first", "a"),
+        ("tool", "second", "b"),
+        ("user", "next", None),
+    ]
+
+
+def test_older_calls_without_results_or_offsets_send_the_plain_text() -> None:
+    # What the reasoning issue stored: {id, name, arguments} only; nothing answered them.
+    old = [{"id": "call_1", "name": "get_weather", "arguments": "{}"}]
+    branch = [Turn("user", "q"), Turn("assistant", "I would call a tool.", old)]
+    assert build_context(None, branch, budget_chars=100) == [
+        ChatMessage("user", "q"),
+        ChatMessage("assistant", "I would call a tool."),
+    ]
+    # With no text either, the answer is left out like any empty one.
+    branch = [Turn("user", "q"), Turn("assistant", "", old), Turn("user", "again")]
+    assert [m.content for m in build_context(None, branch, budget_chars=100)] == ["q", "again"]
+
+
+def test_a_result_without_an_offset_sits_after_the_text() -> None:
+    branch = [Turn("user", "q"), Turn("assistant", "text", [stored_call("a", None, "R")])]
+    assert [(m.role, m.content) for m in build_context(None, branch, budget_chars=100)] == [
+        ("user", "q"),
+        ("assistant", "text"),
+        ("tool", "R"),
+    ]
+    # Calls that share an offset beyond the text (a bad record) are still one step.
+    calls = [stored_call("a", 99, "A"), stored_call("b", 99, "B")]
+    context = build_context(
+        None, [Turn("user", "q"), Turn("assistant", "t", calls)], budget_chars=99
+    )
+    assert [(m.content, len(m.tool_calls), m.tool_call_id) for m in context[1:]] == [
+        ("t", 2, None),
+        ("A", 0, "a"),
+        ("B", 0, "b"),
+    ]
+
+
+def test_trimming_keeps_each_step_whole_and_counts_arguments_and_results() -> None:
+    calls = [
+        stored_call("a", 2, "R" * 10, arguments="{}"),  # step 1: "s1" + "{}" + 10 = 14
+        stored_call("b", 4, "r", arguments="{}"),  # step 2: "s2" + "{}" + 1 = 5
+    ]
+    branch = [
+        Turn("user", "q1"),
+        Turn("assistant", "s1s2end", calls),  # then the final slice "end": 3
+        Turn("user", "q2"),
+    ]
+    whole = [
+        ChatMessage("user", "q1"),
+        ChatMessage("assistant", "s1", (ToolCall("a", "srv__echo", "{}"),)),
+        ChatMessage("tool", "R" * 10, tool_call_id="a"),
+        ChatMessage("assistant", "s2", (ToolCall("b", "srv__echo", "{}"),)),
+        ChatMessage("tool", "r", tool_call_id="b"),
+        ChatMessage("assistant", "end"),
+        ChatMessage("user", "q2"),
+    ]
+    # Everything: 2 + 14 + 5 + 3 + 2 = 26.
+    assert build_context(None, branch, budget_chars=26) == whole
+    # One less leaves out q1, and then the steps that would begin the context with an answer.
+    assert build_context(None, branch, budget_chars=25) == [ChatMessage("user", "q2")]
+    for budget in range(27):
+        got = build_context(None, branch, budget_chars=budget)
+        # What is kept is a tail of the whole, starting with a question, in which every tool
+        # message follows the assistant message that made its call: no step is ever split.
+        assert got == whole[len(whole) - len(got) :], budget
+        assert got[0].role == "user", budget
+        open_calls: set[str] = set()
+        for message in got:
+            if message.role == "tool":
+                assert message.tool_call_id in open_calls, budget
+                open_calls.discard(message.tool_call_id)
+            else:
+                assert not open_calls, budget  # every call answered before anything else
+                open_calls = {c.id for c in message.tool_calls}
+
+
+def test_arguments_and_results_count_against_the_budget() -> None:
+    call = stored_call("a", 0, "x" * 40, arguments='{"long":"' + "y" * 40 + '"}')
+    branch = [Turn("user", "old"), Turn("assistant", "", [call]), Turn("user", "new")]
+    # The text alone (3 + 0 + 3) would fit 50; with the call's 90 characters it does not.
+    assert build_context(None, branch, budget_chars=50) == [ChatMessage("user", "new")]
+    assert len(build_context(None, branch, budget_chars=200)) == 4
+
+
+@given(
+    content=st.text(alphabet="ab🔎", max_size=10),
+    steps=st.lists(st.tuples(st.integers(min_value=-2, max_value=14), st.booleans()), max_size=6),
+)
+def test_tool_step_properties(content: str, steps: list[tuple[int, bool]]) -> None:
+    # Offsets as stored are non-decreasing; out-of-range ones must not lose or repeat text.
+    calls = [
+        stored_call(f"c{i}", offset, f"r{i}" if answered else None)
+        for i, (offset, answered) in enumerate(sorted(steps))
+    ]
+    context = build_context(
+        None, [Turn("user", "q"), Turn("assistant", content, calls)], budget_chars=10**6
+    )
+    answer = context[1:]
+    # The answer's text is all there, once, in order, however its calls were cut into steps.
+    assert "".join(m.content for m in answer if m.role == "assistant") == content
+    # Only the answered calls are sent, each once, each result right after its step.
+    sent = [c.id for m in answer for c in m.tool_calls]
+    assert sent == [c["id"] for c in calls if c["result"] is not None]
+    results = [m.tool_call_id for m in answer if m.role == "tool"]
+    assert results == sent
+    for i, message in enumerate(answer):
+        if message.tool_calls:
+            ids = [c.id for c in message.tool_calls]
+            after = answer[i + 1 : i + 1 + len(ids)]
+            assert [m.tool_call_id for m in after] == ids
 
 
 roles = st.sampled_from(["user", "assistant", "system"])

@@ -234,7 +234,9 @@ async def test_tool_calls_are_kept_saved_and_sent_in_done() -> None:
         body = await read_all(run.log.reader())
     done = events_of(body)[-1]
     assert done[0] == "done"
-    expected = [call.as_dict() for call in calls]
+    # Not offered tools, the run makes none of them: each is kept as asked for, with no result.
+    unmade = {"server": None, "tool": None, "approval": None, "decision": None, "result": None}
+    expected = [{**call.as_dict(), **unmade, "offset": 0} for call in calls]
     assert done[1]["tool_calls"] == expected
     assert done[1]["finish_reason"] == "tool_calls"
     saved = answers.final["m"]

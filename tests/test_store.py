@@ -44,6 +44,7 @@ def test_all_names_the_public_api() -> None:
         "LOCAL_OWNER",
         "MESSAGE_STATUSES",
         "ROLES",
+        "TOOL_APPROVALS",
         "UNSET",
         "USER_ROLES",
         "USER_STATUSES",
@@ -55,6 +56,7 @@ def test_all_names_the_public_api() -> None:
         "SQLStore",
         "SessionRecord",
         "Store",
+        "ToolServerRow",
         "Unset",
         "User",
         "default_database_url",
@@ -72,10 +74,13 @@ def test_all_names_the_public_api() -> None:
 
 
 def _operations(cls: type) -> dict[str, inspect.Signature]:
-    """The public operations of ``cls`` (and ``async with``), by name."""
+    """The public operations of ``cls`` (and ``async with``), by name, with those it inherits
+    from the store's own classes (the SQL store mixes in its MCP server settings)."""
+    own = [c for c in reversed(cls.__mro__) if c.__module__.startswith("ssechat.store")]
     return {
         name: inspect.signature(member)
-        for name, member in vars(cls).items()
+        for klass in own
+        for name, member in vars(klass).items()
         if callable(member) and (not name.startswith("_") or name in {"__aenter__", "__aexit__"})
     }
 

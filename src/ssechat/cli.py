@@ -163,7 +163,11 @@ def serve_workers(settings: Settings, options: dict[str, Any]) -> int:
 async def _first_run(settings: Settings) -> str | None:
     from ssechat.auth import AccountService
     from ssechat.store import open_store
+    from ssechat.tools import parse_file
 
+    if settings.mcp_config:
+        # A settings file that cannot be used: one line saying where, not a worker's traceback.
+        parse_file(settings.mcp_config)
     async with await open_store(settings.database_url or None) as store:
         accounts = AccountService(settings, store)
         try:

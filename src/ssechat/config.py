@@ -80,6 +80,18 @@ class Settings:
     # reasoning (llama.cpp with --reasoning-format none, vLLM without a reasoning parser).
     reasoning_tags: str = "think,thinking"
 
+    # --- tools (MCP servers) ---
+    # A JSON file {"mcpServers": {name: {command, args, env} | {url, headers}}}, the shape other
+    # MCP clients read; admins add more, and turn each on and off, on the Tools page.
+    mcp_config: str = ""
+    # How long a tool call that asks waits for Approve or Deny before the model is told it
+    # expired, in seconds.
+    tool_approval_timeout: float = 600.0
+    # How long one tool call may run, in seconds (a server's "timeout" entry overrides it).
+    tool_timeout: float = 60.0
+    # Upstream requests of one answer that may end in tool calls; the next one gets no tools.
+    max_tool_steps: int = 8
+
     # --- accounts and access ---
     # "off": one implicit user, no sign-in; only allowed when listening on loopback addresses.
     auth: AuthMode = "on"
@@ -224,6 +236,11 @@ class Settings:
                 raise ValueError(
                     f"{ENV_PREFIX}REASONING_TAGS: {tag!r} must be a bare tag name, such as think"
                 )
+        for name in ("tool_approval_timeout", "tool_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive (seconds)")
+        if not 0 <= self.max_tool_steps <= 100:
+            raise ValueError(f"{ENV_PREFIX}MAX_TOOL_STEPS must be between 0 and 100")
         if bool(self.admin_email) != bool(self.admin_password):
             raise ValueError(
                 f"{ENV_PREFIX}ADMIN_EMAIL and {ENV_PREFIX}ADMIN_PASSWORD go together: set both"

@@ -4,6 +4,42 @@
  */
 
 export interface paths {
+    "/api/admin/mcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Mcp Servers */
+        get: operations["list_mcp_servers_api_admin_mcp_get"];
+        put?: never;
+        /** Add Mcp Server */
+        post: operations["add_mcp_server_api_admin_mcp_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/mcp/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete Mcp Server */
+        delete: operations["delete_mcp_server_api_admin_mcp__name__delete"];
+        options?: never;
+        head?: never;
+        /** Update Mcp Server */
+        patch: operations["update_mcp_server_api_admin_mcp__name__patch"];
+        trace?: never;
+    };
     "/api/admin/users": {
         parameters: {
             query?: never;
@@ -368,6 +404,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/tool_calls/{call_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve Tool Call
+         * @description Let a call waiting for a decision run (on whichever process holds the run).
+         */
+        post: operations["approve_tool_call_api_runs__run_id__tool_calls__call_id__approve_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/tool_calls/{call_id}/deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deny Tool Call
+         * @description Refuse a call waiting for a decision: the model is told so, and the answer goes on.
+         */
+        post: operations["deny_tool_call_api_runs__run_id__tool_calls__call_id__deny_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Tools */
+        get: operations["list_tools_api_tools_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -471,6 +564,11 @@ export interface components {
              */
             title: string | null;
             /**
+             * Tools
+             * @description the tools its model may call ("<server>/<tool>")
+             */
+            tools: string[];
+            /**
              * Updated At
              * Format: date-time
              * @description ISO-8601 UTC with milliseconds and a Z, e.g. 2025-01-31T12:00:00.000Z
@@ -485,6 +583,11 @@ export interface components {
             system_prompt?: string | null;
             /** Title */
             title?: string | null;
+            /**
+             * Tools
+             * @description the tools its model may call, as "<server>/<tool>" (none by default)
+             */
+            tools?: string[] | null;
         };
         /** ConversationDetail */
         ConversationDetail: {
@@ -518,6 +621,11 @@ export interface components {
              */
             title: string | null;
             /**
+             * Tools
+             * @description the tools its model may call ("<server>/<tool>")
+             */
+            tools: string[];
+            /**
              * Updated At
              * Format: date-time
              * @description ISO-8601 UTC with milliseconds and a Z, e.g. 2025-01-31T12:00:00.000Z
@@ -547,6 +655,11 @@ export interface components {
             system_prompt?: string | null;
             /** Title */
             title?: string | null;
+            /**
+             * Tools
+             * @description the tools its model may call, as "<server>/<tool>" (none by default)
+             */
+            tools?: string[] | null;
         };
         /**
          * ErrorBody
@@ -633,6 +746,116 @@ export interface components {
             email: string;
             /** Password */
             password: string;
+        };
+        /**
+         * McpServer
+         * @description An MCP server, as admins see it: never the values of its environment or headers.
+         */
+        McpServer: {
+            /**
+             * Approvals
+             * @description per tool; a tool not named asks
+             */
+            approvals: {
+                [key: string]: "ask" | "always";
+            };
+            /** Args */
+            args: string[];
+            /** Command */
+            command: string | null;
+            /** Cwd */
+            cwd: string | null;
+            /** Enabled */
+            enabled: boolean;
+            /**
+             * Env
+             * @description the names of the variables set; never their values
+             */
+            env: string[];
+            /**
+             * Error
+             * @description why it is not running
+             */
+            error: string | null;
+            /**
+             * Headers
+             * @description the names of the headers sent; never their values
+             */
+            headers: string[];
+            /** Name */
+            name: string;
+            /**
+             * Source
+             * @description file: from SSECHAT_MCP_CONFIG (turned on and off here, edited there)
+             * @enum {string}
+             */
+            source: "file" | "admin";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "off" | "starting" | "ready" | "error";
+            /** Tools */
+            tools: components["schemas"]["McpTool"][];
+            /**
+             * Transport
+             * @enum {string}
+             */
+            transport: "stdio" | "http";
+            /**
+             * Url
+             * @description without any user:password
+             */
+            url: string | null;
+        };
+        /** McpServerCreate */
+        McpServerCreate: {
+            /**
+             * Config
+             * @description an mcpServers entry: {command, args, env, cwd} or {url, headers}
+             */
+            config: {
+                [key: string]: unknown;
+            };
+            /** Name */
+            name: string;
+        };
+        /** McpServerList */
+        McpServerList: {
+            /** Servers */
+            servers: components["schemas"]["McpServer"][];
+        };
+        /** McpServerPatch */
+        McpServerPatch: {
+            /** Approvals */
+            approvals?: {
+                [key: string]: "ask" | "always";
+            } | null;
+            /**
+             * Config
+             * @description a new mcpServers entry, replacing the old one whole
+             */
+            config?: {
+                [key: string]: unknown;
+            } | null;
+            /** Enabled */
+            enabled?: boolean | null;
+        };
+        /** McpTool */
+        McpTool: {
+            /**
+             * Approval
+             * @enum {string}
+             */
+            approval: "ask" | "always";
+            /** Description */
+            description: string;
+            /** Input Schema */
+            input_schema: {
+                [key: string]: unknown;
+            };
+            /** Name */
+            name: string;
         };
         /** Me */
         Me: {
@@ -825,18 +1048,101 @@ export interface components {
         };
         /**
          * ToolCallOut
-         * @description A tool call the model asked for, assembled from its streamed pieces.
+         * @description A tool call the model made, assembled from its streamed pieces, and what became of it.
          */
         ToolCallOut: {
+            /** Approval */
+            approval?: ("ask" | "always") | null;
             /**
              * Arguments
              * @description as the model wrote them: JSON text, not checked
              */
             arguments: string;
+            /**
+             * Decision
+             * @description for a call that asked: the user's decision
+             */
+            decision?: ("approved" | "denied" | "expired") | null;
             /** Id */
             id: string;
-            /** Name */
+            /**
+             * Name
+             * @description the function name the model called
+             */
             name: string;
+            /**
+             * Offset
+             * @description the answer's length in code points when the call was made
+             */
+            offset?: number | null;
+            /** @description null: no result (yet) */
+            result?: components["schemas"]["ToolResultOut"] | null;
+            /**
+             * Server
+             * @description the MCP server (null: not offered)
+             */
+            server?: string | null;
+            /**
+             * Tool
+             * @description the tool's name on that server
+             */
+            tool?: string | null;
+        };
+        /**
+         * ToolDecision
+         * @description A decision taken on a call waiting for one.
+         */
+        ToolDecision: {
+            /**
+             * Decision
+             * @enum {string}
+             */
+            decision: "approved" | "denied";
+            /**
+             * Id
+             * @description the call's id
+             */
+            id: string;
+        };
+        /**
+         * ToolInfo
+         * @description A tool a conversation may offer its model.
+         */
+        ToolInfo: {
+            /**
+             * Approval
+             * @description ask: each call waits for Approve or Deny
+             * @enum {string}
+             */
+            approval: "ask" | "always";
+            /**
+             * Available
+             * @description its server is running now
+             */
+            available: boolean;
+            /** Description */
+            description: string;
+            /**
+             * Key
+             * @description "<server>/<tool>": what a conversation's tools list names
+             */
+            key: string;
+            /** Server */
+            server: string;
+            /** Tool */
+            tool: string;
+        };
+        /** ToolList */
+        ToolList: {
+            /** Tools */
+            tools: components["schemas"]["ToolInfo"][];
+        };
+        /** ToolResultOut */
+        ToolResultOut: {
+            /** Content */
+            content: string;
+            /** Is Error */
+            is_error: boolean;
         };
         /** Usage */
         Usage: {
@@ -911,6 +1217,258 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    list_mcp_servers_api_admin_mcp_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServerList"];
+                };
+            };
+            /** @description not signed in, or the credentials are not valid (unauthenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed: the role, a cross-site request, or sign-up is closed (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    add_mcp_server_api_admin_mcp_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["McpServerCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServer"];
+                };
+            };
+            /** @description invalid request (invalid_request), or a body that is not JSON (invalid_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not signed in, or the credentials are not valid (unauthenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed: the role, a cross-site request, or sign-up is closed (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request does not match its schema (invalid_request) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_mcp_server_api_admin_mcp__name__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description not signed in, or the credentials are not valid (unauthenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed: the role, a cross-site request, or sign-up is closed (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not found, or not yours (not_found) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request does not match its schema (invalid_request) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_mcp_server_api_admin_mcp__name__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["McpServerPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpServer"];
+                };
+            };
+            /** @description invalid request (invalid_request), or a body that is not JSON (invalid_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not signed in, or the credentials are not valid (unauthenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed: the role, a cross-site request, or sign-up is closed (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not found, or not yours (not_found) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request does not match its schema (invalid_request) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_users_api_admin_users_get: {
         parameters: {
             query?: never;
@@ -1016,7 +1574,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description an answer is still being generated, or the email is taken (conflict) */
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1081,7 +1639,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description an answer is still being generated, or the email is taken (conflict) */
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1161,7 +1719,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description an answer is still being generated, or the email is taken (conflict) */
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1536,7 +2094,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description an answer is still being generated, or the email is taken (conflict) */
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2078,7 +2636,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the run's events from the first: run (id 0), reasoning ({text}: the model's thinking, before its answer) and delta ({text}) in one id sequence, error ({code, message, retryable}) on a failure, done ({status, finish_reason, usage, tool_calls?}) last; data is JSON */
+            /** @description the run's events from the first: run (id 0), reasoning ({text}: the model's thinking, before its answer) and delta ({text}) in one id sequence, error ({code, message, retryable}) on a failure, tool_call ({id, name, arguments, server, tool, approval, offset}), tool_decision ({id, decision}) and tool_result ({id, content, is_error}) when the model uses tools, done ({status, finish_reason, usage, tool_calls?}) last; data is JSON */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2087,7 +2645,7 @@ export interface operations {
                     "text/event-stream": {
                         data: string;
                         /** @enum {string} */
-                        event: "run" | "reasoning" | "delta" | "error" | "done";
+                        event: "run" | "reasoning" | "delta" | "tool_call" | "tool_decision" | "tool_result" | "error" | "done";
                         id: string;
                     };
                 };
@@ -2137,7 +2695,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description an answer is still being generated, or the email is taken (conflict) */
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2373,7 +2931,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the run's events from the first: run (id 0), reasoning ({text}: the model's thinking, before its answer) and delta ({text}) in one id sequence, error ({code, message, retryable}) on a failure, done ({status, finish_reason, usage, tool_calls?}) last; data is JSON */
+            /** @description the run's events from the first: run (id 0), reasoning ({text}: the model's thinking, before its answer) and delta ({text}) in one id sequence, error ({code, message, retryable}) on a failure, tool_call ({id, name, arguments, server, tool, approval, offset}), tool_decision ({id, decision}) and tool_result ({id, content, is_error}) when the model uses tools, done ({status, finish_reason, usage, tool_calls?}) last; data is JSON */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2382,7 +2940,7 @@ export interface operations {
                     "text/event-stream": {
                         data: string;
                         /** @enum {string} */
-                        event: "run" | "reasoning" | "delta" | "error" | "done";
+                        event: "run" | "reasoning" | "delta" | "tool_call" | "tool_decision" | "tool_result" | "error" | "done";
                         id: string;
                     };
                 };
@@ -2432,7 +2990,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description an answer is still being generated, or the email is taken (conflict) */
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2630,7 +3188,7 @@ export interface operations {
                     "text/event-stream": {
                         data: string;
                         /** @enum {string} */
-                        event: "run" | "reasoning" | "delta" | "error" | "done";
+                        event: "run" | "reasoning" | "delta" | "tool_call" | "tool_decision" | "tool_result" | "error" | "done";
                         id: string;
                     };
                 };
@@ -2673,6 +3231,198 @@ export interface operations {
             };
             /** @description the request does not match its schema (invalid_request) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    approve_tool_call_api_runs__run_id__tool_calls__call_id__approve_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolDecision"];
+                };
+            };
+            /** @description not signed in, or the credentials are not valid (unauthenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed: the role, a cross-site request, or sign-up is closed (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not found, or not yours (not_found) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request does not match its schema (invalid_request) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service it needs (the database, Redis) cannot be reached now (unavailable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deny_tool_call_api_runs__run_id__tool_calls__call_id__deny_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolDecision"];
+                };
+            };
+            /** @description not signed in, or the credentials are not valid (unauthenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed: the role, a cross-site request, or sign-up is closed (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not found, or not yours (not_found) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request does not match its schema (invalid_request) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service it needs (the database, Redis) cannot be reached now (unavailable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_tools_api_tools_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolList"];
+                };
+            };
+            /** @description not signed in, or the credentials are not valid (unauthenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed: the role, a cross-site request, or sign-up is closed (forbidden) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

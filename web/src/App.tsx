@@ -1,7 +1,7 @@
 /**
  * The app: which page the address bar and the session lead to (`routes.decide`), applied.
  * The chat at / and /c/<id>; beside it, when accounts are on, /login, /signup, /setup,
- * /settings and /admin/users. No router library: `hooks/useLocation` follows the history.
+ * /settings, /admin/users and /admin/tools. No router library: `hooks/useLocation` follows the history.
  *
  * One chat core per signed-in user: signing out, or a session the server ended (any 401,
  * reported by the Api), drops it and its state, and the page goes to the sign-in page,
@@ -21,6 +21,7 @@ import { Settings } from "./pages/Settings";
 import { Setup } from "./pages/Setup";
 import { SignIn } from "./pages/SignIn";
 import { SignUp } from "./pages/SignUp";
+import { Tools } from "./pages/Tools";
 import { Users } from "./pages/Users";
 import { decide, parseRoute } from "./routes";
 import type { SessionStore } from "./session";
@@ -83,6 +84,8 @@ export function App({ api, session }: { api: Api; session: SessionStore }) {
       return <Settings api={api} />;
     case "users":
       return state.phase === "signed-in" ? <Users api={api} user={state.user} /> : null;
+    case "tools":
+      return state.phase === "signed-in" ? <Tools api={api} user={state.user} /> : null;
   }
 }
 

@@ -15,6 +15,7 @@
 
 import type { components } from "../generated/api";
 import { EventStreamParser, type ServerSentEvent } from "./sse";
+import { toToolCall, toToolEvent, type ToolEvent } from "./tools";
 
 // --- the server's shapes -------------------------------------------------------------------
 //
@@ -86,8 +87,18 @@ export function isFinalStatus(status: string): status is FinalStatus {
   return Object.hasOwn(STATUS_IS_FINAL, status) && STATUS_IS_FINAL[status as FinalStatus];
 }
 
-/** A tool call the model asked for, whole (the `done` event's `tool_calls`). */
+/** A tool call the model made, and what became of it (`message.tool_calls`, `done`'s). */
 export type ToolCall = Schemas["ToolCallOut"];
+export type ToolResult = Schemas["ToolResultOut"];
+/** A tool a conversation may offer its model (`GET /api/tools`). */
+export type ToolInfo = Schemas["ToolInfo"];
+export type ToolList = Schemas["ToolList"];
+export type ToolDecision = Schemas["ToolDecision"];
+export type McpServer = Schemas["McpServer"];
+export type McpServerList = Schemas["McpServerList"];
+export type McpServerCreate = Schemas["McpServerCreate"];
+export type McpServerPatch = Schemas["McpServerPatch"];
+export type McpTool = Schemas["McpTool"];
 
 // --- run stream events ---------------------------------------------------------------------
 //
@@ -112,6 +123,8 @@ export type RunEvent =
   /** The model's thinking, in the same id sequence as `delta`. */
   | { type: "reasoning"; id: number; text: string }
   | { type: "error"; id: number; error: ErrorInfo }
+  /** tool_call, tool_decision, tool_result (`tools.ts`), in the same id sequence. */
+  | ToolEvent
   | { type: "done"; id: number; done: RunDone };
 
 /** What a run stream yields: its events, and the reconnection delay when the server sets one. */
@@ -311,6 +324,34 @@ export class Api {
     await this.request("DELETE", `/api/admin/users/${enc(id)}`, undefined, { Accept: JSON_TYPE });
   }
 
+  // --- tools ---------------------------------------------------------------------------------
+
+  /** The tools a conversation may offer its model. */
+  listTools(): Promise<ToolList> {
+    return this.json("GET", "/api/tools");
+  }
+
+  /** Approve or deny a call waiting for a decision; 409 when it no longer waits. */
+  decideToolCall(runId: string, callId: string, decision: "approve" | "deny"): Promise<ToolDecision> {
+    return this.json("POST", `/api/runs/${enc(runId)}/tool_calls/${enc(callId)}/${decision}`);
+  }
+
+  listMcpServers(): Promise<McpServerList> {
+    return this.json("GET", "/api/admin/mcp");
+  }
+
+  addMcpServer(body: McpServerCreate): Promise<McpServer> {
+    return this.json("POST", "/api/admin/mcp", body);
+  }
+
+  updateMcpServer(name: string, patch: McpServerPatch): Promise<McpServer> {
+    return this.json("PATCH", `/api/admin/mcp/${enc(name)}`, patch);
+  }
+
+  async deleteMcpServer(name: string): Promise<void> {
+    await this.request("DELETE", `/api/admin/mcp/${enc(name)}`, undefined, { Accept: JSON_TYPE });
+  }
+
   // --- plumbing ----------------------------------------------------------------------------
 
   private async json<T>(method: string, path: string, body?: unknown, options?: RequestOptions): Promise<T> {
@@ -492,16 +533,12 @@ export function toRunEvent(event: ServerSentEvent): RunEvent | null {
         finish_reason: (record.finish_reason as string | null | undefined) ?? null,
         usage: (record.usage as Usage | null | undefined) ?? null,
       };
-      if (Array.isArray(record.tool_calls)) done.tool_calls = record.tool_calls.filter(isToolCall);
+      if (Array.isArray(record.tool_calls)) {
+        done.tool_calls = record.tool_calls.map(toToolCall).filter((call) => call !== null);
+      }
       return { type: "done", id, done };
     }
     default:
-      return null;
+      return toToolEvent(event.type, id, record);
   }
-}
-
-function isToolCall(value: unknown): value is ToolCall {
-  if (typeof value !== "object" || value === null) return false;
-  const call = value as Record<string, unknown>;
-  return typeof call.id === "string" && typeof call.name === "string" && typeof call.arguments === "string";
 }

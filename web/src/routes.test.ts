@@ -31,6 +31,7 @@ describe("parseRoute", () => {
     expect(parseRoute("/setup")).toEqual({ name: "setup" });
     expect(parseRoute("/settings")).toEqual({ name: "settings" });
     expect(parseRoute("/admin/users")).toEqual({ name: "users" });
+    expect(parseRoute("/admin/tools/")).toEqual({ name: "tools" });
   });
 
   it("does not take a malformed or unknown path for a page", () => {
@@ -53,6 +54,7 @@ describe("safeNext", () => {
     expect(safeNext("/c/abc")).toBe("/c/abc");
     expect(safeNext("/settings")).toBe("/settings");
     expect(safeNext("/admin/users")).toBe("/admin/users");
+    expect(safeNext("/admin/tools")).toBe("/admin/tools");
   });
 
   it("sends anything else to the chat: other origins, sign-in pages, junk", () => {
@@ -133,6 +135,9 @@ describe("decide", () => {
     expect(decide(signedIn(), "/settings")).toEqual({ kind: "page", page: "settings" });
     // The users page itself tells a non-admin it is for admins.
     expect(decide(signedIn(BOB), "/admin/users")).toEqual({ kind: "page", page: "users" });
+    // So does the tools page; signed out, it is where sign-in leads back to.
+    expect(decide(signedIn(BOB), "/admin/tools")).toEqual({ kind: "page", page: "tools" });
+    expect(decide(signedOut("ended"), "/admin/tools")).toMatchObject({ kind: "redirect", next: "/admin/tools" });
   });
 
   it("takes a user who just signed in to where they were going, if that is safe", () => {

@@ -16,9 +16,10 @@ export type Route =
   | { readonly name: "setup" }
   | { readonly name: "settings" }
   | { readonly name: "users" }
+  | { readonly name: "tools" }
   | { readonly name: "unknown" };
 
-export type Page = "boot" | "chat" | "login" | "signup" | "setup" | "settings" | "users";
+export type Page = "boot" | "chat" | "login" | "signup" | "setup" | "settings" | "users" | "tools";
 
 /** Show `page`, or go to `to` (replacing the entry), remembering `next` for after sign-in. */
 export type Decision =
@@ -32,6 +33,7 @@ export const PATHS = {
   setup: "/setup",
   settings: "/settings",
   users: "/admin/users",
+  tools: "/admin/tools",
 } as const;
 
 const FIXED: Readonly<Record<string, Route>> = {
@@ -40,6 +42,7 @@ const FIXED: Readonly<Record<string, Route>> = {
   "/setup": { name: "setup" },
   "/settings": { name: "settings" },
   "/admin/users": { name: "users" },
+  "/admin/tools": { name: "tools" },
 };
 
 export function parseRoute(path: string): Route {
@@ -63,9 +66,12 @@ export function conversationPath(id: string | null): string {
   return id === null ? PATHS.chat : `/c/${encodeURIComponent(id)}`;
 }
 
+/** The pages a "next" path may lead to after signing in. */
+const READABLE: readonly Route["name"][] = ["chat", "settings", "users", "tools"];
+
 /**
  * Where to go after signing in: `next` if it is a path of this app that a signed-in user
- * reads (the chat, a conversation, settings, users), else the chat. Anything else, a full URL,
+ * reads (the chat, a conversation, settings, users, tools), else the chat. Anything else, a full URL,
  * `//host`, `/\host`, the sign-in pages themselves, goes to the chat.
  */
 export function safeNext(next: unknown): string {
@@ -73,7 +79,7 @@ export function safeNext(next: unknown): string {
     return PATHS.chat;
   }
   const route = parseRoute(next);
-  return route.name === "chat" || route.name === "settings" || route.name === "users" ? next : PATHS.chat;
+  return READABLE.includes(route.name) ? next : PATHS.chat;
 }
 
 /** The setup token in a fragment like `#token=abc` (other parameters ignored), or null. */
@@ -123,6 +129,7 @@ export function decide(session: Session, path: string, next: string | null = nul
         case "chat":
         case "settings":
         case "users":
+        case "tools":
           // Come back here after signing in, unless the user chose to leave.
           return redirect(PATHS.login, session.reason === "signed-out" ? null : path);
         default:
@@ -137,6 +144,8 @@ export function decide(session: Session, path: string, next: string | null = nul
         case "users":
           // Everyone signed in gets the page; a non-admin reads that it is for admins.
           return page("users");
+        case "tools":
+          return page("tools");
         case "login":
           return redirect(safeNext(next));
         default:

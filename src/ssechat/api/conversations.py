@@ -38,7 +38,9 @@ GENERATION_DOC: dict[int | str, dict[str, Any]] = {
     200: event_stream_doc(
         "the run's events from the first: run (id 0), reasoning ({text}: the model's thinking, "
         "before its answer) and delta ({text}) in one id sequence, error ({code, message, "
-        "retryable}) on a failure, done ({status, finish_reason, usage, tool_calls?}) last; "
+        "retryable}) on a failure, tool_call ({id, name, arguments, server, tool, approval, "
+        "offset}), tool_decision ({id, decision}) and tool_result ({id, content, is_error}) "
+        "when the model uses tools, done ({status, finish_reason, usage, tool_calls?}) last; "
         "data is JSON",
         RUN_EVENTS,
         ids=True,
@@ -51,7 +53,11 @@ async def create_conversation(
     body: ConversationCreate, service: Service, user: CurrentUser
 ) -> Conversation:
     return await service.create_conversation(
-        owner=user.id, title=body.title, model=body.model, system_prompt=body.system_prompt
+        owner=user.id,
+        title=body.title,
+        model=body.model,
+        system_prompt=body.system_prompt,
+        tools=body.tools,
     )
 
 

@@ -38,7 +38,16 @@ __all__ = [
     "wants_event_stream",
 ]
 
-RUN_EVENTS = ("run", "reasoning", "delta", "error", "done")
+RUN_EVENTS = (
+    "run",
+    "reasoning",
+    "delta",
+    "tool_call",
+    "tool_decision",
+    "tool_result",
+    "error",
+    "done",
+)
 """The events of a run's stream (``ssechat.runs``), in the order they come."""
 
 

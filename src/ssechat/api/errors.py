@@ -40,10 +40,12 @@ _WHY = {
     401: "not signed in, or the credentials are not valid (unauthenticated)",
     403: "not allowed: the role, a cross-site request, or sign-up is closed (forbidden)",
     404: "not found, or not yours (not_found)",
-    409: "an answer is still being generated, or the email is taken (conflict)",
+    409: "an answer is still being generated, the email or name is taken, or the tool call "
+    "is not waiting for a decision (conflict)",
     413: "content longer than the server's limit (payload_too_large)",
     422: "the request does not match its schema (invalid_request)",
     429: "too many attempts or live runs (rate_limited, too_many_runs); see Retry-After",
+    503: "a service it needs (the database, Redis) cannot be reached now (unavailable)",
 }
 
 

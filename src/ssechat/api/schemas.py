@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ssechat.api.tool_schemas import Approval, ToolKey, ToolResultOut
 from ssechat.providers.base import Role
 from ssechat.runs import RunStatus
 
@@ -47,10 +48,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+Tools = Field(
+    default=None,
+    max_length=128,
+    description='the tools its model may call, as "<server>/<tool>" (none by default)',
+)
+
+
 class ConversationCreate(_Strict):
     title: str | None = Name
     model: str | None = Field(default=None, min_length=1, max_length=200)
     system_prompt: str | None = None
+    tools: list[Annotated[str, ToolKey]] | None = Tools
 
 
 class ConversationPatch(ConversationCreate):
@@ -136,11 +145,21 @@ class Usage(_Out):
 
 
 class ToolCallOut(_Out):
-    """A tool call the model asked for, assembled from its streamed pieces."""
+    """A tool call the model made, assembled from its streamed pieces, and what became of it."""
 
     id: str
-    name: str
+    name: str = Field(description="the function name the model called")
     arguments: str = Field(description="as the model wrote them: JSON text, not checked")
+    server: str | None = Field(default=None, description="the MCP server (null: not offered)")
+    tool: str | None = Field(default=None, description="the tool's name on that server")
+    approval: Approval | None = Field(default=None)
+    decision: Literal["approved", "denied", "expired"] | None = Field(
+        default=None, description="for a call that asked: the user's decision"
+    )
+    offset: int | None = Field(
+        default=None, description="the answer's length in code points when the call was made"
+    )
+    result: ToolResultOut | None = Field(default=None, description="null: no result (yet)")
 
 
 class Conversation(_Out):
@@ -154,6 +173,7 @@ class Conversation(_Out):
     current_leaf_id: str | None = Field(
         description="the message the conversation's view ends at: the newest, or one chosen"
     )
+    tools: list[str] = Field(description='the tools its model may call ("<server>/<tool>")')
 
 
 class ConversationPage(_Out):

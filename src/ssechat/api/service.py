@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from ssechat import __version__
+from ssechat.api.oneshot import Held, one_shot_frames
 from ssechat.api.schemas import Conversation as ConversationOut
 from ssechat.api.schemas import (
     ConversationPage,
@@ -28,6 +29,8 @@ from ssechat.api.schemas import (
     RunState,
 )
 from ssechat.api.shared import Shared
+from ssechat.api.tool_schemas import ToolDecision
+from ssechat.api.tool_service import ToolService
 from ssechat.auth import AccountService
 from ssechat.config import Settings
 from ssechat.context import build_context, make_title
@@ -37,17 +40,15 @@ from ssechat.errors import (
     NotFoundError,
     PayloadTooLargeError,
     ServiceUnavailableError,
-    SSEChatError,
     TooManyRunsError,
-    error_data,
 )
-from ssechat.providers.base import ChatMessage, GenerationParams, Provider
+from ssechat.providers.base import ChatMessage, GenerationParams
 from ssechat.providers.registry import ProviderRegistry
 from ssechat.runs import MemoryRunLog, Run, RunManager, RunSpec
 from ssechat.runs.followed import FollowedRun
 from ssechat.runs.manager import Subscription
-from ssechat.sse import encode, json_data
 from ssechat.store import UNSET, Conversation, Exchange, Store, Unset, open_store
+from ssechat.tools import MCPServers
 
 __all__ = ["ChatService", "Services", "Started", "open_services", "params_of"]
 
@@ -74,6 +75,7 @@ class ChatService:
         providers: ProviderRegistry,
         runs: RunManager,
         shared: Shared | None = None,
+        tools: ToolService | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -81,6 +83,8 @@ class ChatService:
         self.runs = runs
         self.shared = shared
         """The runs of other processes (Redis), with several processes; None with one."""
+        self.tools = tools if tools is not None else ToolService(settings, store, (), MCPServers())
+        """The MCP servers and the tools conversations offer."""
         self._starting: dict[str, int] = {}
 
     @classmethod
@@ -101,6 +105,13 @@ class ChatService:
                 "marked %d answer(s) left streaming by a crash as interrupted", interrupted
             )
         providers = ProviderRegistry.from_settings(settings)
+        try:
+            tools = await ToolService.open(settings, store)
+        except BaseException:
+            if shared is not None:
+                await shared.close()
+            await store.close()
+            raise
         runs = RunManager(
             store,
             retry_ms=settings.retry_ms,
@@ -110,16 +121,24 @@ class ChatService:
             disconnect_grace=settings.disconnect_grace,
             log_factory=shared.logs.writer if shared else MemoryRunLog,
             cluster=shared.cluster if shared else None,
+            tool_runner=tools.servers,
+            tool_approval_timeout=settings.tool_approval_timeout,
+            tool_timeout=settings.tool_timeout,
+            max_tool_steps=settings.max_tool_steps,
         )
-        service = cls(settings, store, providers, runs, shared)
+        service = cls(settings, store, providers, runs, shared, tools)
         if shared is not None:
             shared.cluster.on("stop-owner", service._stop_here_runs_of)
             shared.cluster.on("stop-conversation", service._stop_here_runs_in)
+            cluster = shared.cluster
+            shared.cluster.on("tools-changed", lambda _: tools.reload())
+            tools.share_changes(lambda: cluster.publish("tools-changed", None))
             await shared.cluster.start()
         return service
 
     async def close(self) -> None:
         await self.runs.shutdown()
+        await self.tools.close()
         if self.shared is not None:
             await self.shared.close()
         await self.providers.aclose()
@@ -156,13 +175,23 @@ class ChatService:
     # --- conversations --------------------------------------------------------------------
 
     async def create_conversation(
-        self, *, owner: str, title: str | None, model: str | None, system_prompt: str | None
+        self,
+        *,
+        owner: str,
+        title: str | None,
+        model: str | None,
+        system_prompt: str | None,
+        tools: Sequence[str] | None = None,
     ) -> ConversationOut:
         if system_prompt is not None:
             self._check_content(system_prompt, "system_prompt")
         model_name = self._resolve_model(model, None) if model else None
         conversation = await self.store.create_conversation(
-            title=title, model=model_name, system_prompt=system_prompt, owner=owner
+            title=title,
+            model=model_name,
+            system_prompt=system_prompt,
+            owner=owner,
+            tools=_unique(tools) if tools else None,
         )
         return ConversationOut.model_validate(conversation.as_dict())
 
@@ -186,6 +215,7 @@ class ChatService:
         model: str | Unset | None = UNSET,
         system_prompt: str | Unset | None = UNSET,
         current_leaf_id: str | Unset | None = UNSET,
+        tools: Sequence[str] | Unset | None = UNSET,
     ) -> dict[str, Any]:
         """Change the fields given (``None`` clears one); answer the conversation as it is now."""
         if isinstance(system_prompt, str):
@@ -199,6 +229,7 @@ class ChatService:
             model=model,
             system_prompt=system_prompt,
             current_leaf_id=current_leaf_id,
+            tools=_unique(tools) if tools is not None and not isinstance(tools, Unset) else tools,
         )
         return await self.conversation(conversation_id, owner=owner)
 
@@ -346,6 +377,7 @@ class ChatService:
             messages=messages,
             params=params,
             owner=owner,
+            tools=self.tools.offers(conversation.tools) if conversation.tools else (),
         )
         first_question = next((m.content for m in branch if m.role == "user"), "")
 
@@ -390,6 +422,9 @@ class ChatService:
                 thinking = await run.reasoning()
                 if thinking:
                     item["reasoning"] = thinking
+                calls = run.tool_calls()
+                if calls:
+                    item["tool_calls"] = calls
         return {**conversation.as_dict(), "messages": items}
 
     # --- runs -----------------------------------------------------------------------------
@@ -436,6 +471,20 @@ class ChatService:
             )
         return self.runs.subscribe(run, after)
 
+    async def decide_tool_call(
+        self, run_id: str, call_id: str, *, approve: bool, owner: str
+    ) -> ToolDecision:
+        """Approve or deny a tool call the run waits for, on whichever process drives it."""
+        run = await self._run(run_id, owner)
+        if not isinstance(run, FollowedRun):
+            self.runs.decide(run.id, call_id, approve)
+            return ToolDecision(id=call_id, decision="approved" if approve else "denied")
+        assert self.shared is not None
+        decision = await self.shared.followers.decide(
+            run, call_id, approve, patience=2 * self.settings.run_lease
+        )
+        return ToolDecision(id=call_id, decision=decision)
+
     async def cancel_run(self, run_id: str, *, owner: str) -> RunState:
         """Stop the run (idempotent) and answer its final state, once saved."""
         run = await self._run(run_id, owner)
@@ -470,8 +519,8 @@ class ChatService:
         model_name = self._resolve_model(model, None)
         provider = self.providers.resolve(model_name)
         await self._take_place(owner)  # held until the stream is closed
-        frames = _one_shot(provider, messages, model_name, reasoning=reasoning)
-        return _Held(frames, lambda: self._release(owner))
+        frames = one_shot_frames(provider, messages, model_name, reasoning=reasoning)
+        return Held(frames, lambda: self._release(owner))
 
     def _release(self, owner: str) -> None:
         left = self._starting[owner] - 1
@@ -481,59 +530,9 @@ class ChatService:
             del self._starting[owner]
 
 
-class _Held:
-    """An async iterator that calls ``release`` once when it ends or is closed, even if it was
-    never iterated (an async generator's ``finally`` would not run then)."""
-
-    __slots__ = ("_inner", "_release")
-
-    def __init__(self, inner: AsyncIterator[bytes], release: Callable[[], None]) -> None:
-        self._inner = inner
-        self._release: Callable[[], None] | None = release
-
-    def __aiter__(self) -> _Held:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self._inner.__anext__()
-        except BaseException:
-            self._done()
-            raise
-
-    async def aclose(self) -> None:
-        try:
-            aclose = getattr(self._inner, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        finally:
-            self._done()
-
-    def _done(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
-            release()
-
-
-_DONE = encode("[DONE]")
-
-
-async def _one_shot(
-    provider: Provider, messages: Sequence[ChatMessage], model: str, *, reasoning: bool
-) -> AsyncIterator[bytes]:
-    try:
-        stream = provider.stream(messages, model, GenerationParams())
-        async with aclosing(stream):  # a client that leaves closes the upstream request
-            async for delta in stream:
-                # The thinking first: a read may end it and begin the answer. Without
-                # ?reasoning, the tutorial's clients see only the answer, as before.
-                if reasoning and delta.reasoning:
-                    yield encode(delta.reasoning, event="reasoning")
-                if delta.text:
-                    yield encode(delta.text)
-    except SSEChatError as exc:
-        yield encode(json_data(error_data(exc)), event="error")
-    yield _DONE
+def _unique(keys: Sequence[str]) -> list[str]:
+    """The keys in their order, each once."""
+    return list(dict.fromkeys(keys))
 
 
 def params_of(temperature: float | None, max_tokens: int | None) -> GenerationParams:

@@ -38,7 +38,11 @@ answers:
                         (``delta.reasoning``) or ``tag`` (``<think>…</think>`` leading
                         ``delta.content``): ``fake-reason-tag-200-50@40``;
 - ``tools[-N]``         N tool calls (default 1), each its first piece (index, id, name) and its
-                        arguments in several pieces, then finish_reason ``tool_calls``.
+                        arguments in several pieces, then finish_reason ``tool_calls``;
+- ``agent``             scripted tool turns: calls the tools a ``{"calls": [{name, arguments}]}``
+                        user message names, else the first tool offered with ``{"text": <the
+                        user's text>}``; once the request ends in ``tool`` messages, answers
+                        "Tool said: " and their contents.
 
 faults (N counts tokens, or frames for a replay):
 

@@ -1,7 +1,8 @@
 """What the fake upstream answers a chat request, and the pace it streams it at.
 
 The answer's frames come from a scenario: generated tokens (``tokens``, ``text``, ``echo``,
-truncated by ``max_tokens``) or a recording replayed byte for byte (``Replays``). ``stream``
+truncated by ``max_tokens``), tool calls (``tools``), a scripted tool turn read off the request
+(``agent``: ``agent_turn``) or a recording replayed byte for byte (``Replays``). ``stream``
 writes them as a chunked ``text/event-stream``, paced by deadlines from the stream's start, and
 asks the answer's ``StreamFaults`` at each position; ``complete`` writes the ``stream: false``
 form. ``Clock`` is the time the pacing and the stalls follow: the event loop's by default, a
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,9 +29,12 @@ from ssechat.fake_upstream.faults import Sleep, StreamFaults
 from ssechat.fake_upstream.scenario import Scenario
 
 __all__ = [
+    "AgentCall",
+    "AgentTurn",
     "Clock",
     "Frames",
     "Replays",
+    "agent_turn",
     "answer_tokens",
     "complete",
     "generated_frames",
@@ -79,7 +85,12 @@ class Replays:
 
 def models_body(replays: Replays) -> bytes:
     """``GET /v1/models``: a few fake names and one per recording, sorted."""
-    ids = ["fake-echo", "fake-tokens-20", *(f"fake-replay-{name}" for name in replays.names())]
+    ids = [
+        "fake-agent",
+        "fake-echo",
+        "fake-tokens-20",
+        *(f"fake-replay-{name}" for name in replays.names()),
+    ]
     data = [{"id": i, "object": "model", "created": 0, "owned_by": "fake"} for i in ids]
     return orjson.dumps({"object": "list", "data": sorted(data, key=lambda m: m["id"])})
 
@@ -93,10 +104,7 @@ def answer_tokens(scenario: Scenario, body: dict[str, Any]) -> tuple[list[str], 
         tokens = wire.word_tokens(scenario.text)
     else:
         tokens = list(wire.generated_tokens(scenario.tokens))
-    finish = scenario.finish_reason
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    if isinstance(limit, int) and not isinstance(limit, bool) and 0 <= limit < len(tokens):
-        tokens, finish = tokens[:limit], "length"
+    tokens, finish = _limited(tokens, scenario.finish_reason, body)
     return tokens, finish, wire.count_words(messages)
 
 
@@ -116,6 +124,86 @@ def reasoned_tokens(
     return thoughts, tokens, finish, wire.count_words(body.get("messages"))
 
 
+@dataclass(frozen=True, slots=True)
+class AgentCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTurn:
+    """What the ``agent`` mode answers a request: tool calls, or (when there are none) text."""
+
+    calls: tuple[AgentCall, ...] = ()
+    tokens: tuple[str, ...] = ()
+
+
+NO_TOOLS_TEXT = "The fake agent was offered no tools."
+
+
+def agent_turn(body: dict[str, Any]) -> AgentTurn:
+    """The ``agent`` mode's answer to ``body`` (see ``Scenario``). Call ids are random, so that
+    the calls of two turns of one conversation never share one."""
+    messages = body.get("messages")
+    if wire.last_role(messages) == "tool":
+        said = " | ".join(wire.trailing_tool_texts(messages))
+        return AgentTurn(tokens=tuple(wire.word_tokens(f"Tool said: {said}")))
+    offered = wire.offered_functions(body.get("tools"))
+    if not offered:
+        return AgentTurn(tokens=tuple(wire.word_tokens(NO_TOOLS_TEXT)))
+    asked = wire.last_user_text(messages)
+    script = _scripted_calls(asked)
+    if script is None:
+        script = [(offered[0], orjson.dumps({"text": asked}).decode())]
+    calls = tuple(
+        AgentCall(f"call_{i}_{secrets.token_hex(8)}", _offered_name(name, offered), arguments)
+        for i, (name, arguments) in enumerate(script)
+    )
+    return AgentTurn(calls=calls)
+
+
+def _scripted_calls(text: str) -> list[tuple[str, str]] | None:
+    """The (name, arguments) of a ``{"calls": [...]}`` user message; None for any other text.
+    Arguments given as a string are sent as they are (a test may want them malformed)."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        script = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    calls = script.get("calls") if isinstance(script, dict) else None
+    if not isinstance(calls, list) or not calls:
+        return None
+    out: list[tuple[str, str]] = []
+    for call in calls:
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            return None
+        arguments = call.get("arguments", {})
+        out.append(
+            (
+                call["name"],
+                arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode(),
+            )
+        )
+    return out
+
+
+def _offered_name(name: str, offered: list[str]) -> str:
+    # A script names a tool as the user knows it ("echo"); the model's function is
+    # "<server>__echo". A name offered under neither form is called as it is: an unknown call.
+    if name in offered:
+        return name
+    return next((n for n in offered if n.endswith(f"__{name}")), name)
+
+
+def _limited(tokens: list[str], finish: str, body: dict[str, Any]) -> tuple[list[str], str]:
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    if isinstance(limit, int) and not isinstance(limit, bool) and 0 <= limit < len(tokens):
+        return tokens[:limit], "length"
+    return tokens, finish
+
+
 def generated_frames(scenario: Scenario, body: dict[str, Any], completion_id: str) -> Frames:
     """A generated answer's frames: the role chunk, one per token (or tool call piece), finish,
     usage?, ``[DONE]``."""
@@ -123,8 +211,32 @@ def generated_frames(scenario: Scenario, body: dict[str, Any], completion_id: st
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     thoughts: list[str] = []
+    turn = agent_turn(body) if scenario.mode == "agent" else None
+    if turn is not None and turn.calls:
+        # As OpenAI sends it: the first call's first piece rides in the role chunk.
+        prompt, finish, count = wire.count_words(body.get("messages")), "tool_calls", 0
+        for index, call in enumerate(turn.calls):
+            pieces = wire.tool_call_pieces(
+                index, call_id=call.id, name=call.name, arguments=call.arguments
+            )
+            if index == 0:
+                yield chunks.role_with_tool_call(pieces[0]), False
+                pieces = pieces[1:]
+            for piece in pieces:
+                count += 1
+                yield chunks.tool_call(index, piece), True
+        yield chunks.finish(finish), False
+        if include_usage:  # the usage counts the pieces
+            yield chunks.usage(prompt, count), False
+        yield wire.DONE_FRAME, False
+        return
     yield chunks.role(), False
-    if scenario.mode == "tools":
+    if turn is not None:
+        tokens, finish = _limited(list(turn.tokens), scenario.finish_reason, body)
+        prompt = wire.count_words(body.get("messages"))
+        for token in tokens:
+            yield chunks.content(token), True
+    elif scenario.mode == "tools":
         prompt, finish = wire.count_words(body.get("messages")), scenario.finish_reason
         count = 0
         for index in range(scenario.tool_calls):
@@ -170,6 +282,7 @@ async def complete(
     if await faults.before_completion():
         return False
     extra: dict[str, Any] | None = None
+    turn = agent_turn(body) if scenario.mode == "agent" else None
     if replay is not None:
         text, finish, usage = wire.replay_summary(replay)
     elif scenario.mode == "reason":
@@ -193,8 +306,24 @@ async def complete(
         ]
         extra = {"content": None, "tool_calls": calls}
         usage = wire.usage_dict(wire.count_words(body.get("messages")), scenario.tool_calls)
+    elif turn is not None and turn.calls:
+        text, finish = "", "tool_calls"
+        calls = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in turn.calls
+        ]
+        extra = {"content": None, "tool_calls": calls}
+        usage = wire.usage_dict(wire.count_words(body.get("messages")), len(calls))
     else:
-        tokens, finish, prompt = answer_tokens(scenario, body)
+        if turn is not None:
+            tokens, finish = _limited(list(turn.tokens), scenario.finish_reason, body)
+            prompt = wire.count_words(body.get("messages"))
+        else:
+            tokens, finish, prompt = answer_tokens(scenario, body)
         text = "".join(tokens)
         usage = wire.usage_dict(prompt, len(tokens))
     payload = wire.completion_body(completion_id, body["model"], text, finish, usage, extra)

@@ -15,7 +15,7 @@ __all__ = ["MODEL_PREFIX", "Mode", "ReasoningShape", "Scenario", "parse_model"]
 
 MODEL_PREFIX = "fake-"
 
-Mode = Literal["tokens", "echo", "replay", "reason", "tools"]
+Mode = Literal["tokens", "echo", "replay", "reason", "tools", "agent"]
 ReasoningShape = Literal["content", "field", "tag"]
 _SHAPES = ("content", "field", "tag")
 
@@ -37,7 +37,14 @@ class Scenario:
       format); ``max_tokens`` counts both;
     - ``tools``: ``tool_calls`` calls, each streamed as a first piece (index, id, name) and its
       arguments in several pieces, then finish reason ``tool_calls`` (when made from a model
-      name; ``finish_reason`` says it).
+      name; ``finish_reason`` says it);
+    - ``agent``: a scripted tool turn (``answers.agent_turn``). While the request's last message
+      is not a ``tool`` message, it calls tools: the calls a last user message of the form
+      ``{"calls": [{"name": N, "arguments": {...}}]}`` lists (N matched against the offered
+      functions' names: exact, else the one ending in ``__N``, else N as it is), otherwise one
+      call of the first offered tool with ``{"text": <the last user text>}``; no tools offered
+      gives a text answer saying so. Once tool messages end the request, it answers "Tool said:
+      " and their contents, joined by " | ".
 
     ``rate`` paces it in tokens (replay: frames) per second; 0 means as fast as possible.
 
@@ -136,6 +143,8 @@ def parse_model(model: str) -> Scenario | None:
         fields["reasoning_shape"] = shape
         fields["reasoning_tokens"] = _int(thoughts, model, "reasoning token count")
         fields["tokens"] = _int(tokens, model, "answer token count")
+    elif kind == "agent" and not arg:
+        fields["mode"] = "agent"
     elif kind == "tools":
         fields["mode"] = "tools"
         fields["finish_reason"] = "tool_calls"
@@ -144,7 +153,7 @@ def parse_model(model: str) -> Scenario | None:
     else:
         raise ValueError(
             f"fake model {model!r}: the answer must be tokens[-N], echo, replay-NAME,"
-            " reason-{content|field|tag}-R-A or tools[-N]"
+            " reason-{content|field|tag}-R-A, tools[-N] or agent"
         )
     for fault in faults:
         _parse_fault(fault, model, fields)

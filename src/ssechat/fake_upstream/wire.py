@@ -29,11 +29,14 @@ __all__ = [
     "generated_tokens",
     "http_head",
     "is_done",
+    "last_role",
     "last_user_text",
+    "offered_functions",
     "replay_summary",
     "split_frames",
     "tool_call_arguments",
     "tool_call_pieces",
+    "trailing_tool_texts",
     "usage_dict",
     "word_tokens",
 ]
@@ -101,6 +104,18 @@ class ChunkWriter:
             delta = b'{"reasoning":' + orjson.dumps(text) + b"}"
         return self._head + b'{"index":0,"delta":' + delta + self._tail
 
+    def role_with_tool_call(self, piece: dict[str, Any]) -> bytes:
+        """The first chunk of a tool-calling answer as OpenAI sends it today: the role, a null
+        content and the first call's first piece (``tool_call_pieces``) in one delta."""
+        call = orjson.dumps([{"index": 0, **piece}])
+        return (
+            self._head
+            + b'{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":'
+            + call
+            + b',"refusal":null}'
+            + self._tail
+        )
+
     def tool_call(self, index: int, piece: dict[str, Any]) -> bytes:
         """One piece of a streamed tool call (``tool_call_pieces``), as OpenAI sends it."""
         call = orjson.dumps([{"index": index, **piece}])
@@ -136,16 +151,55 @@ def tool_call_arguments(index: int) -> str:
     return orjson.dumps({"city": city, "unit": "celsius", "days": index + 1}).decode()
 
 
-def tool_call_pieces(index: int) -> list[dict[str, Any]]:
-    """Call ``index`` of the ``tools`` mode as OpenAI streams it: id, type and name with empty
-    arguments first, then the arguments in pieces (``{"``, ``city``, ``":"`` …)."""
+def tool_call_pieces(
+    index: int,
+    *,
+    call_id: str | None = None,
+    name: str = "get_weather",
+    arguments: str | None = None,
+) -> list[dict[str, Any]]:
+    """A call as OpenAI streams it: id, type and name with empty arguments first, then the
+    arguments in pieces (``{"``, ``city``, ``":"`` …). By default the ``tools`` mode's call
+    ``index``; the ``agent`` mode gives its own id, name and arguments."""
     first = {
-        "id": f"call_fake_{index}",
+        "id": f"call_fake_{index}" if call_id is None else call_id,
         "type": "function",
-        "function": {"name": "get_weather", "arguments": ""},
+        "function": {"name": name, "arguments": ""},
     }
-    rest = [{"function": {"arguments": p}} for p in _PIECE.findall(tool_call_arguments(index))]
+    text = tool_call_arguments(index) if arguments is None else arguments
+    rest = [{"function": {"arguments": p}} for p in _PIECE.findall(text)]
     return [first, *rest]
+
+
+def offered_functions(tools: Any) -> list[str]:
+    """The function names of a request's ``tools``, in order (malformed entries skipped)."""
+    names: list[str] = []
+    if isinstance(tools, list):
+        for tool in tools:
+            function = tool.get("function") if isinstance(tool, Mapping) else None
+            name = function.get("name") if isinstance(function, Mapping) else None
+            if isinstance(name, str):
+                names.append(name)
+    return names
+
+
+def last_role(messages: Any) -> str | None:
+    if isinstance(messages, list) and messages and isinstance(messages[-1], Mapping):
+        role = messages[-1].get("role")
+        return role if isinstance(role, str) else None
+    return None
+
+
+def trailing_tool_texts(messages: Any) -> list[str]:
+    """The contents of the ``tool`` messages that end a request, in order."""
+    texts: list[str] = []
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if not isinstance(message, Mapping) or message.get("role") != "tool":
+                break
+            texts.append(_text_of(message))
+    texts.reverse()
+    return texts
 
 
 def error_frame(message: str, error_type: str = "server_error") -> bytes:

@@ -7,19 +7,25 @@ never do IO itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["ChatMessage", "Delta", "GenerationParams", "Provider", "Role", "ToolCall", "Usage"]
+__all__ = [
+    "ChatMessage",
+    "Delta",
+    "GenerationParams",
+    "Provider",
+    "RequestRole",
+    "Role",
+    "ToolCall",
+    "Usage",
+]
 
 Role = Literal["system", "user", "assistant"]
-
-
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
-    role: Role
-    content: str
+"""The roles of a conversation's messages (what users and the API send)."""
+RequestRole = Literal["system", "user", "assistant", "tool"]
+"""The roles of a request's messages: those, and ``tool`` (a tool call's result)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,18 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message of a request. An assistant message may carry the ``tool_calls`` its model
+    made (its ``content`` may then be empty); a ``tool`` message answers the call
+    ``tool_call_id`` with the tool's result as its ``content``."""
+
+    role: RequestRole
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Delta:
     """One step of a generation: some answer text and/or reasoning text, and/or the finish
     reason (with the assembled tool calls, if it is ``tool_calls``), and/or the usage.
@@ -77,6 +95,11 @@ class Delta:
 class GenerationParams:
     temperature: float | None = None
     max_tokens: int | None = None
+    tools: tuple[Mapping[str, Any], ...] = ()
+    """The tools the model may call, in OpenAI's format (``{"type": "function", "function":
+    {"name", "description", "parameters"}}``); none: the request carries no ``tools``."""
+    tool_choice: str | None = None
+    """``"none"``: the model must answer in text (sent only with ``tools``)."""
 
 
 @runtime_checkable

@@ -5,7 +5,8 @@ llama.cpp, LM Studio…). The body's bytes go through ``chunks.FrameSplitter`` a
 through ``orjson``: no SDK, no model classes, one ``Delta`` per network read, because the whole
 per-token budget of the server is a few tens of microseconds. Reasoning (its fields, or a leading
 ``<think>`` in the content) and tool calls are read there too (``chunks.StreamState``, one per
-stream).
+stream). The request carries a conversation's tool steps (an assistant message's ``tool_calls``,
+``tool`` messages) and the tools offered (``GenerationParams.tools``) in OpenAI's format.
 
 One transport: ``http1``, a small asyncio HTTP/1.1 client made for this path (chosen by
 measurement over aiohttp and httpx, see ``bench/PROFILE.md``), for the stream and for
@@ -170,7 +171,14 @@ class OpenAIProvider:
     ) -> AsyncGenerator[Delta, None]:
         payload: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            # A plain message stays the two-key dict it always was; only a tool step's
+            # messages take the longer way.
+            "messages": [
+                {"role": m.role, "content": m.content}
+                if not m.tool_calls and m.tool_call_id is None
+                else _tool_step_message(m)
+                for m in messages
+            ],
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -178,9 +186,13 @@ class OpenAIProvider:
             payload["temperature"] = params.temperature
         if params.max_tokens is not None:
             payload["max_tokens"] = params.max_tokens
+        if params.tools:
+            payload["tools"] = params.tools
+            if params.tool_choice is not None:
+                payload["tool_choice"] = params.tool_choice
         # Kept for the stream's life (retries): a copy sized to fit, as orjson's own buffer is
         # 4 KiB however short the body.
-        content = bytes(memoryview(orjson.dumps(payload)))
+        content = bytes(memoryview(orjson.dumps(payload, default=_plain_json)))
         retries = 0
         while True:
             yielded = False
@@ -378,6 +390,34 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     if parsed is None:
         return None
     return email.utils.mktime_tz(parsed) - (time.time() if now is None else now)
+
+
+def _tool_step_message(message: ChatMessage) -> dict[str, Any]:
+    """A message of a tool step as the chat-completions API takes it: an assistant message with
+    its ``tool_calls`` (``content`` null when it has no text, as OpenAI itself sends it back), or
+    a ``tool`` message answering one call."""
+    if message.tool_call_id is not None:
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    return {
+        "role": message.role,
+        "content": message.content or None,
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ],
+    }
+
+
+def _plain_json(value: object) -> object:
+    # orjson writes dicts, lists and tuples natively; a tool's schema may come as another
+    # Mapping (a read-only view, say), which it hands here.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _is_json(headers: Mapping[str, str]) -> bool:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
+from ssechat.errors import ConflictError, NotFoundError, ServiceUnavailableError
 from ssechat.runs.cluster import Cluster, RunInfo
 from ssechat.runs.manager import Run, RunSpec, RunStatus
 from ssechat.runs.redis_log import FollowedLog, RedisLogs
+from ssechat.runs.tools import calls_from_events
 
 __all__ = ["FollowedRun", "Followers"]
 
@@ -70,6 +72,13 @@ class FollowedRun(Run):
             return None, None, self.mirror.error
         return done.get("finish_reason"), done.get("usage"), self.mirror.error
 
+    def tool_calls(self) -> list[dict[str, Any]]:
+        # Read off the mirror's events: the run's process keeps the calls' state, not this one.
+        return list(self._calls().values())
+
+    def _calls(self) -> dict[str, dict[str, Any]]:
+        return calls_from_events(self.mirror.events(0, self.mirror.event_count))
+
     def close(self) -> None:
         self._watch.cancel()
 
@@ -118,6 +127,38 @@ class Followers:
                 await asyncio.wait_for(run.finished.wait(), timeout=1.0)
             except TimeoutError:
                 continue
+
+    async def decide(
+        self, run: FollowedRun, call_id: str, approve: bool, *, patience: float
+    ) -> Literal["approved", "denied"]:
+        """Pass a decision on a tool call to the run's process, and answer once its
+        ``tool_decision`` event is back (``ConflictError`` if the call was decided otherwise
+        or is not waiting; ``ServiceUnavailableError`` if no answer comes within ``patience``)."""
+        call = run._calls().get(call_id)
+        if call is None:
+            raise NotFoundError(f"tool call {call_id!r} not found in this run")
+        if call["approval"] != "ask" or call["decision"] is not None or run.finished.is_set():
+            raise ConflictError(
+                "this tool call is not waiting for a decision "
+                f"({call['decision'] or 'it does not ask'})"
+            )
+        wanted: Literal["approved", "denied"] = "approved" if approve else "denied"
+        message = {"run_id": run.id, "call_id": call_id, "approve": approve}
+        await self.cluster.publish("tool-decision", message)
+        mirror = run.mirror
+        try:
+            async with asyncio.timeout(patience):
+                while (decision := run._calls()[call_id]["decision"]) is None:
+                    if mirror.ended:
+                        raise ConflictError("the run ended before the decision reached it")
+                    await mirror.wait_for(mirror.event_count)
+        except TimeoutError:
+            raise ServiceUnavailableError(
+                "the process running this answer did not take the decision; try again"
+            ) from None
+        if decision != wanted:
+            raise ConflictError(f"this tool call was {decision} meanwhile")
+        return wanted
 
     def _forget_later(self, run_id: str) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closing

@@ -2,8 +2,15 @@
 
 A run calls its provider in a task of its own and writes each step to its ``RunLog`` as an SSE
 event: ``run`` (first), ``reasoning`` (``{"text"}``: the model's thinking), ``delta``
-(``{"text"}``: the answer), ``error`` (``{code, message, retryable}``) and last ``done``
-(``{status, finish_reason, usage}``, plus ``tool_calls`` when the model asked for tools).
+(``{"text"}``: the answer), ``tool_call``, ``tool_decision`` and ``tool_result`` (``runs.tools``)
+when the model calls the tools it was offered, ``error`` (``{code, message, retryable}``) and
+last ``done`` (``{status, finish_reason, usage}``, plus ``tool_calls`` when the model called
+tools).
+
+A run offered tools is a loop: it streams one upstream request; if that ends in tool calls, it
+decides and runs each (waiting for the user's approval where the tool asks), then streams the
+next request with the calls and their results appended, for at most ``max_tool_steps``
+requests that end in calls (the one after those is asked for text: ``tool_choice: none``).
 Reasoning and deltas share the log's one sequence of ids. The log assigns every id; the manager
 never predicts one. Subscribers follow the log from any id, so a browser that drops off and
 comes back with ``Last-Event-ID`` continues exactly where it left: no gap, no duplicate, no
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -42,6 +50,7 @@ from ssechat.errors import NotFoundError, ServiceUnavailableError, SSEChatError,
 from ssechat.frames import FrameSource
 from ssechat.providers.base import ChatMessage, GenerationParams, Provider, ToolCall, Usage
 from ssechat.runs.log import MemoryRunLog, RunLog
+from ssechat.runs.tools import ToolOffer, ToolRunner, ToolSteps
 
 if TYPE_CHECKING:
     from ssechat.runs.cluster import Cluster, RunInfo
@@ -85,7 +94,7 @@ class AnswerStore(Protocol):
         error: str | None = None,
         reasoning: str | None = None,
         reasoning_seconds: float | None = None,
-        tool_calls: list[dict[str, str]] | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> None: ...
 
 
@@ -101,12 +110,14 @@ class RunSpec:
     params: GenerationParams = field(default_factory=GenerationParams)
     owner: str = ""
     """Whose run it is: the service lets only its owner read, follow or stop it."""
+    tools: tuple[ToolOffer, ...] = ()
+    """The tools the model may call (none: the request carries no ``tools``)."""
 
 
 class Run:
     """One generation: its state, its log, and the task that drives it."""
 
-    def __init__(self, id: str, spec: RunSpec, log: RunLog) -> None:
+    def __init__(self, id: str, spec: RunSpec, log: RunLog, tools: ToolSteps | None = None) -> None:
         self.id = id
         self.spec = spec
         self.log = log
@@ -114,7 +125,9 @@ class Run:
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.error: SSEChatError | None = None
-        self.tool_calls: tuple[ToolCall, ...] = ()
+        self.tools = (
+            tools if tools is not None else ToolSteps((), None, approval_timeout=1, tool_timeout=1)
+        )
         # time.monotonic() of the first and the last reasoning delta (None: no reasoning).
         self.reasoning_started: float | None = None
         self.reasoning_ended: float | None = None
@@ -155,6 +168,10 @@ class Run:
         """How it ended so far: the finish reason, the usage and the error, as plain values."""
         usage = self.usage.as_dict() if self.usage else None
         return self.finish_reason, usage, error_data(self.error) if self.error else None
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The tool calls so far, each as it is stored (``runs.tools.CallState.as_dict``)."""
+        return self.tools.as_list()
 
     async def as_dict(self) -> dict[str, Any]:
         # The id is read before the text: with a log that may change between the two reads,
@@ -230,12 +247,21 @@ class RunManager:
         disconnect_grace: float = 10.0,
         log_factory: LogFactory = MemoryRunLog,
         cluster: Cluster | None = None,
+        tool_runner: ToolRunner | None = None,
+        tool_approval_timeout: float = 600.0,
+        tool_timeout: float = 60.0,
+        max_tool_steps: int = 8,
     ) -> None:
         self.store = store
+        self.tool_runner = tool_runner
+        self.tool_approval_timeout = tool_approval_timeout
+        self.tool_timeout = tool_timeout
+        self.max_tool_steps = max_tool_steps
         self.log_factory = log_factory
         self.cluster = cluster
         if cluster is not None:
             cluster.on("cancel", self._cancel_here)
+            cluster.on("tool-decision", self._decide_here)
         self.retry_frame = encode(retry=retry_ms)
         self.persist_interval = persist_interval
         self.retention = retention
@@ -274,7 +300,13 @@ class RunManager:
         if self._closing:
             raise SSEChatError("the server is shutting down")
         run_id = uuid.uuid4().hex
-        run = Run(run_id, spec, self.log_factory(run_id))
+        steps = ToolSteps(
+            spec.tools,
+            self.tool_runner,
+            approval_timeout=self.tool_approval_timeout,
+            tool_timeout=self.tool_timeout,
+        )
+        run = Run(run_id, spec, self.log_factory(run_id), steps)
         self._runs[run.id] = run
         self._live[run.id] = run
         self._live_by_owner[spec.owner] = self._live_by_owner.get(spec.owner, 0) + 1
@@ -304,6 +336,18 @@ class RunManager:
         run = self._live.get(run_id)
         if run is not None and run.task is not None:
             run.task.cancel()
+
+    def decide(self, run_id: str, call_id: str, approve: bool) -> str:
+        """Approve or deny a tool call this process's run waits for (``NotFoundError``,
+        ``ConflictError`` when it is not waiting); the run writes the decision's event."""
+        return self.get(run_id).tools.decide(call_id, approve)
+
+    async def _decide_here(self, value: Any) -> None:
+        """Another process passed on a decision (``Cluster``): apply it if the run is here."""
+        run = self._live.get(value.get("run_id", "")) if isinstance(value, dict) else None
+        if run is not None:
+            with contextlib.suppress(SSEChatError):
+                run.tools.decide(str(value.get("call_id")), bool(value.get("approve")))
 
     async def cancel(self, run_id: str) -> Run:
         """Stop a run (idempotent) and return it once its final state is saved."""
@@ -372,25 +416,24 @@ class RunManager:
                 await self.cluster.register(self._info(run))
                 run.registered = True
             run.ready.set()
-            stream = provider.stream(spec.messages, spec.model, spec.params)
-            async with contextlib.aclosing(stream):
-                async for delta in stream:
-                    if delta.reasoning:
-                        # Before the text: a read may end the thinking and begin the answer.
-                        now = time.monotonic()
-                        if run.reasoning_started is None:
-                            run.reasoning_started = now
-                        run.reasoning_ended = now
-                        await log.append_reasoning(delta.reasoning)
-                    if delta.text:
-                        # The hot path: one append per read; no join, no encoding (readers do).
-                        await log.append_delta(delta.text)
-                    if delta.finish_reason is not None:
-                        run.finish_reason = delta.finish_reason
-                    if delta.usage is not None:
-                        run.usage = delta.usage
-                    if delta.tool_calls:
-                        run.tool_calls += delta.tool_calls
+            messages, params = spec.messages, spec.params
+            if spec.tools and self.max_tool_steps > 0:
+                tools = tuple(offer.definition for offer in spec.tools)
+                params = dataclasses.replace(params, tools=tools)
+            steps = 0
+            while True:
+                calls = await self._stream(run, provider, messages, params)
+                if not calls:
+                    break
+                offset = len(await log.text())
+                if not params.tools or steps >= self.max_tool_steps:
+                    for call in calls:  # asked for, not made: kept as the model wrote them
+                        run.tools.record(call, offset)
+                    break
+                steps += 1
+                messages = [*messages, *await self._run_tools(run, calls, offset)]
+                if steps >= self.max_tool_steps:  # the last request: the answer, in text
+                    params = dataclasses.replace(params, tool_choice="none")
             status = "length" if run.finish_reason == "length" else "complete"
         except asyncio.CancelledError:
             status = "interrupted" if self._closing else "stopped"
@@ -405,6 +448,52 @@ class RunManager:
             status = "error"
             run.error = SSEChatError("the run failed unexpectedly; see the server log")
         await self._finish(run, status, on_finish)
+
+    async def _stream(
+        self,
+        run: Run,
+        provider: Provider,
+        messages: Sequence[ChatMessage],
+        params: GenerationParams,
+    ) -> tuple[ToolCall, ...]:
+        """One upstream request, streamed into the run's log; the tool calls it ended with."""
+        log = run.log
+        calls: tuple[ToolCall, ...] = ()
+        stream = provider.stream(messages, run.spec.model, params)
+        async with contextlib.aclosing(stream):
+            async for delta in stream:
+                if delta.reasoning:
+                    # Before the text: a read may end the thinking and begin the answer.
+                    now = time.monotonic()
+                    if run.reasoning_started is None:
+                        run.reasoning_started = now
+                    run.reasoning_ended = now
+                    await log.append_reasoning(delta.reasoning)
+                if delta.text:
+                    # The hot path: one append per read; no join, no encoding (readers do).
+                    await log.append_delta(delta.text)
+                if delta.finish_reason is not None:
+                    run.finish_reason = delta.finish_reason
+                if delta.usage is not None:
+                    run.usage = delta.usage
+                if delta.tool_calls:
+                    calls += delta.tool_calls
+        return calls
+
+    async def _run_tools(
+        self, run: Run, calls: tuple[ToolCall, ...], offset: int
+    ) -> list[ChatMessage]:
+        """Decide and run a step's calls, in order; the messages the next request appends: the
+        assistant's text of this step with its calls, then each call's result."""
+        text = await run.log.text()
+        start = max((c.offset for c in run.tools.calls.values()), default=0)
+        states = [await run.tools.run_call(call, offset, run.log) for call in calls]
+        made = tuple(ToolCall(s.id, s.name, s.arguments) for s in states)
+        answers = [
+            ChatMessage("tool", s.result["content"] if s.result else "", tool_call_id=s.id)
+            for s in states
+        ]
+        return [ChatMessage("assistant", text[start:offset], tool_calls=made), *answers]
 
     async def _save_periodically(self) -> None:
         """Every ``persist_interval``, save what every live run added, in one write; end when
@@ -449,7 +538,7 @@ class RunManager:
                 del self._live_by_owner[run.spec.owner]
         run.finished_at = time.time()
         log = run.log
-        tool_calls = [call.as_dict() for call in run.tool_calls] or None
+        tool_calls = run.tools.as_list() or None
         reasoned = run.reasoning_started is not None
         final: dict[str, Any] = {
             "content": await log.text(),

@@ -6,14 +6,16 @@
 operation a user's request reaches takes the acting user as ``owner``: another user's
 conversation or message is not found. ``Store.accounts`` (the ``Accounts`` protocol) keeps the
 users, their sessions and API keys. The records it hands out are frozen ``Conversation``,
-``Message``, ``Exchange``, ``User``, ``SessionRecord`` and ``ApiKey`` values.
+``Message``, ``Exchange``, ``User``, ``SessionRecord``, ``ApiKey`` and ``ToolServerRow`` values.
+It also keeps the admins' MCP server settings (server-wide, not a user's).
 
 The modules, from the bottom: ``models`` (the records), ``schema`` (the tables), ``migrations``,
 ``sqlite`` and ``postgres`` (all that is specific to each), ``dialects`` (which one a URL
 names), ``cursor`` (the page cursor), ``rows`` (rows into records), ``statements`` (the prebuilt
 queries), ``threads`` (the writer and reader threads, and the decorators that run a method's
 body there), ``base`` (the protocols), ``accounts`` (the
-accounts' implementation) and ``sql`` (the store's).
+accounts' implementation), ``tool_settings`` (the MCP server settings') and ``sql`` (the
+store's).
 
 The package must never import the API, the runs or the providers: ``api.service`` is where they
 meet, and runs see the store only through their small ``AnswerStore`` protocol. It never sees a
@@ -25,6 +27,7 @@ from ssechat.store.models import (
     LOCAL_OWNER,
     MESSAGE_STATUSES,
     ROLES,
+    TOOL_APPROVALS,
     UNSET,
     USER_ROLES,
     USER_STATUSES,
@@ -33,6 +36,7 @@ from ssechat.store.models import (
     Exchange,
     Message,
     SessionRecord,
+    ToolServerRow,
     Unset,
     User,
 )
@@ -43,6 +47,7 @@ __all__ = [
     "LOCAL_OWNER",
     "MESSAGE_STATUSES",
     "ROLES",
+    "TOOL_APPROVALS",
     "UNSET",
     "USER_ROLES",
     "USER_STATUSES",
@@ -54,6 +59,7 @@ __all__ = [
     "SQLStore",
     "SessionRecord",
     "Store",
+    "ToolServerRow",
     "Unset",
     "User",
     "default_database_url",

@@ -16,6 +16,9 @@ user's conversations and messages: another user's id is ``NotFoundError``, with 
 as an unknown one. The checks are in the store's queries, so no route can forget them. The runs'
 own operations (saving an answer they created) take no owner.
 
+The admins' MCP server settings (``list_tool_servers``…) are server-wide: they take no owner,
+and the API lets only admins reach them.
+
 ``Accounts`` (``Store.accounts``) keeps users, sessions and API keys. It stores tokens and keys
 only as hashes, made by the caller; password hashes too are made and checked by the caller.
 """
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from ssechat.store.models import (
     UNSET,
@@ -33,6 +36,7 @@ from ssechat.store.models import (
     Exchange,
     Message,
     SessionRecord,
+    ToolServerRow,
     Unset,
     User,
 )
@@ -52,8 +56,10 @@ class Store(Protocol):
         model: str | None = None,
         system_prompt: str | None = None,
         owner: str,
+        tools: Sequence[str] | None = None,
     ) -> Conversation:
-        """A new conversation of ``owner``, without messages."""
+        """A new conversation of ``owner``, without messages, whose model may call ``tools``
+        (their keys, ``"<server>/<tool>"``; none by default)."""
         ...
 
     async def list_conversations(
@@ -77,10 +83,12 @@ class Store(Protocol):
         model: str | Unset | None = UNSET,
         system_prompt: str | Unset | None = UNSET,
         current_leaf_id: str | Unset | None = UNSET,
+        tools: Sequence[str] | Unset | None = UNSET,
     ) -> Conversation:
         """Change the fields given (``None`` clears one, ``UNSET`` leaves it), bump
         ``updated_at``, and return the conversation as it now is. ``current_leaf_id`` must name
-        a message of this conversation (``InvalidRequestError``)."""
+        a message of this conversation (``InvalidRequestError``); ``tools`` replaces the list
+        whole (``None`` or empty: no tools)."""
         ...
 
     async def delete_conversation(self, conversation_id: str, *, owner: str) -> None:
@@ -143,7 +151,7 @@ class Store(Protocol):
         error: str | None = None,
         reasoning: str | None = None,
         reasoning_seconds: float | None = None,
-        tool_calls: list[dict[str, str]] | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> None:
         """Change the fields given (``None`` leaves one as it is) and bump ``updated_at``.
         ``NotFoundError`` for an unknown id, ``InvalidRequestError`` for an unknown status."""
@@ -189,6 +197,36 @@ class Store(Protocol):
         """If the answer is still ``streaming``: set its content (and its reasoning and error
         when given) and make it ``interrupted``; say whether it did. How another process ends
         the run of a dead one, with every token its log held."""
+        ...
+
+    # --- MCP server settings (server-wide, not a user's) ----------------------------------------
+
+    async def list_tool_servers(self) -> list[ToolServerRow]:
+        """The stored settings of every MCP server an admin added or changed, by name."""
+        ...
+
+    async def add_tool_server(self, name: str, *, config: Mapping[str, Any]) -> ToolServerRow:
+        """Keep a new admin-added server with its whole ``mcpServers`` entry (stored as given:
+        the caller checks it). ``ConflictError`` if a row of that name exists;
+        ``InvalidRequestError`` for a name longer than 32 characters or empty."""
+        ...
+
+    async def update_tool_server(
+        self,
+        name: str,
+        *,
+        config: Mapping[str, Any] | Unset | None = UNSET,
+        enabled: bool | Unset | None = UNSET,
+        approvals: Mapping[str, str] | Unset = UNSET,
+    ) -> ToolServerRow:
+        """Change the fields given (``UNSET`` leaves one; ``enabled=None``: as its config says),
+        making the row if there is none (a settings-file server's first override); ``config``
+        and ``approvals`` replace the old ones whole. ``InvalidRequestError`` for an approval
+        other than ``ask`` or ``always``, or a name as ``add_tool_server`` refuses."""
+        ...
+
+    async def delete_tool_server(self, name: str) -> bool:
+        """Forget the server's row; say whether there was one."""
         ...
 
     # --- accounts -----------------------------------------------------------------------------

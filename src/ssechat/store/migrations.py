@@ -178,6 +178,22 @@ def m005_reasoning(conn: Connection) -> None:
         _add_column(conn, "messages", column)
 
 
+def m006_tools(conn: Connection) -> None:
+    # The tools a conversation lets its model call (NULL: none, as for every older one), and
+    # the admins' MCP server settings.
+    _add_column(conn, "conversations", sa.Column("tools", sa.JSON(none_as_null=True)))
+    snapshot = sa.MetaData()
+    sa.Table(
+        "mcp_servers",
+        snapshot,
+        sa.Column("name", sa.String(32), primary_key=True),
+        sa.Column("config", sa.JSON(none_as_null=True)),
+        sa.Column("enabled", sa.Boolean),
+        sa.Column("approvals", sa.JSON, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+    ).create(conn)
+
+
 def _add_column(conn: Connection, table: str, column: sa.Column[Any]) -> None:
     # Core has no ALTER TABLE construct: the portable ADD COLUMN, with the column's type as this
     # dialect names it (the same name CREATE TABLE would give).
@@ -194,6 +210,7 @@ MIGRATIONS: Sequence[Migration] = (
     m003_indexes,
     m004_accounts,
     m005_reasoning,
+    m006_tools,
 )
 """Every migration, oldest first. Append only."""
 

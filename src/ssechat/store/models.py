@@ -16,6 +16,7 @@ __all__ = [
     "LOCAL_OWNER",
     "MESSAGE_STATUSES",
     "ROLES",
+    "TOOL_APPROVALS",
     "UNSET",
     "USER_ROLES",
     "USER_STATUSES",
@@ -24,6 +25,7 @@ __all__ = [
     "Exchange",
     "Message",
     "SessionRecord",
+    "ToolServerRow",
     "Unset",
     "User",
     "email_key",
@@ -37,6 +39,9 @@ MESSAGE_STATUSES: Final = ("streaming", "complete", "length", "stopped", "error"
 """A user message is ``complete``; an answer is ``streaming`` until its run ends with one of the
 others (``interrupted``: the server stopped, or crashed, while it was being written)."""
 
+
+TOOL_APPROVALS: Final = ("ask", "always")
+"""How a tool's calls are approved: ``ask`` waits for the user, ``always`` runs at once."""
 
 USER_ROLES: Final = ("admin", "user")
 USER_STATUSES: Final = ("active", "pending", "disabled")
@@ -81,6 +86,8 @@ class Conversation:
     updated_at: float
     current_leaf_id: str | None
     """The message the conversation's view ends at: the newest message added, or one chosen."""
+    tools: tuple[str, ...] = ()
+    """The keys (``"<server>/<tool>"``) of the tools its model may call; empty: none."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +99,7 @@ class Conversation:
             "created_at": iso_utc(self.created_at),
             "updated_at": iso_utc(self.updated_at),
             "current_leaf_id": self.current_leaf_id,
+            "tools": list(self.tools),
         }
 
 
@@ -116,8 +124,11 @@ class Message:
     """The model's thinking before its answer (None: it did not reason, or said nothing of it)."""
     reasoning_seconds: float | None = None
     """From the first reasoning token to the last."""
-    tool_calls: list[dict[str, str]] | None = None
-    """The tools the model asked for: ``{id, name, arguments}`` each (arguments as JSON text)."""
+    tool_calls: list[dict[str, Any]] | None = None
+    """The tools the model asked for, in call order: ``{id, name, arguments, server, tool,
+    approval, decision, offset, result}`` each (arguments as JSON text, offset an int, result
+    ``{content, is_error}`` or None), as the run stored them; older answers hold only ``{id,
+    name, arguments}`` (a missing key means null)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -215,3 +226,20 @@ class ApiKey:
             "created_at": iso_utc(self.created_at),
             "last_used_at": iso_utc(self.last_used_at) if self.last_used_at is not None else None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolServerRow:
+    """The admins' settings of one MCP server, server-wide (not a user's).
+
+    An admin-added server has its whole ``mcpServers`` entry in ``config``; a server of the
+    settings file has ``config`` None and a row only for what an admin overrode. Entries are
+    kept as given: checking them is ``ssechat.tools.config``'s part."""
+
+    name: str
+    config: dict[str, Any] | None
+    enabled: bool | None
+    """Turned on or off by an admin; None: as its config says."""
+    approvals: dict[str, str]
+    """Tool name → ``ask`` or ``always``, for the tools an admin set."""
+    updated_at: float

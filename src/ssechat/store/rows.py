@@ -4,8 +4,9 @@ A query selects ``CONVERSATION_COLUMNS`` or ``MESSAGE_COLUMNS``, so a row maps o
 ``Conversation`` or ``Message`` by position, with no name lookups (the branch and the message
 list map many rows per call); likewise ``USER_COLUMNS``, ``SESSION_COLUMNS`` and
 ``API_KEY_COLUMNS`` (a session's or key's check selects its user's columns first, then its
-own). This module must never run SQL, hold a query, or build a record any other way than from
-such a row.
+own), and ``TOOL_SERVER_COLUMNS``. JSON columns come back as the JSON held them (a message's
+tool calls keep their nested values). This module must never run SQL, hold a query, or build a
+record any other way than from such a row.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ssechat.store import schema
-from ssechat.store.models import ApiKey, Conversation, Message, SessionRecord, User
+from ssechat.store.models import ApiKey, Conversation, Message, SessionRecord, ToolServerRow, User
 
 __all__ = [
     "API_KEY_COLUMNS",
@@ -27,12 +28,15 @@ __all__ = [
     "MESSAGE_INSERT_FIELDS",
     "SESSION_COLUMNS",
     "SESSION_FIELDS",
+    "TOOL_SERVER_COLUMNS",
+    "TOOL_SERVER_FIELDS",
     "USER_COLUMNS",
     "USER_FIELDS",
     "api_key_from_row",
     "conversation_from_row",
     "message_from_row",
     "session_from_row",
+    "tool_server_from_row",
     "user_from_row",
 ]
 
@@ -55,12 +59,23 @@ API_KEY_FIELDS = tuple(field.name for field in dataclasses.fields(ApiKey))
 USER_COLUMNS = [schema.users.c[name] for name in USER_FIELDS]
 SESSION_COLUMNS = [schema.sessions.c[name] for name in SESSION_FIELDS]
 API_KEY_COLUMNS = [schema.api_keys.c[name] for name in API_KEY_FIELDS]
+TOOL_SERVER_FIELDS = tuple(field.name for field in dataclasses.fields(ToolServerRow))
+TOOL_SERVER_COLUMNS = [schema.mcp_servers.c[name] for name in TOOL_SERVER_FIELDS]
 
 
 def conversation_from_row(row: Sequence[Any]) -> Conversation:
     # Columns in the order of the fields: see CONVERSATION_COLUMNS.
+    tools = row[8]
     return Conversation(
-        row[0], row[1], row[2], row[3], row[4], float(row[5]), float(row[6]), row[7]
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        float(row[5]),
+        float(row[6]),
+        row[7],
+        tuple(tools) if tools else (),
     )
 
 
@@ -82,9 +97,9 @@ def message_from_row(row: Sequence[Any]) -> Message:
         row[11],
         row[12],
         float(reasoning_seconds) if reasoning_seconds is not None else None,
-        [{str(k): str(v) for k, v in call.items()} for call in tool_calls]
-        if tool_calls is not None
-        else None,
+        # As the JSON holds them (nested results, int offsets, nulls): freshly decoded per row,
+        # so no copy is needed.
+        list(tool_calls) if tool_calls is not None else None,
     )
 
 
@@ -108,4 +123,16 @@ def api_key_from_row(row: Sequence[Any]) -> ApiKey:
         row[3],
         float(row[4]),
         float(last_used_at) if last_used_at is not None else None,
+    )
+
+
+def tool_server_from_row(row: Sequence[Any]) -> ToolServerRow:
+    # Columns in the order of the fields: see TOOL_SERVER_COLUMNS.
+    enabled = row[2]
+    return ToolServerRow(
+        row[0],
+        row[1],
+        bool(enabled) if enabled is not None else None,
+        {str(k): str(v) for k, v in (row[3] or {}).items()},
+        float(row[4]),
     )

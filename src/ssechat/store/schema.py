@@ -14,6 +14,7 @@ __all__ = [
     "EMAIL_KEY_LENGTH",
     "api_keys",
     "conversations",
+    "mcp_servers",
     "messages",
     "metadata",
     "migrations",
@@ -50,6 +51,8 @@ conversations = sa.Table(
     # Not a foreign key: conversations and messages would reference each other. The store checks
     # that it names a message of this conversation, and messages only go with their conversation.
     sa.Column("current_leaf_id", ID),
+    # The keys ("<server>/<tool>") of the tools its model may call; NULL: none (the default).
+    sa.Column("tools", sa.JSON(none_as_null=True)),
     sa.Index("ix_conversations_updated_at_id", "updated_at", "id"),
     sa.Index("ix_conversations_owner_updated_at_id", "owner", "updated_at", "id"),
 )
@@ -79,7 +82,9 @@ messages = sa.Table(
     # The model's thinking, kept apart from the answer and never sent upstream again.
     sa.Column("reasoning", sa.Text),
     sa.Column("reasoning_seconds", sa.Double),  # first to last reasoning token
-    sa.Column("tool_calls", sa.JSON(none_as_null=True)),  # [{id, name, arguments}]
+    # [{id, name, arguments, server, tool, approval, decision, offset, result}], in call order
+    # (older answers: {id, name, arguments} only).
+    sa.Column("tool_calls", sa.JSON(none_as_null=True)),
     sa.Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
     sa.Index("ix_messages_parent_id", "parent_id"),
     sa.Index("ix_messages_status", "status"),
@@ -129,4 +134,17 @@ setup_tokens = sa.Table(
     metadata,
     sa.Column("token_hash", HASH, primary_key=True),
     sa.Column("created_at", sa.Double, nullable=False),
+)
+
+# The admins' MCP server settings, server-wide (no owner). An admin-added server's row holds its
+# whole mcpServers entry; a server of the settings file has a row only once an admin overrides
+# something of it (config NULL).
+mcp_servers = sa.Table(
+    "mcp_servers",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("config", sa.JSON(none_as_null=True)),
+    sa.Column("enabled", sa.Boolean),  # NULL: as its config says
+    sa.Column("approvals", sa.JSON, nullable=False),  # {tool: "ask" | "always"}
+    sa.Column("updated_at", sa.Double, nullable=False),
 )

@@ -15,7 +15,8 @@ The queries are the portable Core of ``store.statements``, the same on SQLite an
 (``store.dialects`` picks the engines and hooks by URL), and rows become records in
 ``store.rows``. Several processes may share a PostgreSQL database: a write that changes a
 conversation or its messages locks the conversation's row first (``LOCK_CONVERSATION``), and
-the accounts' rules take the dialect's invariants lock. This module must never hold
+the accounts' rules take the dialect's invariants lock. The admins' MCP server settings are
+``store.tool_settings``'s methods, inherited. This module must never hold
 dialect-only SQL (that lives in ``store.sqlite`` and ``store.postgres``), never touch the
 database from the event loop's thread, never call a model or speak HTTP, and never grow a
 method only tests call.
@@ -25,6 +26,7 @@ the API can answer with them.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import time
@@ -76,6 +78,7 @@ from ssechat.store.statements import (
     save_interrupted,
 )
 from ssechat.store.threads import READER_THREADS, StoreThreads, reads, writes
+from ssechat.store.tool_settings import SQLToolSettings
 
 __all__ = ["SQLStore", "open_store"]
 
@@ -93,7 +96,7 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-class SQLStore:
+class SQLStore(SQLToolSettings):
     """The conversation store on a SQL database: the operations of ``Store`` (documented
     there). Make one with ``await SQLStore.open(...)`` (or ``open_store``); close it when done."""
 
@@ -180,6 +183,7 @@ class SQLStore:
         model: str | None = None,
         system_prompt: str | None = None,
         owner: str,
+        tools: Sequence[str] | None = None,
     ) -> Conversation:
         now = self._clock()
         conversation = Conversation(
@@ -191,11 +195,11 @@ class SQLStore:
             created_at=now,
             updated_at=now,
             current_leaf_id=None,
+            tools=tuple(tools or ()),
         )
-        conn.execute(
-            INSERT_CONVERSATION,
-            {f"b_{name}": getattr(conversation, name) for name in CONVERSATION_FIELDS},
-        )
+        params = {f"b_{name}": getattr(conversation, name) for name in CONVERSATION_FIELDS}
+        params["b_tools"] = _tools_value(conversation.tools)
+        conn.execute(INSERT_CONVERSATION, params)
         return conversation
 
     @reads
@@ -240,6 +244,7 @@ class SQLStore:
         model: str | Unset | None = UNSET,
         system_prompt: str | Unset | None = UNSET,
         current_leaf_id: str | Unset | None = UNSET,
+        tools: Sequence[str] | Unset | None = UNSET,
     ) -> Conversation:
         changes: dict[str, Any] = {
             name: value
@@ -251,11 +256,15 @@ class SQLStore:
             )
             if value is not UNSET
         }
+        if not isinstance(tools, Unset):
+            changes["tools"] = tuple(tools or ())
         before = _get_conversation(conn, conversation_id, owner, lock=True)
         if isinstance(current_leaf_id, str):
             _check_in_conversation(conn, current_leaf_id, conversation_id, "current_leaf_id")
         changes["updated_at"] = self._clock()
         params = {f"b_{name}": value for name, value in changes.items()}
+        if "tools" in changes:
+            params["b_tools"] = _tools_value(changes["tools"])
         params["b_id"] = conversation_id
         conn.execute(conversation_update(tuple(changes)), params)
         return dataclasses.replace(before, **changes)
@@ -404,7 +413,7 @@ class SQLStore:
         error: str | None = None,
         reasoning: str | None = None,
         reasoning_seconds: float | None = None,
-        tool_calls: list[dict[str, str]] | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> None:
         # Runs call this to save an answer at its end, never once per token.
         changes: dict[str, Any] = {
@@ -417,8 +426,8 @@ class SQLStore:
                 ("error", error),
                 ("reasoning", reasoning),
                 ("reasoning_seconds", reasoning_seconds),
-                # Copied: the caller's may change.
-                ("tool_calls", [dict(c) for c in tool_calls] if tool_calls is not None else None),
+                # Copied whole (calls nest their results): the caller's may change meanwhile.
+                ("tool_calls", copy.deepcopy(tool_calls) if tool_calls is not None else None),
             )
             if value is not None
         }
@@ -513,6 +522,11 @@ class SQLStore:
 
 
 # --- helpers (each takes the connection of the caller's transaction) ---------------------------
+
+
+def _tools_value(tools: tuple[str, ...]) -> list[str] | None:
+    # What the tools column holds: NULL for none, as for every conversation made before tools.
+    return list(tools) if tools else None
 
 
 def _get_conversation(

@@ -31,6 +31,8 @@ from ssechat.store.rows import (
     MESSAGE_INSERT_FIELDS,
     SESSION_COLUMNS,
     SESSION_FIELDS,
+    TOOL_SERVER_COLUMNS,
+    TOOL_SERVER_FIELDS,
     USER_COLUMNS,
     USER_FIELDS,
 )
@@ -48,6 +50,7 @@ __all__ = [
     "DELETE_SESSION",
     "DELETE_SETUP_TOKENS",
     "DELETE_STALE_SESSIONS",
+    "DELETE_TOOL_SERVER",
     "DELETE_USER",
     "DELETE_USER_API_KEYS",
     "DELETE_USER_SESSIONS",
@@ -60,14 +63,17 @@ __all__ = [
     "FIRST_PAGE",
     "GET_CONVERSATION",
     "GET_MESSAGE",
+    "GET_TOOL_SERVER",
     "GET_USER",
     "INSERT_API_KEY",
     "INSERT_CONVERSATION",
     "INSERT_MESSAGE",
     "INSERT_SESSION",
+    "INSERT_TOOL_SERVER",
     "INSERT_USER",
     "LIST_API_KEYS",
     "LIST_MESSAGES",
+    "LIST_TOOL_SERVERS",
     "LIST_USERS",
     "MARK_INTERRUPTED",
     "MESSAGE_OWNER",
@@ -85,6 +91,7 @@ __all__ = [
     "conversation_update",
     "message_update",
     "positional",
+    "tool_server_update",
     "user_update",
 ]
 
@@ -94,6 +101,7 @@ _users = schema.users
 _sessions = schema.sessions
 _api_keys = schema.api_keys
 _setup_tokens = schema.setup_tokens
+_mcp_servers = schema.mcp_servers
 
 _OWNER = sa.bindparam("b_owner", type_=_conversations.c.owner.type)
 
@@ -371,6 +379,28 @@ DELETE_API_KEY = sa.delete(_api_keys).where(
     _api_keys.c.id == sa.bindparam("b_id"), _api_keys.c.user_id == sa.bindparam("b_owner")
 )
 DELETE_USER_API_KEYS = sa.delete(_api_keys).where(_api_keys.c.user_id == sa.bindparam("b_id"))
+
+
+# --- MCP server settings (server-wide: no owner) -----------------------------------------------
+
+LIST_TOOL_SERVERS = sa.select(*TOOL_SERVER_COLUMNS)  # sorted by the store, by code point
+GET_TOOL_SERVER = sa.select(*TOOL_SERVER_COLUMNS).where(
+    _mcp_servers.c.name == sa.bindparam("b_name")
+)
+INSERT_TOOL_SERVER = sa.insert(_mcp_servers).values(
+    {name: _bind(_mcp_servers, name) for name in TOOL_SERVER_FIELDS}
+)
+DELETE_TOOL_SERVER = sa.delete(_mcp_servers).where(_mcp_servers.c.name == sa.bindparam("b_name"))
+
+
+@functools.cache
+def tool_server_update(names: tuple[str, ...]) -> sa.Update:
+    """Set the columns ``names`` of the MCP server ``b_name``: one statement per set of names."""
+    return (
+        sa.update(_mcp_servers)
+        .where(_mcp_servers.c.name == sa.bindparam("b_name"))
+        .values({name: _bind(_mcp_servers, name) for name in names})
+    )
 
 
 # --- driver-level forms -------------------------------------------------------------------------

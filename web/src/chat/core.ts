@@ -9,6 +9,9 @@
  * it applied when the connection drops, and publishes the streamed text once per frame.
  * Opening a conversation whose answer is still being generated (a reload, a second tab) has the
  * follower follow that run from its start.
+ * Tools: the core loads the tools the server offers, keeps the conversation's choice (PATCHed,
+ * or sent with a new chat's creation), and passes Approve and Deny on to the server; the cards
+ * themselves are built by the follower from the run's tool events.
  * This module must never touch the DOM, and never read a run's stream itself.
  */
 
@@ -97,6 +100,7 @@ export class ChatCore {
         this.set({ health, models: models.models, defaultModel: models.default || health.default_model }),
       (error: unknown) => this.notify(describe(error, "The server could not be reached.")),
     );
+    void this.refreshTools();
     await Promise.all([facts, this.refreshConversations()]);
     this.set({ ready: true });
     await opening;
@@ -276,6 +280,44 @@ export class ChatCore {
     }
   }
 
+  // --- tools ---------------------------------------------------------------------------------
+
+  /** Load the tools conversations may offer (again: servers start and stop). */
+  async refreshTools(): Promise<void> {
+    try {
+      this.set({ tools: (await this.api.listTools()).tools });
+    } catch {
+      // Quiet: the picker stays as it was (an older server has no tools at all).
+    }
+  }
+
+  /** The tools the open conversation (or the new chat) offers its model, as "server/tool". */
+  currentTools(): readonly string[] {
+    return this.state.conversation?.tools ?? this.state.newChat.tools;
+  }
+
+  /** Choose the tools the model may call: saved on the conversation, or kept for its creation. */
+  async setTools(keys: readonly string[]): Promise<void> {
+    const conversation = this.state.conversation;
+    if (conversation === null) {
+      this.set({ newChat: { ...this.state.newChat, tools: [...keys] } });
+      return;
+    }
+    const previous = conversation.tools;
+    this.patchConversationLocally(conversation.id, { tools: [...keys] });
+    try {
+      await this.api.updateConversation(conversation.id, { tools: [...keys] });
+    } catch (error) {
+      this.patchConversationLocally(conversation.id, { tools: previous });
+      this.notify(describe(error, "The tools could not be changed."));
+    }
+  }
+
+  /** Approve or deny a call waiting for a decision; the run's events show what follows. */
+  async decideTool(runId: string, callId: string, decision: "approve" | "deny"): Promise<void> {
+    await this.api.decideToolCall(runId, callId, decision);
+  }
+
   private patchConversationLocally(id: string, patch: Partial<Conversation>): void {
     const conversation = this.state.conversation;
     this.set({
@@ -378,9 +420,10 @@ export class ChatCore {
 
   private async createConversation(): Promise<string | null> {
     const body: ConversationCreate = {};
-    const { model, systemPrompt } = this.state.newChat;
+    const { model, systemPrompt, tools } = this.state.newChat;
     if (model) body.model = model;
     if (systemPrompt.trim() !== "") body.system_prompt = systemPrompt;
+    if (tools.length > 0) body.tools = [...tools];
     try {
       const conversation = await this.api.createConversation(body);
       this.openSeq++; // an open() still loading must not replace the new chat
@@ -391,7 +434,7 @@ export class ChatCore {
         messages: {},
         leafId: null,
         loadingConversation: false,
-        newChat: { model: null, systemPrompt: "" },
+        newChat: { model: null, systemPrompt: "", tools: [] },
       });
       return conversation.id;
     } catch (error) {

@@ -10,6 +10,8 @@
  * names the exchange (`run` event) the placeholders take their real ids. Reasoning events (the
  * model's thinking) are applied the same way into the message's `reasoning`; the follower dates
  * when reasoning and then the answer started, for the UI's "Thinking (12 s)" and "Thought for".
+ * Tool events build the message's `tool_calls` (the stored shape), published like text; a run
+ * resumed from its start shows the saved calls until the rebuilt ones have caught up.
  *
  * It owns no state of its own beyond the runs: it reads and writes the core's state through
  * `FollowerHost`. It must never touch the DOM, except through the injected scheduler, and never
@@ -27,8 +29,9 @@ import {
   type RunEvent,
   type RunStream,
 } from "../api";
+import { toToolCall } from "../tools";
 import { type Live, newLive, pauseBeforeReconnect } from "./live";
-import { advance, resumeFrom, shownReasoning, shownText } from "./progress";
+import { advance, resumeFrom, shownReasoning, shownText, shownToolCalls } from "./progress";
 import {
   type ChatApi,
   type ChatCoreOptions,
@@ -102,6 +105,7 @@ export class RunFollower {
       const live = this.add(message.id, conversationId, null);
       live.runId = message.run_id;
       live.previous = message.content;
+      live.previousToolCalls = (message.tool_calls ?? []).map(toToolCall).filter((call) => call !== null);
       this.resumeReasoning(live, message);
       this.publishLive();
       const runId = message.run_id;
@@ -263,6 +267,9 @@ export class RunFollower {
         live.dirty = true;
         this.scheduleFlush();
         break;
+      case "tool_call":
+      case "tool_decision":
+      case "tool_result":
       case "error":
         live.dirty = true;
         this.scheduleFlush();
@@ -323,6 +330,10 @@ export class RunFollower {
         error: live.progress.error ? errorText(live.progress.error) : message.error,
       };
       if (live.reasoningSince !== null) next.reasoning = shownReasoning(live.progress, live.previousReasoning);
+      // Two length checks per token for a plain answer, which never calls a tool.
+      if (live.progress.toolCalls.length > 0 || live.previousToolCalls.length > 0) {
+        next.tool_calls = [...shownToolCalls(live.progress, live.previousToolCalls)];
+      }
       messages[live.key] = next;
     }
     if (messages !== null) this.host.set({ messages });
@@ -345,6 +356,9 @@ export class RunFollower {
         error: live.progress.error ? errorText(live.progress.error) : message.error,
         run_id: null,
       };
+      const calls = shownToolCalls(live.progress, live.previousToolCalls);
+      if (calls.length > 0) finished.tool_calls = [...calls];
+      else if (done.tool_calls?.length) finished.tool_calls = done.tool_calls;
       if (live.reasoningSince !== null) {
         finished.reasoning = shownReasoning(live.progress, live.previousReasoning);
         // Until the server's figure (first to last token) arrives with the reload after the run.

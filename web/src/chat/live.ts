@@ -3,6 +3,7 @@
  * pause between reconnect attempts. Owned and mutated by the RunFollower only.
  */
 
+import type { ToolCall } from "../api";
 import type { Connection } from "./state";
 import { NO_PROGRESS, type RunProgress } from "./progress";
 
@@ -15,6 +16,8 @@ export interface Live {
   previous: string;
   /** The reasoning shown before this follower started, as `previous` is for the answer. */
   previousReasoning: string;
+  /** The tool calls shown before this follower started (the saved message's calls so far). */
+  previousToolCalls: readonly ToolCall[];
   /**
    * When the model started reasoning, and when its answer started (ms since the epoch; null:
    * not yet, or never). For a run resumed from its start, reasoning is dated from the saved
@@ -44,6 +47,7 @@ export function newLive(key: string, conversationId: string, local: Live["local"
     progress: NO_PROGRESS,
     previous: "",
     previousReasoning: "",
+    previousToolCalls: [],
     reasoningSince: null,
     answerSince: null,
     startHint: null,

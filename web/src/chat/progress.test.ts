@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 
 import type { RunEvent } from "../api";
-import { advance, NO_PROGRESS, type RunProgress, resumeFrom, shownReasoning, shownText } from "./progress";
+import {
+  advance,
+  NO_PROGRESS,
+  type RunProgress,
+  resumeFrom,
+  shownReasoning,
+  shownText,
+  shownToolCalls,
+} from "./progress";
 
 const run: RunEvent = {
   type: "run",
@@ -93,5 +101,42 @@ describe("run progress with reasoning", () => {
     expect(shownReasoning(p, saved)).toBe(saved);
     p = apply([reasoning(4, "think hard")], p);
     expect(shownReasoning(p, saved)).toBe("I think hard");
+  });
+});
+
+describe("run progress with tool calls", () => {
+  const call: RunEvent = {
+    type: "tool_call",
+    id: 2,
+    call: {
+      id: "c1",
+      name: "demo__echo",
+      arguments: "{}",
+      server: "demo",
+      tool: "echo",
+      approval: "ask",
+      offset: 3,
+      decision: null,
+      result: null,
+    },
+  };
+  const result: RunEvent = { type: "tool_result", id: 3, callId: "c1", result: { content: "ok", is_error: false } };
+
+  it("gathers calls by id once, and starts them over with the run's first event", () => {
+    const p = apply([run, delta(1, "Hi!"), call, result, call, result]);
+    expect(p.toolCalls).toHaveLength(1);
+    expect(p.toolCalls[0]?.result).toEqual({ content: "ok", is_error: false });
+    expect(apply([run], { ...p, lastEventId: -1 }).toolCalls).toEqual([]);
+  });
+
+  it("shows the saved calls until the rebuilt ones have caught up, then the run's own", () => {
+    const saved = apply([run, delta(1, "Hi!"), call, result]).toolCalls;
+    const replaying = apply([run, delta(1, "Hi!")]);
+    expect(shownToolCalls(replaying, saved)).toEqual(saved);
+    const finished = apply([call, result, { ...done, id: 5 }], replaying);
+    // Over: the run's own list, even if an older view had a call the run never made.
+    const stale = { ...call.call, id: "c9" };
+    expect(shownToolCalls(finished, [...saved, stale])).toEqual(saved);
+    expect(shownToolCalls(replaying, [...saved, stale]).map((c) => c.id)).toEqual(["c1", "c9"]);
   });
 });

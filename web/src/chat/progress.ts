@@ -6,10 +6,13 @@
  * is ignored, so text is never duplicated. A stream followed from the start replays the `run`
  * event (id 0) and every delta, so the text is rebuilt from nothing: the caller shows what it had
  * until the rebuilt text has caught up (`shownText`). Reasoning events (the model's thinking)
- * share the id sequence and are gathered the same way, apart from the answer's text.
+ * share the id sequence and are gathered the same way, apart from the answer's text. Tool events
+ * (`tool_call`, `tool_decision`, `tool_result`) build the answer's calls in the stored shape, so
+ * a run followed from its start rebuilds the same cards.
  */
 
-import type { ErrorInfo, RunDone, RunEvent, RunStarted } from "../api";
+import type { ErrorInfo, RunDone, RunEvent, RunStarted, ToolCall } from "../api";
+import { applyToolEvent, mergeToolCalls } from "../tools";
 
 export interface RunProgress {
   /** The id of the last event applied; -1 before any. Sent as Last-Event-ID on reconnect. */
@@ -17,6 +20,8 @@ export interface RunProgress {
   readonly text: string;
   /** The model's thinking so far; "" when it has none (a plain answer). */
   readonly reasoning: string;
+  /** The model's tool calls so far, in call order, as `message.tool_calls` stores them. */
+  readonly toolCalls: readonly ToolCall[];
   readonly started: RunStarted | null;
   readonly error: ErrorInfo | null;
   readonly done: RunDone | null;
@@ -26,6 +31,7 @@ export const NO_PROGRESS: RunProgress = {
   lastEventId: -1,
   text: "",
   reasoning: "",
+  toolCalls: [],
   started: null,
   error: null,
   done: null,
@@ -38,11 +44,15 @@ export function advance(progress: RunProgress, event: RunEvent): RunProgress | n
   switch (event.type) {
     case "run":
       // The first event of a run; from here the text is rebuilt from its deltas.
-      return { ...progress, lastEventId, started: event.run, text: "", reasoning: "" };
+      return { ...progress, lastEventId, started: event.run, text: "", reasoning: "", toolCalls: [] };
     case "delta":
       return { ...progress, lastEventId, text: progress.text + event.text };
     case "reasoning":
       return { ...progress, lastEventId, reasoning: progress.reasoning + event.text };
+    case "tool_call":
+    case "tool_decision":
+    case "tool_result":
+      return { ...progress, lastEventId, toolCalls: applyToolEvent(progress.toolCalls, event) };
     case "error":
       return { ...progress, lastEventId, error: event.error };
     case "done":
@@ -67,6 +77,14 @@ export function shownText(progress: RunProgress, previous: string): string {
 /** The reasoning to show, over what was shown before, as `shownText` does for the answer. */
 export function shownReasoning(progress: RunProgress, previous: string): string {
   return caughtUp(progress, progress.reasoning, previous);
+}
+
+/**
+ * The tool calls to show over those shown before: never fewer, nor less far along, until the
+ * run has finished (then the run's own list).
+ */
+export function shownToolCalls(progress: RunProgress, previous: readonly ToolCall[]): readonly ToolCall[] {
+  return progress.done !== null ? progress.toolCalls : mergeToolCalls(progress.toolCalls, previous);
 }
 
 function caughtUp(progress: RunProgress, rebuilt: string, previous: string): string {

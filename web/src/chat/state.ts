@@ -18,6 +18,9 @@ import {
   type ModelList,
   type RunInfo,
   type RunStream,
+  type ToolDecision,
+  type ToolInfo,
+  type ToolList,
 } from "../api";
 import type { MessageMap } from "./tree";
 
@@ -35,6 +38,8 @@ export interface ChatApi {
   sendMessage(conversationId: string, body: MessageCreate, signal: AbortSignal): Promise<RunStream>;
   regenerate(messageId: string, body: GenerateOptions, signal: AbortSignal): Promise<RunStream>;
   followRun(runId: string, lastEventId: number | null, signal: AbortSignal): Promise<RunStream>;
+  listTools(): Promise<ToolList>;
+  decideToolCall(runId: string, callId: string, decision: "approve" | "deny"): Promise<ToolDecision>;
 }
 
 export type Connection = "connecting" | "open" | "reconnecting" | "lost";
@@ -71,8 +76,14 @@ export interface ChatState {
   readonly leafId: string | null;
   readonly live: Readonly<Record<string, LiveView>>;
   readonly notice: Notice | null;
-  /** Model and system prompt chosen for a new chat before it exists. */
-  readonly newChat: { readonly model: string | null; readonly systemPrompt: string };
+  /** The tools conversations may offer their model (`GET /api/tools`); null: not loaded (yet). */
+  readonly tools: readonly ToolInfo[] | null;
+  /** Model, system prompt and tools chosen for a new chat before it exists. */
+  readonly newChat: {
+    readonly model: string | null;
+    readonly systemPrompt: string;
+    readonly tools: readonly string[];
+  };
 }
 
 export type Scheduler = (callback: () => void) => void;
@@ -102,7 +113,8 @@ export const INITIAL_STATE: ChatState = {
   leafId: null,
   live: {},
   notice: null,
-  newChat: { model: null, systemPrompt: "" },
+  tools: null,
+  newChat: { model: null, systemPrompt: "", tools: [] },
 };
 
 /** Runs a callback before the next paint, or after 100 ms in a hidden tab (no frames there). */

@@ -13,6 +13,9 @@ import {
   type RunInfo,
   type RunStream,
   type StreamItem,
+  type ToolDecision,
+  type ToolInfo,
+  type ToolList,
 } from "../api";
 import type { ChatApi } from "./core";
 
@@ -76,6 +79,7 @@ export function conversation(id: string, extra: Partial<Conversation> = {}): Con
     created_at: stamp(),
     updated_at: stamp(),
     current_leaf_id: null,
+    tools: [],
     ...extra,
   };
 }
@@ -128,6 +132,12 @@ export class FakeApi implements ChatApi {
   sendError: Error | null = null;
   follows: { runId: string; lastEventId: number | null }[] = [];
   patches: unknown[] = [];
+  /** The bodies of createConversation, in order. */
+  created: unknown[] = [];
+  tools: ToolInfo[] = [];
+  /** The decisions POSTed: "runId callId approve|deny". */
+  decisions: string[] = [];
+  decisionError: Error | null = null;
   /** When set, getConversation waits for it. */
   gate: Promise<void> | null = null;
 
@@ -150,8 +160,9 @@ export class FakeApi implements ChatApi {
     const next = end < this.conversations.length ? String(end) : null;
     return { conversations: this.conversations.slice(start, end), next_cursor: next };
   }
-  async createConversation() {
-    const created = conversation("c1");
+  async createConversation(body: { tools?: string[] | null } = {}) {
+    this.created.push(body);
+    const created = conversation("c1", { tools: body.tools ?? [] });
     this.conversations = [created, ...this.conversations];
     this.details.set("c1", { ...created, messages: [] });
     return created;
@@ -203,6 +214,14 @@ export class FakeApi implements ChatApi {
   async followRun(runId: string, lastEventId: number | null): Promise<RunStream> {
     this.follows.push({ runId, lastEventId });
     return this.next();
+  }
+  async listTools(): Promise<ToolList> {
+    return { tools: structuredClone(this.tools) };
+  }
+  async decideToolCall(runId: string, callId: string, decision: "approve" | "deny"): Promise<ToolDecision> {
+    this.decisions.push(`${runId} ${callId} ${decision}`);
+    if (this.decisionError) throw this.decisionError;
+    return { id: callId, decision: decision === "approve" ? "approved" : "denied" };
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * The account area at the bottom of the sidebar: who is signed in, links to Settings (and, for
- * admins, Users), and signing out.
+ * admins, Users and Tools), and signing out.
  */
 
 import { useState } from "react";
@@ -34,9 +34,14 @@ export function AccountMenu({ user, onSignOut }: { user: Me; onSignOut(): Promis
           Settings
         </Link>
         {user.role === "admin" && (
-          <Link to={PATHS.users} className="button subtle">
-            Users
-          </Link>
+          <>
+            <Link to={PATHS.users} className="button subtle">
+              Users
+            </Link>
+            <Link to={PATHS.tools} className="button subtle">
+              Tools
+            </Link>
+          </>
         )}
         <button type="button" className="button subtle" onClick={() => void signOut()}>
           Sign out

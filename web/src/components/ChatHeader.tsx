@@ -3,6 +3,7 @@ import { useEffect, useState } from "react";
 import type { ChatState } from "../chat/core";
 import { titleOf } from "./Sidebar";
 import { Icon } from "./Icon";
+import { ToolsPicker } from "./ToolsPicker";
 
 interface Props {
   state: ChatState;
@@ -11,9 +12,14 @@ interface Props {
   onNewChat(): void;
   onModel(model: string): void;
   onSystemPrompt(text: string): Promise<boolean>;
+  /** The tools the conversation (or the new chat) offers its model. */
+  tools: readonly string[];
+  onTools(keys: string[]): void;
+  onRefreshTools(): void;
 }
 
-export function ChatHeader({ state, model, onMenu, onNewChat, onModel, onSystemPrompt }: Props) {
+export function ChatHeader(props: Props) {
+  const { state, model, onMenu, onNewChat, onModel, onSystemPrompt } = props;
   const [showPrompt, setShowPrompt] = useState(false);
   const ids = state.models.map((m) => m.id);
   if (model && !ids.includes(model)) ids.unshift(model);
@@ -39,6 +45,7 @@ export function ChatHeader({ state, model, onMenu, onNewChat, onModel, onSystemP
             ))}
           </select>
         </label>
+        <ToolsPicker tools={state.tools} chosen={props.tools} onChange={props.onTools} onOpen={props.onRefreshTools} />
         <button
           type="button"
           className={`button subtle prompt-toggle${savedPrompt ? " has-prompt" : ""}`}

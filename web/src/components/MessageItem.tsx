@@ -1,17 +1,21 @@
-import { memo, useState } from "react";
+import { memo, useMemo, useState } from "react";
 
-import { errorText, type Message } from "../api";
+import { errorText, type Message, type ToolCall } from "../api";
 import type { LiveView } from "../chat/core";
+import { interleave } from "../tools";
 import { copyText } from "./clipboard";
 import { Markdown } from "./Markdown";
 import { Icon } from "./Icon";
 import { Thinking } from "./Thinking";
+import { type Decide, ToolCallCard } from "./ToolCallCard";
 
 export interface MessageActions {
   onEdit(messageId: string, content: string): Promise<boolean>;
   onRegenerate(messageId: string): void;
   onRetry(messageId: string): void;
   onSibling(messageId: string, offset: number): void;
+  /** Approve or deny a tool call waiting for a decision (rejects when the server refuses). */
+  onToolDecision: Decide;
 }
 
 interface Props {
@@ -103,6 +107,7 @@ function AssistantMessage({ message, siblingIndex, siblingCount, isLast, live, b
   const failed = message.status === "error" || message.status === "stopped" || message.status === "interrupted";
   const lost = live?.connection === "lost";
   const reasoning = message.reasoning ?? "";
+  const calls = message.tool_calls ?? NO_CALLS;
   return (
     <article className="message assistant" aria-label="Answer" aria-busy={streaming}>
       {reasoning !== "" && (
@@ -115,7 +120,7 @@ function AssistantMessage({ message, siblingIndex, siblingCount, isLast, live, b
           storedSeconds={message.reasoning_seconds ?? null}
         />
       )}
-      {message.content === "" && streaming && !lost ? (
+      {message.content === "" && calls.length === 0 && streaming && !lost ? (
         reasoning === "" && (
           <div className="thinking" aria-label="Generating">
             <span />
@@ -123,8 +128,17 @@ function AssistantMessage({ message, siblingIndex, siblingCount, isLast, live, b
             <span />
           </div>
         )
-      ) : (
+      ) : calls.length === 0 ? (
         <Markdown text={message.content} />
+      ) : (
+        <AnswerWithCalls
+          text={message.content}
+          calls={calls}
+          live={streaming}
+          generating={streaming && !lost}
+          runId={live?.runId ?? message.run_id}
+          onDecide={actions.onToolDecision}
+        />
       )}
       <StatusLine message={message} live={live} />
       {(failed || lost) && (
@@ -155,6 +169,49 @@ function AssistantMessage({ message, siblingIndex, siblingCount, isLast, live, b
         </div>
       )}
     </article>
+  );
+}
+
+const NO_CALLS: readonly ToolCall[] = [];
+
+/** The answer's text slices with its tool calls' cards between them, each at its offset. */
+function AnswerWithCalls({
+  text,
+  calls,
+  live,
+  generating,
+  runId,
+  onDecide,
+}: {
+  text: string;
+  calls: readonly ToolCall[];
+  live: boolean;
+  /** The run is live and its stream followed: say so when the model works after a call. */
+  generating: boolean;
+  runId: string | null;
+  onDecide: Decide;
+}) {
+  const parts = useMemo(() => interleave(text, calls), [text, calls]);
+  const last = parts.at(-1);
+  // The last call is over and the model has not written since: it is working on its next step.
+  const next = generating && last?.kind === "call" && (last.call.result != null || last.call.decision === "denied");
+  return (
+    <>
+      {parts.map((part) =>
+        part.kind === "text" ? (
+          <Markdown key={part.key} text={part.text} />
+        ) : (
+          <ToolCallCard key={part.key} call={part.call} live={live} runId={runId} onDecide={onDecide} />
+        ),
+      )}
+      {next && (
+        <div className="thinking" aria-label="Generating">
+          <span />
+          <span />
+          <span />
+        </div>
+      )}
+    </>
   );
 }
 

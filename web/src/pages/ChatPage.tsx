@@ -98,6 +98,7 @@ export function ChatPage({ conversationId, user, onSignOut }: Props) {
       onRegenerate: (id) => void core.regenerate(id),
       onRetry: (id) => void core.retry(id),
       onSibling: (id, offset) => void core.selectSibling(id, offset),
+      onToolDecision: (runId, callId, decision) => core.decideTool(runId, callId, decision),
     }),
     [core],
   );
@@ -128,6 +129,9 @@ export function ChatPage({ conversationId, user, onSignOut }: Props) {
           onNewChat={newChat}
           onModel={(model) => void core.setModel(model)}
           onSystemPrompt={(text) => core.setSystemPrompt(text)}
+          tools={core.currentTools()}
+          onTools={(keys) => void core.setTools(keys)}
+          onRefreshTools={() => void core.refreshTools()}
         />
         {state.notice && (
           <div className="notice" role="alert">
