@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e import harness
 from tests.e2e.harness import Browser, Server, eventually
+from tests.e2e.test_a11y import audit_everywhere
 from tests.e2e.test_chat import answers, send, wait_idle
 from tests.e2e.test_xss import FIXTURES, PAYLOAD_FILES, assert_inert
 from tests.mcp_support import stdio_entry
@@ -131,3 +132,34 @@ def test_hostile_tool_results_stay_inert(ui: Browser, tools_server: Server, name
         toggle.click()
     expect(result.locator(".markdown")).not_to_be_empty()
     assert_inert(page, page.url)
+
+
+def test_tools_pages_pass_the_audit(ui: Browser, tools_server: Server) -> None:
+    """The admins' Tools page, and a chat whose tool call waits (its card, Approve and Deny),
+    pass the axe audit in every variant (tests/e2e/test_a11y.py)."""
+
+    def admin_ready(page: Page) -> None:
+        expect(page.get_by_role("heading", level=1, name="Tools")).to_be_visible()
+        expect(page.get_by_role("switch", name="test enabled")).to_be_visible()
+
+    audit_everywhere(ui, "tools admin", "/admin/tools", admin_ready, server=tools_server)
+
+    conversation = tools_server.api(
+        "POST", "/api/conversations", {"model": "fake-agent", "tools": ["test/slow"]}
+    )
+    tools_server.api(
+        "POST", f"/api/conversations/{conversation['id']}/messages", {"content": "wait"}
+    )
+
+    def card_ready(page: Page) -> None:
+        waiting = card(page, "test/slow").first
+        expect(waiting.get_by_role("status")).to_have_text("Waiting for your approval")
+        expect(waiting.get_by_role("button", name="Deny")).to_be_visible()
+
+    audit_everywhere(ui, "tool card", f"/c/{conversation['id']}", card_ready, server=tools_server)
+    run_id = next(
+        m["run_id"]
+        for m in tools_server.api("GET", f"/api/conversations/{conversation['id']}")["messages"]
+        if m["run_id"]
+    )
+    tools_server.api("POST", f"/api/runs/{run_id}/cancel")
