@@ -162,3 +162,12 @@ def real_server() -> Iterator[Callable[..., RealServer]]:
     yield start
     for cm in reversed(stack):
         cm.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def marks_dir(tmp_path: Path) -> Path:
+    """Where the MCP test server (tests/mcp_test_server.py) leaves a mark for each call it
+    starts and each it sees cancelled (tests/mcp_support.py reads them)."""
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    return folder

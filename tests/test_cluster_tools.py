@@ -63,13 +63,6 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture
-def marks_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "marks"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def nodes(
     tmp_path: Path,
     pg: PostgresServer,

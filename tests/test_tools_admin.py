@@ -38,13 +38,6 @@ SECRET_PASSWORD = "url-password-5e2d"
 
 
 @pytest.fixture
-def marks_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "marks"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 async def client(tmp_path: Path, marks_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     entry = stdio_entry(marks_dir)
     entry["env"] = {**entry["env"], "API_TOKEN": SECRET_ENV}

@@ -179,7 +179,12 @@ def test_approve_runs_the_tool_and_the_answer_uses_its_result(stack: Stack) -> N
     assert messages[1]["content"] in (None, "")
     assert messages[2] == {"role": "tool", "tool_call_id": call["id"], "content": "hello tools"}
     assert messages[3] == {"role": "assistant", "content": "Tool said: hello tools"}
-    assert "tools" not in stack.requests()[-1] or stack.requests()[-1]["tools"]
+    # Every request of the conversation offers its tool, in OpenAI's format.
+    for body in stack.requests():
+        (tool,) = body["tools"]
+        assert tool["type"] == "function"
+        assert tool["function"]["name"] == "test__echo"
+        assert tool["function"]["parameters"]["properties"]["text"]["type"] == "string"
 
 
 def test_deny_tells_the_model_and_the_tool_never_runs(stack: Stack) -> None:

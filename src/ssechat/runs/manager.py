@@ -125,9 +125,7 @@ class Run:
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.error: SSEChatError | None = None
-        self.tools = (
-            tools if tools is not None else ToolSteps((), None, approval_timeout=1, tool_timeout=1)
-        )
+        self.tools = tools if tools is not None else ToolSteps.none()
         # time.monotonic() of the first and the last reasoning delta (None: no reasoning).
         self.reasoning_started: float | None = None
         self.reasoning_ended: float | None = None

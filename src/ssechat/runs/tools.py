@@ -149,6 +149,11 @@ class ToolSteps:
         self._tool_timeout = tool_timeout
         self.calls: dict[str, CallState] = {}
 
+    @classmethod
+    def none(cls) -> ToolSteps:
+        """A run offered no tools: the calls its model makes anyway are only recorded."""
+        return cls((), None, approval_timeout=0.0, tool_timeout=0.0)
+
     def as_list(self) -> list[dict[str, Any]]:
         return [call.as_dict() for call in self.calls.values()]
 
