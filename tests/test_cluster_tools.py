@@ -172,3 +172,26 @@ def test_a_deny_through_b_reaches_a_and_a_change_of_the_servers_too(
         on = on_b.patch("/api/admin/mcp/test", json={"enabled": True})
         assert on.json()["enabled"] is True
         wait_until(lambda: tools_ready(on_a, "test/echo"), "A offers them again")
+
+
+def test_kill_9_of_the_runs_process_while_a_call_waits_keeps_the_call(
+    nodes: tuple[list[ServerProcess], str], marks_dir: Path
+) -> None:
+    (a, b), key = nodes
+    with client_for(a, key) as on_a:
+        wait_until(lambda: tools_ready(on_a, "test/echo"), "A's MCP server ready")
+        started = start(on_a, "before the crash")
+    with client_for(b, key) as on_b, reading(on_b, started["events_url"]) as stream:
+        call = data(stream.until("tool_call")[-1])
+        a.kill()  # no shutdown code runs on A
+        events = stream.to_end()
+        kinds = [e.type for e in events]
+        assert kinds[-2:] == ["error", "done"], kinds
+        assert data(events[-2])["code"] == "run_lost"
+        assert data(events[-1])["status"] == "interrupted"
+        # B's sweeper saved the answer with the call its log held: asked for, never decided.
+        page = on_b.get(f"/api/conversations/{started['conversation_id']}").json()
+    answer = next(m for m in page["messages"] if m["id"] == started["message_id"])
+    assert answer["status"] == "interrupted"
+    assert answer["tool_calls"] == [{**call, "decision": None, "result": None}]
+    assert marks(marks_dir, "echo-started") == []

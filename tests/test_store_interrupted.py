@@ -86,3 +86,32 @@ async def test_save_interrupted_leaves_an_answer_its_run_ended(store: Store) -> 
     assert not await store.save_interrupted(answer.id, content="part")
     saved = await store.get_message(answer.id, owner=OWNER)
     assert (saved.status, saved.content) == ("complete", "whole")
+
+
+async def test_save_interrupted_keeps_the_tool_calls_the_log_held(store: Store) -> None:
+    answer = await live_answer(store, "q")
+    calls = [
+        {
+            "id": "call_1",
+            "name": "files__read",
+            "arguments": '{"path": "ä"}',
+            "server": "files",
+            "tool": "read",
+            "approval": "ask",
+            "decision": "approved",
+            "offset": 3,
+            "result": {"content": "text", "is_error": False},
+        },
+        {
+            **{"id": "call_2", "name": "files__read", "arguments": "{}", "offset": 3},
+            "server": "files",
+            "tool": "read",
+            "approval": "ask",
+            "decision": None,
+            "result": None,
+        },
+    ]
+    assert await store.save_interrupted(answer.id, content="abc", tool_calls=calls)
+    saved = await store.get_message(answer.id, owner=OWNER)
+    assert saved.tool_calls == calls
+    assert saved.status == "interrupted"

@@ -79,6 +79,7 @@ class SweepStore(Protocol):
         content: str,
         reasoning: str | None = None,
         error: str | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> bool: ...
 
 
@@ -378,6 +379,7 @@ class Cluster:
                 content=snapshot.text if snapshot else "",
                 reasoning=(snapshot.reasoning or None) if snapshot else None,
                 error=error.message,
+                tool_calls=(snapshot.tool_calls or None) if snapshot else None,
             )
             done = {"status": "interrupted", "finish_reason": None, "usage": None}
             await self.logs.end(

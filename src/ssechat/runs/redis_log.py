@@ -50,6 +50,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ssechat.errors import ServiceUnavailableError
 from ssechat.runs.log import MemoryLogReader, MemoryRunLog
+from ssechat.runs.tools import TOOL_EVENTS, calls_from_events
 
 __all__ = ["LINGER", "FollowedLog", "LogSnapshot", "RedisLogs", "RedisRunLog"]
 
@@ -147,12 +148,14 @@ class _Step(NamedTuple):
 
 @dataclass(frozen=True)
 class LogSnapshot:
-    """A stream read once: the answer, the reasoning, the newest id, and whether it has ended."""
+    """A stream read once: the answer, the reasoning, the newest id, whether it has ended, and
+    its tool calls (``runs.tools.calls_from_events``)."""
 
     text: str
     reasoning: str
     last_id: int
     ended: bool
+    tool_calls: list[dict[str, Any]]
 
 
 class RedisRunLog:
@@ -554,6 +557,7 @@ class RedisLogs:
             return None
         text: list[str] = []
         reasoning: list[str] = []
+        tools: list[tuple[str, str]] = []
         have, ended = 0, False
         for _, fields in entries:
             first = int(_text(_field(fields, "f")))
@@ -565,8 +569,11 @@ class RedisLogs:
                     reasoning.append(payload)
                 elif kind == "done":
                     ended = True
+                elif kind in TOOL_EVENTS:
+                    tools.append((kind, payload))
             have = max(have, first + len(events))
-        return LogSnapshot("".join(text), "".join(reasoning), have - 1, ended)
+        calls = list(calls_from_events(tools).values())
+        return LogSnapshot("".join(text), "".join(reasoning), have - 1, ended, calls)
 
     async def end(self, run_id: str, events: Sequence[tuple[str, str]]) -> bool:
         """Append ``events`` (event, data) after the stream's last event, unless it holds a

@@ -193,10 +193,11 @@ class Store(Protocol):
         content: str,
         reasoning: str | None = None,
         error: str | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> bool:
-        """If the answer is still ``streaming``: set its content (and its reasoning and error
-        when given) and make it ``interrupted``; say whether it did. How another process ends
-        the run of a dead one, with every token its log held."""
+        """If the answer is still ``streaming``: set its content (and its reasoning, error and
+        tool calls when given) and make it ``interrupted``; say whether it did. How another
+        process ends the run of a dead one, with every token and call its log held."""
         ...
 
     # --- MCP server settings (server-wide, not a user's) ----------------------------------------

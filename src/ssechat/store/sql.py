@@ -510,12 +510,12 @@ class SQLStore(SQLToolSettings):
         content: str,
         reasoning: str | None = None,
         error: str | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> bool:
-        changes = {
-            name: value
-            for name, value in (("content", content), ("reasoning", reasoning), ("error", error))
-            if value is not None
-        }
+        given = (("content", content), ("reasoning", reasoning), ("error", error))
+        changes: dict[str, Any] = {name: value for name, value in given if value is not None}
+        if tool_calls is not None:
+            changes["tool_calls"] = [dict(call) for call in tool_calls]
         params: dict[str, Any] = {f"b_{name}": value for name, value in changes.items()}
         params.update(b_id=message_id, b_updated_at=self._clock())
         return bool(conn.execute(save_interrupted(tuple(changes)), params).rowcount)
