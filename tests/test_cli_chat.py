@@ -135,3 +135,75 @@ def test_chat_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
     assert "check the API key" in wrong.stderr
     assert "ssk_wrong" not in wrong.stderr
     assert conversations == []  # nothing was made on anyone's behalf
+
+
+def test_chat_notes_the_tool_steps_and_waits_for_the_web_uis_decision(
+    tmp_path: Path, marks_dir: Path
+) -> None:
+    """A conversation that offers a tool: the terminal shows the call (and that it waits for
+    Approve or Deny in the web UI), its decision and its result on stderr, and the answer that
+    uses it on stdout, once the call is approved through the API."""
+    import json
+
+    from ssechat.fake_upstream import FakeUpstream
+
+    from .mcp_support import stdio_entry
+
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"test": stdio_entry(marks_dir)}}))
+    with FakeUpstream.running_in_thread() as upstream:
+        env = {
+            "SSECHAT_DATABASE_URL": str(tmp_path / "chat.db"),
+            "SSECHAT_ADMIN_EMAIL": ADMIN["email"],
+            "SSECHAT_ADMIN_PASSWORD": ADMIN["password"],
+            "OPENAI_BASE_URL": upstream.base_url,
+            "SSECHAT_MODEL": "fake-agent",
+            "SSECHAT_MCP_CONFIG": str(config),
+        }
+        with ssechat_serve(env, tmp_path) as server:
+            key = make_key(server.base_url)
+            auth = {"Authorization": f"Bearer {key}"}
+            with httpx.Client(base_url=server.base_url, timeout=30, headers=auth) as api:
+                deadline = time.monotonic() + 30
+                while not any(t["available"] for t in api.get("/api/tools").json()["tools"]):
+                    assert time.monotonic() < deadline, "the MCP test server never came up"
+                    time.sleep(0.05)
+                cid = api.post("/api/conversations", json={"tools": ["test/echo"]}).json()["id"]
+                proc = subprocess.Popen(
+                    [
+                        str(BIN),
+                        "chat",
+                        "hi there",
+                        "--url",
+                        server.base_url,
+                        "--api-key",
+                        key,
+                        "--conversation",
+                        cid,
+                    ],
+                    env=clean_env(),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                try:
+                    assert proc.stderr is not None
+                    note = proc.stderr.readline() + proc.stderr.readline()
+                    assert "[tool test/echo" in note
+                    assert "approve or deny it in the web UI" in note
+                    page = api.get(f"/api/conversations/{cid}").json()
+                    answer = next(m for m in page["messages"] if m["run_id"])
+                    call_id = answer["tool_calls"][0]["id"]
+                    approved = api.post(
+                        f"/api/runs/{answer['run_id']}/tool_calls/{call_id}/approve"
+                    )
+                    assert approved.status_code == 200, approved.text
+                    out, err = proc.communicate(timeout=60)
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+    assert proc.returncode == 0, err
+    assert out.strip() == "Tool said: hi there"
+    assert "[approved]" in err
+    assert "[tool done]" in err

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import httpx
@@ -280,6 +280,36 @@ def chat(
     return 0 if status in ("complete", "length") else 1
 
 
+def _tool_name(data: dict[str, Any]) -> str:
+    server, tool = data.get("server"), data.get("tool")
+    return f"{server}/{tool}" if server and tool else str(data.get("name", "?"))
+
+
+def _short(text: str, limit: int = 200) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _note_call(data: dict[str, Any]) -> str:
+    asks = data.get("approval") == "ask"
+    then = ": approve or deny it in the web UI" if asks else ""
+    return f"\n[tool {_tool_name(data)} {_short(data.get('arguments', ''))}{then}]"
+
+
+def _note_result(data: dict[str, Any]) -> str:
+    if data.get("is_error"):
+        return f"[tool failed: {_short(data.get('content', ''))}]"
+    return "[tool done]"
+
+
+# A run's tool steps, noted on stderr (the terminal cannot approve: the web UI does).
+TOOL_EVENT_NOTES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "tool_call": _note_call,
+    "tool_decision": lambda data: f"[{data.get('decision')}]",
+    "tool_result": _note_result,
+}
+
+
 def _json(response: httpx.Response) -> Any:
     if response.status_code >= 400:
         try:
@@ -319,6 +349,8 @@ def _stream_answer(
                         elif event.type == "delta":
                             out.write(data["text"])
                             out.flush()
+                        elif event.type in TOOL_EVENT_NOTES:
+                            print(TOOL_EVENT_NOTES[event.type](data), file=sys.stderr)
                         elif event.type == "error":
                             print(f"\nssechat: {data['message']}", file=sys.stderr)
                         elif event.type == "done":
