@@ -44,6 +44,7 @@ ANSWERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("post", "/api/chat"): {"200": {"text/event-stream": ["message", "reasoning", "error"]}},
     ("post", "/api/conversations"): {"201": {"application/json": "Conversation"}},
     ("get", "/api/conversations"): {"200": {"application/json": "ConversationPage"}},
+    ("get", "/api/search"): {"200": {"application/json": "SearchPage"}},
     ("get", "/api/conversations/{conversation_id}"): {
         "200": {"application/json": "ConversationDetail"}
     },
@@ -51,6 +52,11 @@ ANSWERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "200": {"application/json": "ConversationDetail"}
     },
     ("delete", "/api/conversations/{conversation_id}"): {"204": {}},
+    ("get", "/api/conversations/{conversation_id}/export"): {
+        "200": {"application/json": "ExportDocument", "text/markdown": "string"}
+    },
+    ("get", "/api/export"): {"200": {"application/json": "ExportDocument"}},
+    ("post", "/api/import"): {"200": {"application/json": "ImportResult"}},
     ("post", "/api/conversations/{conversation_id}/messages"): {
         "202": {"application/json": "GenerationAccepted"},
         "200": {"text/event-stream": RUN_EVENTS},
@@ -118,6 +124,8 @@ def test_every_operation_documents_the_schema_of_what_it_answers(
                 schema = content[media_type]["schema"]
                 if media_type == "application/json":
                     assert schema == {"$ref": f"#/components/schemas/{expected}"}, key
+                elif media_type == "text/markdown":  # an export as Markdown: plain text
+                    assert schema == {"type": expected}, key
                 else:  # one event of the stream, as OpenAPI 3.1 tools (schemathesis) read it
                     assert schema["properties"]["event"]["enum"] == expected, key
                     assert {"event", "data"} <= set(schema["required"]), key
@@ -198,7 +206,14 @@ def test_the_layering_check_sees_a_route_reaching_past_the_service() -> None:
 
 
 # The service, and what it is made of (shared.py: Redis and the cluster for several processes).
-SERVICE_MODULES = ("service.py", "shared.py", "tool_service.py", "oneshot.py")
+SERVICE_MODULES = (
+    "service.py",
+    "shared.py",
+    "tool_service.py",
+    "oneshot.py",
+    "transfer_service.py",
+    "search_service.py",
+)
 ROUTE_MODULES = sorted(
     p.name for p in API.glob("*.py") if p.name not in (*SERVICE_MODULES, "schemas.py")
 )

@@ -324,6 +324,7 @@ ROUTES: dict[tuple[str, str], Route] = {
         "self", body=lambda w: {"messages": [{"role": "user", "content": "hi"}]}, sse=True
     ),
     ("GET", "/api/conversations"): Route("self"),
+    ("GET", "/api/search"): Route("self", params={"q": "hello"}),
     ("POST", "/api/conversations"): Route("self", ok=201, body=lambda w: {"title": "mine"}),
     ("GET", "/api/auth/me"): Route("self"),
     ("POST", "/api/auth/logout"): Route("self", ok=204, fresh_session=True),
@@ -331,12 +332,15 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/keys"): Route("self"),
     ("GET", "/api/tools"): Route("self"),
     ("POST", "/api/keys"): Route("self", ok=201, body=lambda w: {"name": "another"}),
+    ("GET", "/api/export"): Route("self"),
+    ("POST", "/api/import"): Route("self", body=lambda w: []),  # ChatGPT's form, empty
     # the owner's resources
     ("GET", "/api/conversations/{conversation_id}"): Route("owned"),
     ("PATCH", "/api/conversations/{conversation_id}"): Route(
         "owned", body=lambda w: {"title": "renamed"}
     ),
     ("DELETE", "/api/conversations/{conversation_id}"): Route("owned", ok=204),
+    ("GET", "/api/conversations/{conversation_id}/export"): Route("owned"),
     ("POST", "/api/conversations/{conversation_id}/messages"): Route(
         "owned", body=lambda w: {"content": "again"}, sse=True
     ),

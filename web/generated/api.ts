@@ -250,6 +250,23 @@ export interface paths {
         patch: operations["update_conversation_api_conversations__conversation_id__patch"];
         trace?: never;
     };
+    "/api/conversations/{conversation_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export Conversation */
+        get: operations["export_conversation_api_conversations__conversation_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/conversations/{conversation_id}/messages": {
         parameters: {
             query?: never;
@@ -267,6 +284,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export All
+         * @description Every conversation of the caller, with every branch, as one document.
+         */
+        get: operations["export_all_api_export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -278,6 +315,27 @@ export interface paths {
         get: operations["health_api_health_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import File
+         * @description Import a file's conversations as the caller's, all or none; ones imported before are
+         *     skipped. 400 names what is wrong and where.
+         */
+        post: operations["import_file_api_import_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -438,6 +496,23 @@ export interface paths {
          * @description Refuse a call waiting for a decision: the model is told so, and the answer goes on.
          */
         post: operations["deny_tool_call_api_runs__run_id__tool_calls__call_id__deny_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Search */
+        get: operations["search_api_search_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -693,6 +768,106 @@ export interface components {
             /** Retryable */
             retryable: boolean;
         };
+        /** ExportConversation */
+        ExportConversation: {
+            /**
+             * Created At
+             * @description Unix seconds.
+             */
+            created_at: number;
+            /** Current Leaf Id */
+            current_leaf_id: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Messages
+             * @description Every message of every branch, parents first.
+             */
+            messages: components["schemas"]["ExportMessage"][];
+            /** Model */
+            model: string | null;
+            /** System Prompt */
+            system_prompt: string | null;
+            /** Title */
+            title: string | null;
+            /** Tools */
+            tools: string[];
+            /**
+             * Updated At
+             * @description Unix seconds.
+             */
+            updated_at: number;
+        };
+        /**
+         * ExportDocument
+         * @description Our lossless export, version 1; ``POST /api/import`` reads it back.
+         */
+        ExportDocument: {
+            /** Conversations */
+            conversations: components["schemas"]["ExportConversation"][];
+            /**
+             * Exported At
+             * @description Unix seconds.
+             */
+            exported_at: number;
+            /**
+             * Format
+             * @constant
+             */
+            format: "ssechat-export";
+            /**
+             * Version
+             * @constant
+             */
+            version: 1;
+        };
+        /** ExportMessage */
+        ExportMessage: {
+            /** Content */
+            content: string;
+            /**
+             * Created At
+             * @description Unix seconds (exact: they round-trip).
+             */
+            created_at: number;
+            /** Error */
+            error: string | null;
+            /** Finish Reason */
+            finish_reason: string | null;
+            /** Id */
+            id: string;
+            /** Model */
+            model: string | null;
+            /** Parent Id */
+            parent_id: string | null;
+            /** Reasoning */
+            reasoning: string | null;
+            /** Reasoning Seconds */
+            reasoning_seconds: number | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "system" | "user" | "assistant";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "streaming" | "complete" | "length" | "stopped" | "error" | "interrupted";
+            /** Tool Calls */
+            tool_calls: {
+                [key: string]: unknown;
+            }[] | null;
+            /**
+             * Updated At
+             * @description Unix seconds.
+             */
+            updated_at: number;
+            /** Usage */
+            usage: {
+                [key: string]: number;
+            } | null;
+        };
         /** GenerateOptions */
         GenerateOptions: {
             /** Max Tokens */
@@ -739,6 +914,24 @@ export interface components {
             status: "ok";
             /** Version */
             version: string;
+        };
+        /** ImportResult */
+        ImportResult: {
+            /**
+             * Conversations
+             * @description The ids of the conversations written.
+             */
+            conversations: string[];
+            /**
+             * Imported
+             * @description How many conversations were written.
+             */
+            imported: number;
+            /**
+             * Skipped
+             * @description How many were imported before (or are yours already).
+             */
+            skipped: number;
         };
         /** LoginRequest */
         LoginRequest: {
@@ -1018,6 +1211,47 @@ export interface components {
             /** User Message Id */
             user_message_id: string;
         };
+        /** SearchHitOut */
+        SearchHitOut: {
+            /** Conversation Id */
+            conversation_id: string;
+            /**
+             * Message Id
+             * @description the matching message; null: the title matched
+             */
+            message_id: string | null;
+            /**
+             * Role
+             * @description the matching message's; null for a title
+             */
+            role: ("system" | "user" | "assistant") | null;
+            /**
+             * Snippet
+             * @description the text around the match, in order: joined, the snippet's plain text
+             */
+            snippet: components["schemas"]["SnippetPartOut"][];
+            /** Title */
+            title: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             * @description the conversation's
+             */
+            updated_at: string;
+        };
+        /** SearchPage */
+        SearchPage: {
+            /**
+             * Next Cursor
+             * @description pass it as cursor for the next page; null: last
+             */
+            next_cursor: string | null;
+            /**
+             * Results
+             * @description best first (the newest conversation first among equals)
+             */
+            results: components["schemas"]["SearchHitOut"][];
+        };
         /** SetupRequest */
         SetupRequest: {
             /** Email */
@@ -1045,6 +1279,19 @@ export interface components {
              * @enum {string}
              */
             status: "active" | "pending";
+        };
+        /** SnippetPartOut */
+        SnippetPartOut: {
+            /**
+             * Match
+             * @description a matched word (the UI marks it)
+             */
+            match: boolean;
+            /**
+             * Text
+             * @description plain text, never markup: show it as text
+             */
+            text: string;
         };
         /**
          * ToolCallOut
@@ -2621,6 +2868,67 @@ export interface operations {
             };
         };
     };
+    export_conversation_api_conversations__conversation_id__export_get: {
+        parameters: {
+            query?: {
+                format?: "json" | "markdown";
+            };
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description format=json: our export document holding the conversation; format=markdown: its current branch as Markdown */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportDocument"];
+                    "text/markdown": string;
+                };
+            };
+            /** @description not signed in, or the credentials are not valid (unauthenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed: the role, a cross-site request, or sign-up is closed (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not found, or not yours (not_found) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request does not match its schema (invalid_request) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     send_message_api_conversations__conversation_id__messages_post: {
         parameters: {
             query?: never;
@@ -2733,6 +3041,44 @@ export interface operations {
             };
         };
     };
+    export_all_api_export_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportDocument"];
+                };
+            };
+            /** @description not signed in, or the credentials are not valid (unauthenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed: the role, a cross-site request, or sign-up is closed (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     health_api_health_get: {
         parameters: {
             query?: never;
@@ -2749,6 +3095,76 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    import_file_api_import_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The file as it is: our JSON export, ChatGPT's conversations.json or its data-export zip, or LibreChat's JSON export (any content type) */
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description invalid request (invalid_request), or a body that is not JSON (invalid_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not signed in, or the credentials are not valid (unauthenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed: the role, a cross-site request, or sign-up is closed (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description content longer than the server's limit (payload_too_large) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request does not match its schema (invalid_request) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -3385,6 +3801,67 @@ export interface operations {
             };
             /** @description a service it needs (the database, Redis) cannot be reached now (unavailable) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    search_api_search_get: {
+        parameters: {
+            query: {
+                /** @description words (all must match), "quoted phrases", a trailing * for a prefix; anything else is taken as text. 1 to 500 characters, not only spaces */
+                q: string;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchPage"];
+                };
+            };
+            /** @description invalid request (invalid_request), or a body that is not JSON (invalid_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not signed in, or the credentials are not valid (unauthenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not allowed: the role, a cross-site request, or sign-up is closed (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request does not match its schema (invalid_request) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -15,7 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ssechat import __version__
-from ssechat.api import admin, auth, chat, conversations, runs, tools
+from ssechat.api import admin, auth, chat, conversations, runs, search, tools, transfer
 from ssechat.api.errors import install_error_handlers
 from ssechat.api.guard import RequestGuard
 from ssechat.api.service import open_services
@@ -85,6 +85,8 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(admin.router)
     app.include_router(tools.router)
+    app.include_router(search.router)
+    app.include_router(transfer.router)
     mount_web(app, settings.web_dir)
     # Outermost last: proxy headers first (the real scheme and client), then the guard.
     if settings.cors_origin_list:

@@ -28,9 +28,11 @@ from ssechat.api.schemas import (
     ModelList,
     RunState,
 )
+from ssechat.api.search_service import SearchService
 from ssechat.api.shared import Shared
 from ssechat.api.tool_schemas import ToolDecision
 from ssechat.api.tool_service import ToolService
+from ssechat.api.transfer_service import TransferService
 from ssechat.auth import AccountService
 from ssechat.config import Settings
 from ssechat.context import build_context, make_title
@@ -85,6 +87,10 @@ class ChatService:
         """The runs of other processes (Redis), with several processes; None with one."""
         self.tools = tools if tools is not None else ToolService(settings, store, (), MCPServers())
         """The MCP servers and the tools conversations offer."""
+        self.transfer = TransferService(settings, store)
+        """Export and import."""
+        self.search = SearchService(store)
+        """Full-text search."""
         self._starting: dict[str, int] = {}
 
     @classmethod

@@ -40,6 +40,8 @@ from ssechat.store.models import (
     Unset,
     User,
 )
+from ssechat.store.search_query import SearchHit
+from ssechat.transfer.model import ImportedConversation
 
 __all__ = ["Accounts", "Store"]
 
@@ -198,6 +200,40 @@ class Store(Protocol):
         """If the answer is still ``streaming``: set its content (and its reasoning, error and
         tool calls when given) and make it ``interrupted``; say whether it did. How another
         process ends the run of a dead one, with every token and call its log held."""
+        ...
+
+    # --- search -------------------------------------------------------------------------------
+
+    async def search(
+        self, owner: str, query: str, *, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[SearchHit], str | None]:
+        """``owner``'s conversations whose title or message text matches ``query`` (the language
+        of ``store.search_query``: words, "phrases", ``prefix*``; anything else is text, never
+        an error), best first (newest conversation first among equals): a hit per matching
+        message and per matching title, with a snippet. Also the next page's cursor, or None.
+        ``InvalidRequestError`` for a ``limit`` out of 1..50 or a cursor not of this query.
+        """
+        ...
+
+    # --- export and import (store.transfer) ----------------------------------------------------
+
+    async def export_conversations(
+        self, *, owner: str, conversation_id: str | None = None
+    ) -> list[tuple[Conversation, list[Message]]]:
+        """``owner``'s conversations (oldest first), or the one named, each with every message
+        of its tree (parents first), read in one snapshot. ``NotFoundError`` for a conversation
+        that is not the owner's."""
+        ...
+
+    async def import_conversations(
+        self, conversations: Sequence[ImportedConversation], *, owner: str
+    ) -> tuple[list[str], int]:
+        """Write the imported conversations as ``owner``'s, all or none (one transaction): the
+        ids of those written, and how many were skipped as imported before (the same owner,
+        source and source id; for our own format also a conversation the owner has already).
+        Times are kept, the current leaf mapped; ids are new, but our own format keeps its ids
+        when none is taken. ``InvalidRequestError`` for a tree that breaks the model's promise
+        (a repeated id, a child before its parent)."""
         ...
 
     # --- MCP server settings (server-wide, not a user's) ----------------------------------------

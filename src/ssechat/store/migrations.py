@@ -204,6 +204,89 @@ def _add_column(conn: Connection, table: str, column: sa.Column[Any]) -> None:
     )
 
 
+def m007_search(conn: Connection) -> None:
+    # Full-text search of titles and message texts, in each database's own form (there is no
+    # portable one): the DDL is frozen here as every migration's is; ``store.search_sql`` reads
+    # these objects. Both strip the snippet marks (U+E000, U+E001: ``store.search_query``) from
+    # what they index, and both index existing rows now.
+    if conn.dialect.name == "postgresql":
+        # A stored generated column per table (computed on write, indexed by GIN). The "simple"
+        # configuration (lower-case, no stemming, no stop words), over runs of letters and
+        # digits: chats mix languages, and the same words match as on SQLite's unicode61.
+        vector = "to_tsvector('simple'::regconfig, regexp_replace({}, '[^[:alnum:]]+', ' ', 'g'))"
+        title = "coalesce(title, '')"
+        statements = [
+            "ALTER TABLE messages ADD COLUMN search tsvector GENERATED ALWAYS AS "
+            f"({vector.format('content')}) STORED",
+            "ALTER TABLE conversations ADD COLUMN search tsvector GENERATED ALWAYS AS "
+            f"({vector.format(title)}) STORED",
+            "CREATE INDEX ix_messages_search ON messages USING gin (search)",
+            "CREATE INDEX ix_conversations_search ON conversations USING gin (search)",
+        ]
+    else:
+        strip = "replace(replace({}, char(57344), ''), char(57345), '')"
+        # Messages: an external-content FTS5 table (no copy of the texts) over a view that
+        # strips the marks, kept up to date by triggers; a batch of an answer's saved text
+        # (save_partial_answers) re-indexes it once. Titles: a table of their own (short
+        # texts; conversations have no stable integer key to point at), by conversation id.
+        statements = [
+            "CREATE VIEW search_messages AS SELECT seq, "
+            f"{strip.format('content')} AS content FROM messages",
+            "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='search_messages', "
+            "content_rowid='seq')",
+            "CREATE VIRTUAL TABLE titles_fts USING fts5(title, conversation_id UNINDEXED)",
+            "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN "
+            "INSERT INTO messages_fts (rowid, content) "
+            f"VALUES (new.seq, {strip.format('new.content')}); END",
+            "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN "
+            "INSERT INTO messages_fts (messages_fts, rowid, content) "
+            f"VALUES ('delete', old.seq, {strip.format('old.content')}); END",
+            "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN "
+            "INSERT INTO messages_fts (messages_fts, rowid, content) "
+            f"VALUES ('delete', old.seq, {strip.format('old.content')}); "
+            "INSERT INTO messages_fts (rowid, content) "
+            f"VALUES (new.seq, {strip.format('new.content')}); END",
+            "CREATE TRIGGER titles_fts_insert AFTER INSERT ON conversations "
+            "WHEN new.title IS NOT NULL BEGIN "
+            f"INSERT INTO titles_fts (title, conversation_id) "
+            f"VALUES ({strip.format('new.title')}, new.id); END",
+            "CREATE TRIGGER titles_fts_delete AFTER DELETE ON conversations BEGIN "
+            "DELETE FROM titles_fts WHERE conversation_id = old.id; END",
+            "CREATE TRIGGER titles_fts_update AFTER UPDATE OF title ON conversations BEGIN "
+            "DELETE FROM titles_fts WHERE conversation_id = old.id; "
+            "INSERT INTO titles_fts (title, conversation_id) "
+            f"SELECT {strip.format('new.title')}, new.id WHERE new.title IS NOT NULL; END",
+            "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
+            "INSERT INTO titles_fts (title, conversation_id) "
+            f"SELECT {strip.format('title')}, id FROM conversations WHERE title IS NOT NULL",
+        ]
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+
+
+def m008_imports(conn: Connection) -> None:
+    # Which conversation of another file (owner, format, its id there) became which of ours, so
+    # that importing a file again skips what it brought before. Deleting the conversation
+    # deletes its row: importing again then brings it back.
+    snapshot = sa.MetaData()
+    sa.Table("conversations", snapshot, sa.Column("id", _ID, primary_key=True))
+    sa.Table(
+        "imports",
+        snapshot,
+        sa.Column("owner", sa.Text, primary_key=True),
+        sa.Column("source", sa.String(32), primary_key=True),
+        sa.Column("source_id", sa.Text, primary_key=True),
+        sa.Column(
+            "conversation_id",
+            _ID,
+            sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("imported_at", sa.Double, nullable=False),
+        sa.Index("ix_imports_conversation_id", "conversation_id"),
+    ).create(conn)
+
+
 MIGRATIONS: Sequence[Migration] = (
     m001_conversations,
     m002_messages,
@@ -211,6 +294,8 @@ MIGRATIONS: Sequence[Migration] = (
     m004_accounts,
     m005_reasoning,
     m006_tools,
+    m007_search,
+    m008_imports,
 )
 """Every migration, oldest first. Append only."""
 

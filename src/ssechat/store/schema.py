@@ -14,6 +14,7 @@ __all__ = [
     "EMAIL_KEY_LENGTH",
     "api_keys",
     "conversations",
+    "imports",
     "mcp_servers",
     "messages",
     "metadata",
@@ -147,4 +148,20 @@ mcp_servers = sa.Table(
     sa.Column("enabled", sa.Boolean),  # NULL: as its config says
     sa.Column("approvals", sa.JSON, nullable=False),  # {tool: "ask" | "always"}
     sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+# Which conversation of an imported file (owner, its format, its id there) became which of ours:
+# importing the same file again skips it. Goes with the conversation (deleted, it may come back).
+imports = sa.Table(
+    "imports",
+    metadata,
+    sa.Column("owner", sa.Text, primary_key=True),
+    sa.Column("source", sa.String(32), primary_key=True),  # "ssechat", "chatgpt", "librechat"…
+    sa.Column("source_id", sa.Text, primary_key=True),
+    sa.Column(
+        "conversation_id", ID, sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("imported_at", sa.Double, nullable=False),
+    # Deleting a conversation finds its row by the foreign key.
+    sa.Index("ix_imports_conversation_id", "conversation_id"),
 )

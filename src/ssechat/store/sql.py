@@ -50,6 +50,7 @@ from ssechat.store.rows import (
     conversation_from_row,
     message_from_row,
 )
+from ssechat.store.search import SQLSearch
 from ssechat.store.statements import (
     ADOPT_CONVERSATIONS,
     BRANCH,
@@ -79,6 +80,7 @@ from ssechat.store.statements import (
 )
 from ssechat.store.threads import READER_THREADS, StoreThreads, reads, writes
 from ssechat.store.tool_settings import SQLToolSettings
+from ssechat.store.transfer import SQLTransfer
 
 __all__ = ["SQLStore", "open_store"]
 
@@ -96,7 +98,7 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-class SQLStore(SQLToolSettings):
+class SQLStore(SQLToolSettings, SQLSearch, SQLTransfer):
     """The conversation store on a SQL database: the operations of ``Store`` (documented
     there). Make one with ``await SQLStore.open(...)`` (or ``open_store``); close it when done."""
 
