@@ -226,26 +226,35 @@ def m007_search(conn: Connection) -> None:
     else:
         strip = "replace(replace({}, char(57344), ''), char(57345), '')"
         # Messages: an external-content FTS5 table (no copy of the texts) over a view that
-        # strips the marks, kept up to date by triggers; a batch of an answer's saved text
-        # (save_partial_answers) re-indexes it once. Titles: a table of their own (short
-        # texts; conversations have no stable integer key to point at), by conversation id.
+        # strips the marks (and holds the messages with a text: those the triggers index), kept
+        # up to date by triggers; a batch of an answer's saved text (save_partial_answers)
+        # re-indexes it once, and a save that leaves the text as it was re-indexes nothing.
+        # Titles: a table of their own (short texts; conversations have no stable integer key
+        # to point at), by conversation id.
         statements = [
             "CREATE VIEW search_messages AS SELECT seq, "
-            f"{strip.format('content')} AS content FROM messages",
+            f"{strip.format('content')} AS content FROM messages WHERE content != ''",
             "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='search_messages', "
             "content_rowid='seq')",
             "CREATE VIRTUAL TABLE titles_fts USING fts5(title, conversation_id UNINDEXED)",
-            "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN "
+            # A message is indexed while its text is not empty: an answer starts empty (its
+            # start then costs no index work) and is indexed at its first saved batch.
+            "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages "
+            "WHEN new.content != '' BEGIN "
             "INSERT INTO messages_fts (rowid, content) "
             f"VALUES (new.seq, {strip.format('new.content')}); END",
-            "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN "
+            "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages "
+            "WHEN old.content != '' BEGIN "
             "INSERT INTO messages_fts (messages_fts, rowid, content) "
             f"VALUES ('delete', old.seq, {strip.format('old.content')}); END",
-            "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN "
+            # One trigger for both halves, in this order (SQLite runs triggers of one event
+            # newest first: two would add the new text before removing the old).
+            "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages "
+            "WHEN new.content IS NOT old.content BEGIN "
             "INSERT INTO messages_fts (messages_fts, rowid, content) "
-            f"VALUES ('delete', old.seq, {strip.format('old.content')}); "
+            f"SELECT 'delete', old.seq, {strip.format('old.content')} WHERE old.content != ''; "
             "INSERT INTO messages_fts (rowid, content) "
-            f"VALUES (new.seq, {strip.format('new.content')}); END",
+            f"SELECT new.seq, {strip.format('new.content')} WHERE new.content != ''; END",
             "CREATE TRIGGER titles_fts_insert AFTER INSERT ON conversations "
             "WHEN new.title IS NOT NULL BEGIN "
             f"INSERT INTO titles_fts (title, conversation_id) "
