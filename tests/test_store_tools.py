@@ -325,8 +325,11 @@ async def test_a_database_at_m005_gains_tools(database: Database) -> None:
     assert "m006_tools" in [str(row[0]) for row in rows["_migrations"]]
 
 
+TOOLS_COLUMN = 8  # conversations: id … current_leaf_id, then tools (m006); later ones follow
+
+
 def _tools_column(row: tuple[Any, ...]) -> Any:
-    # The raw tools column (the last of conversations), decoded: SQLite gives JSON text,
-    # psycopg the value itself.
-    value = row[-1]
+    # The raw tools column, decoded: SQLite gives JSON text, psycopg the value itself. (On
+    # PostgreSQL, m007 adds the search vector after it.)
+    value = row[TOOLS_COLUMN]
     return json.loads(value) if isinstance(value, str) else value
