@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 
+from .e2e.harness import eventually
 from .fixtures import XSS
 
 SERVER = Path(__file__).resolve().with_name("mcp_test_server.py")
@@ -143,3 +145,14 @@ async def until(predicate: Callable[[], bool], what: str) -> None:
                 await anyio.sleep(0.02)
     except TimeoutError:
         raise AssertionError(f"never happened: {what}") from None
+
+
+def tools_ready(client: httpx.Client, *keys: str) -> bool:
+    """Whether a server's ``GET /api/tools`` lists each of ``keys`` as available."""
+    listed = {t["key"]: t["available"] for t in client.get("/api/tools").json()["tools"]}
+    return all(listed.get(key) for key in keys)
+
+
+def wait_tools(client: httpx.Client, *keys: str) -> None:
+    """Await that the server's MCP servers (started in the background) offer ``keys``."""
+    eventually(lambda: tools_ready(client, *keys), f"the MCP server lists {keys}", DEADLINE)

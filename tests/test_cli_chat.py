@@ -147,7 +147,7 @@ def test_chat_notes_the_tool_steps_and_waits_for_the_web_uis_decision(
 
     from ssechat.fake_upstream import FakeUpstream
 
-    from .mcp_support import stdio_entry
+    from .mcp_support import stdio_entry, wait_tools
 
     config = tmp_path / "mcp.json"
     config.write_text(json.dumps({"mcpServers": {"test": stdio_entry(marks_dir)}}))
@@ -164,10 +164,7 @@ def test_chat_notes_the_tool_steps_and_waits_for_the_web_uis_decision(
             key = make_key(server.base_url)
             auth = {"Authorization": f"Bearer {key}"}
             with httpx.Client(base_url=server.base_url, timeout=30, headers=auth) as api:
-                deadline = time.monotonic() + 30
-                while not any(t["available"] for t in api.get("/api/tools").json()["tools"]):
-                    assert time.monotonic() < deadline, "the MCP test server never came up"
-                    time.sleep(0.05)
+                wait_tools(api, "test/echo")
                 cid = api.post("/api/conversations", json={"tools": ["test/echo"]}).json()["id"]
                 proc = subprocess.Popen(
                     [

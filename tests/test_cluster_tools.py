@@ -14,7 +14,6 @@ failure.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,8 @@ from .cluster_support import (
     serve_nodes,
     texts,
 )
-from .mcp_support import marks, stdio_entry
+from .e2e.harness import eventually
+from .mcp_support import marks, stdio_entry, wait_tools
 from .server_process import ServerProcess
 from .services import PostgresServer, RedisServer, running_postgres, running_redis
 
@@ -90,20 +90,6 @@ def nodes(
         pg.drop_database(database)
 
 
-def wait_until(check: Any, what: str) -> Any:
-    """Poll ``check()`` (a request) until it gives a truthy value, within the deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
-    return value
-
-
-def tools_ready(client: httpx.Client, *keys: str) -> bool:
-    listed = {t["key"]: t["available"] for t in client.get("/api/tools").json()["tools"]}
-    return all(listed.get(key) for key in keys)
-
-
 def start(client: httpx.Client, content: str) -> dict[str, Any]:
     created = client.post("/api/conversations", json={"tools": ["test/echo"]})
     assert created.status_code == 201, created.text
@@ -119,7 +105,7 @@ def test_a_call_waiting_on_a_is_approved_through_b(
 ) -> None:
     (a, b), key = nodes
     with client_for(a, key) as on_a, client_for(b, key) as on_b:
-        wait_until(lambda: tools_ready(on_a, "test/echo"), "A's MCP server ready")
+        wait_tools(on_a, "test/echo")
         started = start(on_a, "from A")
         run_id = started["run_id"]
         with reading(on_b, started["events_url"]) as stream:
@@ -155,7 +141,7 @@ def test_a_deny_through_b_reaches_a_and_a_change_of_the_servers_too(
 ) -> None:
     (a, b), key = nodes
     with client_for(a, key) as on_a, client_for(b, key) as on_b:
-        wait_until(lambda: tools_ready(on_a, "test/echo"), "A's MCP server ready")
+        wait_tools(on_a, "test/echo")
         started = start(on_a, "deny me")
         with reading(on_b, started["events_url"]) as stream:
             call = data(stream.until("tool_call")[-1])
@@ -168,10 +154,12 @@ def test_a_deny_through_b_reaches_a_and_a_change_of_the_servers_too(
         # Turned off through B: A stops offering its tools (and its process stops).
         off = on_b.patch("/api/admin/mcp/test", json={"enabled": False})
         assert off.status_code == 200, off.text
-        wait_until(lambda: not on_a.get("/api/tools").json()["tools"], "A drops the tools")
+        eventually(
+            lambda: not on_a.get("/api/tools").json()["tools"], "A drops the tools", DEADLINE
+        )
         on = on_b.patch("/api/admin/mcp/test", json={"enabled": True})
         assert on.json()["enabled"] is True
-        wait_until(lambda: tools_ready(on_a, "test/echo"), "A offers them again")
+        wait_tools(on_a, "test/echo")  # A offers them again
 
 
 def test_kill_9_of_the_runs_process_while_a_call_waits_keeps_the_call(
@@ -179,7 +167,7 @@ def test_kill_9_of_the_runs_process_while_a_call_waits_keeps_the_call(
 ) -> None:
     (a, b), key = nodes
     with client_for(a, key) as on_a:
-        wait_until(lambda: tools_ready(on_a, "test/echo"), "A's MCP server ready")
+        wait_tools(on_a, "test/echo")
         started = start(on_a, "before the crash")
     with client_for(b, key) as on_b, reading(on_b, started["events_url"]) as stream:
         call = data(stream.until("tool_call")[-1])

@@ -26,7 +26,7 @@ from ssechat.fake_upstream import FakeUpstream
 from ssechat.runs.tools import DENIED
 
 from .conftest import RealServer
-from .mcp_support import marks, stdio_entry, wait_for_mark
+from .mcp_support import marks, stdio_entry, wait_for_mark, wait_tools
 from .test_api_live import Follower as LiveFollower
 
 pytestmark = [pytest.mark.real_server, pytest.mark.anyio]
@@ -56,15 +56,7 @@ class Stack:
 
     def wait_tools(self, *keys: str) -> None:
         """Await that the MCP server is up and lists ``keys`` (it starts in the background)."""
-        import time
-
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            tools = {t["key"]: t for t in self.client.get("/api/tools").json()["tools"]}
-            if all(key in tools and tools[key]["available"] for key in keys):
-                return
-            assert time.monotonic() < deadline, f"the MCP server never listed {keys}: {tools}"
-            time.sleep(0.05)
+        wait_tools(self.client, *keys)
 
     def conversation(self, *tools: str) -> str:
         created = self.client.post("/api/conversations", json={"model": AGENT, "tools": tools})

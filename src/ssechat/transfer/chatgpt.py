@@ -40,6 +40,7 @@ from ssechat.transfer.model import (
     ImportFormatError,
     Role,
     Status,
+    epoch_seconds,
 )
 
 __all__ = ["MEMBER", "SOURCE", "is_chatgpt", "parse_chatgpt", "read_zip"]
@@ -136,8 +137,8 @@ def _conversation(item: Any, where: str) -> ImportedConversation:
         source=SOURCE,
         source_id=source_id,
         title=_optional_string(item.get("title"), f"{where}.title"),
-        created_at=_optional_time(item.get("create_time"), f"{where}.create_time"),
-        updated_at=_optional_time(item.get("update_time"), f"{where}.update_time"),
+        created_at=epoch_seconds(item.get("create_time"), f"{where}.create_time"),
+        updated_at=epoch_seconds(item.get("update_time"), f"{where}.update_time"),
         messages=messages,
         current_leaf_id=anchor[current] if current is not None else None,
         model=model if isinstance(model, str) else None,
@@ -227,8 +228,8 @@ def _message(key: str, message: Any, where: str) -> ImportedMessage | None:
         return None
     if role == "user" and metadata.get("is_visually_hidden_from_conversation"):
         return None
-    created_at = _optional_time(message.get("create_time"), f"{where}.create_time")
-    updated_at = _optional_time(message.get("update_time"), f"{where}.update_time")
+    created_at = epoch_seconds(message.get("create_time"), f"{where}.create_time")
+    updated_at = epoch_seconds(message.get("update_time"), f"{where}.update_time")
     status, finish_reason = _status(message, metadata)
     model = metadata.get("model_slug")
     the_role: Role = role
@@ -267,16 +268,6 @@ def _optional_string(value: Any, where: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ImportFormatError("expected a string or null", where)
     return value
-
-
-def _optional_time(value: Any, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ImportFormatError("expected a number (unix seconds) or null", where)
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ImportFormatError("expected a finite number", where)
-    return float(value)
 
 
 def _node(where: str, key: str) -> str:

@@ -45,7 +45,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from ssechat.transfer.model import ImportedConversation, ImportedMessage, ImportFormatError, Status
+from ssechat.transfer.model import (
+    ImportedConversation,
+    ImportedMessage,
+    ImportFormatError,
+    Status,
+    json_kind,
+)
 
 __all__ = ["NO_PARENT", "SOURCE", "is_librechat", "parse_librechat", "seconds"]
 
@@ -98,7 +104,9 @@ def seconds(value: object, where: str) -> float | None:
     if isinstance(value, dict) and value.keys() == {"$date"}:
         return seconds(value["$date"], f"{where}.$date")
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ImportFormatError(f"a time must be a string or a number, not {_kind(value)}", where)
+        raise ImportFormatError(
+            f"a time must be a string or a number, not {json_kind(value)}", where
+        )
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
@@ -122,7 +130,7 @@ def seconds(value: object, where: str) -> float | None:
 def _conversation(value: object, where: str) -> ImportedConversation:
     if not isinstance(value, dict):
         raise ImportFormatError(
-            f"a LibreChat conversation must be an object, not {_kind(value)}", where
+            f"a LibreChat conversation must be an object, not {json_kind(value)}", where
         )
     conversation_id = _text_id(value, "conversationId", where)
     title = _optional(value, "title", str, where)
@@ -130,7 +138,7 @@ def _conversation(value: object, where: str) -> ImportedConversation:
     key = "messages" if "messages" in value else "messagesTree"
     roots = value.get(key)
     if not isinstance(roots, list):
-        raise ImportFormatError(f"{key} must be a list, not {_kind(roots)}", f"{where}.{key}")
+        raise ImportFormatError(f"{key} must be a list, not {json_kind(roots)}", f"{where}.{key}")
     messages, latest = _messages(roots, f"{where}.{key}")
     created_at = seconds(value.get("createdAt"), f"{where}.createdAt")
     updated_at = seconds(value.get("updatedAt"), f"{where}.updatedAt")
@@ -177,7 +185,7 @@ def _messages(roots: list[Any], where: str) -> tuple[list[ImportedMessage], floa
     while stack:
         raw, path, nested_in = stack.pop()
         if not isinstance(raw, dict):
-            raise ImportFormatError(f"a message must be an object, not {_kind(raw)}", path)
+            raise ImportFormatError(f"a message must be an object, not {json_kind(raw)}", path)
         message_id = _text_id(raw, "messageId", path)
         if message_id in by_id:
             raise ImportFormatError(
@@ -312,7 +320,9 @@ def _content(raw: dict[str, Any], where: str) -> tuple[str, str | None]:
     for index, part in enumerate(parts):
         path = f"{where}.content[{index}]"
         if not isinstance(part, dict):
-            raise ImportFormatError(f"a content part must be an object, not {_kind(part)}", path)
+            raise ImportFormatError(
+                f"a content part must be an object, not {json_kind(part)}", path
+            )
         kind = part.get("type")
         if kind == "text":
             value = part.get("text")
@@ -320,14 +330,14 @@ def _content(raw: dict[str, Any], where: str) -> tuple[str, str | None]:
                 value = value.get("value")
             if not isinstance(value, str):
                 raise ImportFormatError(
-                    f"a text part's text must be a string, not {_kind(value)}", f"{path}.text"
+                    f"a text part's text must be a string, not {json_kind(value)}", f"{path}.text"
                 )
             texts.append(value)
         elif kind == "think":
             value = part.get("think")
             if not isinstance(value, str):
                 raise ImportFormatError(
-                    f"a think part must hold a string, not {_kind(value)}", f"{path}.think"
+                    f"a think part must hold a string, not {json_kind(value)}", f"{path}.think"
                 )
             thoughts.append(value)
     return "".join(texts), "".join(thoughts) or None
@@ -344,7 +354,7 @@ def _optional(raw: Mapping[str, Any], key: str, kind: type[T], where: str) -> T 
     # bool is an int to Python but not to JSON: a count of true is refused.
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise ImportFormatError(
-            f"{key} must be {_NAMES.get(kind, kind.__name__)}, not {_kind(value)}",
+            f"{key} must be {_NAMES.get(kind, kind.__name__)}, not {json_kind(value)}",
             f"{where}.{key}",
         )
     return value
@@ -354,7 +364,7 @@ def _text_id(raw: Mapping[str, Any], key: str, where: str) -> str:
     value = raw.get(key)
     if not isinstance(value, str) or not value:
         raise ImportFormatError(
-            f"{key} must be a non-empty string, not {_kind(value)}", f"{where}.{key}"
+            f"{key} must be a non-empty string, not {json_kind(value)}", f"{where}.{key}"
         )
     return value
 
@@ -373,21 +383,6 @@ _NAMES: dict[type, str] = {
     list: "a list",
     dict: "an object",
 }
-
-
-def _kind(value: object) -> str:
-    """What a JSON value is, in the words of an error message (never the value: it may be huge)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
 
 
 def _quote(value: str) -> str:

@@ -7,12 +7,21 @@ Pure values: this module never does IO and imports nothing of ssechat but ``erro
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ssechat.errors import InvalidRequestError
 
-__all__ = ["ImportFormatError", "ImportedConversation", "ImportedMessage", "Role", "Status"]
+__all__ = [
+    "ImportFormatError",
+    "ImportedConversation",
+    "ImportedMessage",
+    "Role",
+    "Status",
+    "epoch_seconds",
+    "json_kind",
+]
 
 Role = Literal["system", "user", "assistant"]
 Status = Literal["complete", "length", "stopped", "error", "interrupted"]
@@ -25,6 +34,36 @@ class ImportFormatError(InvalidRequestError):
     def __init__(self, message: str, where: str = "$") -> None:
         super().__init__(f"{message} (at {where})")
         self.where = where
+
+
+def json_kind(value: object) -> str:
+    """What a JSON value is, in the words of an importer's error message (never the value
+    itself: it may be huge, or a secret)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def epoch_seconds(value: object, where: str) -> float | None:
+    """A time given as unix seconds (an integer or a finite number), or None for null; anything
+    else is an ``ImportFormatError`` at ``where``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ImportFormatError(
+            f"expected a number (unix seconds) or null, found {json_kind(value)}", where
+        )
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,6 @@ Pure: the records are read through small protocols (the store's ``Conversation``
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol, cast, get_args
 
@@ -33,6 +32,8 @@ from ssechat.transfer.model import (
     ImportFormatError,
     Role,
     Status,
+    epoch_seconds,
+    json_kind,
 )
 
 __all__ = [
@@ -206,8 +207,8 @@ def _parse_conversation(item: Any, where: str) -> ImportedConversation:
         source=SOURCE,
         source_id=conversation_id,
         title=_optional_string(obj.get("title"), f"{where}.title"),
-        created_at=_time(obj.get("created_at"), f"{where}.created_at"),
-        updated_at=_time(obj.get("updated_at"), f"{where}.updated_at"),
+        created_at=epoch_seconds(obj.get("created_at"), f"{where}.created_at"),
+        updated_at=epoch_seconds(obj.get("updated_at"), f"{where}.updated_at"),
         messages=messages,
         current_leaf_id=leaf,
         model=_optional_string(obj.get("model"), f"{where}.model"),
@@ -242,13 +243,13 @@ def _parse_message(item: Any, where: str, earlier: set[str]) -> ImportedMessage:
         content=_string(obj.get("content"), f"{where}.content"),
         status=cast(Status, status),
         model=_optional_string(obj.get("model"), f"{where}.model"),
-        created_at=_time(obj.get("created_at"), f"{where}.created_at"),
-        updated_at=_time(obj.get("updated_at"), f"{where}.updated_at"),
+        created_at=epoch_seconds(obj.get("created_at"), f"{where}.created_at"),
+        updated_at=epoch_seconds(obj.get("updated_at"), f"{where}.updated_at"),
         finish_reason=_optional_string(obj.get("finish_reason"), f"{where}.finish_reason"),
         usage=_usage(obj.get("usage"), f"{where}.usage"),
         error=_optional_string(obj.get("error"), f"{where}.error"),
         reasoning=_optional_string(obj.get("reasoning"), f"{where}.reasoning"),
-        reasoning_seconds=_time(obj.get("reasoning_seconds"), f"{where}.reasoning_seconds"),
+        reasoning_seconds=epoch_seconds(obj.get("reasoning_seconds"), f"{where}.reasoning_seconds"),
         tool_calls=_tool_calls(obj.get("tool_calls"), f"{where}.tool_calls"),
     )
 
@@ -281,19 +282,19 @@ def _tool_calls(value: Any, where: str) -> list[dict[str, Any]] | None:
 
 def _object(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise ImportFormatError(f"expected an object, found {_kind(value)}", where)
+        raise ImportFormatError(f"expected an object, found {json_kind(value)}", where)
     return value
 
 
 def _list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
-        raise ImportFormatError(f"expected a list, found {_kind(value)}", where)
+        raise ImportFormatError(f"expected a list, found {json_kind(value)}", where)
     return value
 
 
 def _string(value: Any, where: str) -> str:
     if not isinstance(value, str):
-        raise ImportFormatError(f"expected a string, found {_kind(value)}", where)
+        raise ImportFormatError(f"expected a string, found {json_kind(value)}", where)
     return value
 
 
@@ -308,30 +309,5 @@ def _id(value: Any, where: str) -> str:
     return text
 
 
-def _time(value: Any, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ImportFormatError(f"expected a number (unix seconds), found {_kind(value)}", where)
-    return float(value)
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _kind(value: Any) -> str:
-    # The JSON name of what was found; never the value itself (it may be huge).
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
