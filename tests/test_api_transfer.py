@@ -151,7 +151,8 @@ async def test_chatgpt_file_and_zip_import(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("body", "where"),
     [
-        (b'[{"mapping": {"a": {"parent": "nope", "message": null}}}', "byte"),
+        # Streaming, the first fault met is the one named: here the end comes too soon.
+        (b'[{"id": "t", "mapping": {"a": {"parent": null, "message": null}}}', "byte"),
         (
             json.dumps(
                 [

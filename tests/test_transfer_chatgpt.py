@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from ssechat.transfer.chatgpt import parse_chatgpt, read_zip
+from ssechat.transfer.chatgpt import parse_chatgpt
 from ssechat.transfer.model import ImportFormatError
+from ssechat.transfer.stream import zip_conversations
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "chat-exports"
 FILES = ["chatgpt-librechat-tree.json", "chatgpt-librechat-export.json"]
@@ -137,11 +138,12 @@ def test_the_zip_member_and_its_absence() -> None:
     packed = io.BytesIO()
     with zipfile.ZipFile(packed, "w") as archive:
         archive.writestr("export/conversations.json", raw)
-    assert read_zip(packed.getvalue()) == json.loads(raw)
+    # The top-most member, wherever it sits, read as a stream.
+    assert list(zip_conversations(io.BytesIO(packed.getvalue()))) == parse_chatgpt(json.loads(raw))
     empty = io.BytesIO()
     with zipfile.ZipFile(empty, "w") as archive:
         archive.writestr("user.json", "{}")
     with pytest.raises(ImportFormatError, match=r"no conversations\.json"):
-        read_zip(empty.getvalue())
+        list(zip_conversations(io.BytesIO(empty.getvalue())))
     with pytest.raises(ImportFormatError, match="zip"):
-        read_zip(b"PK\x03\x04 truncated")
+        list(zip_conversations(io.BytesIO(b"PK\x03\x04 truncated")))

@@ -94,7 +94,8 @@ def test_every_fixture_file_is_covered() -> None:
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_each_fixture_goes_to_its_parser(path: Path) -> None:
     data = path.read_bytes()
-    kind, value = detect(data)
+    kind = detect(data)
+    value = json.loads(data)
     assert kind == expected_format(path)
     conversations = parse_any(data)
     parser = parse_chatgpt if kind == "chatgpt" else parse_librechat
@@ -106,7 +107,7 @@ def test_each_fixture_goes_to_its_parser(path: Path) -> None:
 def test_a_chatgpt_zip_reads_its_conversations_json() -> None:
     data = (FIXTURES / "chatgpt-librechat-tree.json").read_bytes()
     archive = zipped("conversations.json", data)
-    assert detect(archive)[0] == "chatgpt-zip"
+    assert detect(archive) == "chatgpt-zip"
     assert parse_any(archive) == parse_chatgpt(json.loads(data))
 
 
@@ -125,7 +126,7 @@ def test_a_zip_whose_conversations_json_is_not_chatgpts_is_refused() -> None:
 def test_our_own_document_goes_to_our_parser() -> None:
     document = ours_document()
     data = json.dumps(document).encode()
-    assert detect(data)[0] == "ssechat"
+    assert detect(data) == "ssechat"
     (conversation,) = parse_any(data)
     assert conversation.source == "ssechat"
     assert [(m.id, m.parent_id) for m in conversation.messages] == [
@@ -155,7 +156,8 @@ def test_json_of_no_known_shape_is_refused_naming_what_is_supported(data: bytes)
     [
         (b"", "$"),
         (b"  \n", "$"),
-        (b"[1, 2", "byte 5"),
+        # Inside the first conversation, which is named (a streaming reader knows it is open).
+        (b'[{"a": [1, 2', "$[0], byte 12"),
         (b"\xff\xfe[]", "byte 0"),
         (b"[NaN]", "byte 1"),
     ],
@@ -219,7 +221,11 @@ def test_a_lone_surrogate_in_a_zip_is_refused() -> None:
     user["content"]["parts"] = ["a\ud800b"]
     with pytest.raises(ImportFormatError, match="lone surrogate") as caught:
         parse_any(zipped("conversations.json", json.dumps(raw).encode()))
-    assert user["id"] in caught.value.where
+    # Found in the bytes, before yajl would make it "?": named by the member, the conversation
+    # and the byte of its escape.
+    data = json.dumps(raw).encode()
+    at = data.index(b"\\ud800")
+    assert caught.value.where == f"zip:conversations.json, $[0], byte {at}"
 
 
 def test_a_huge_message_in_a_file_is_refused_by_parse_any() -> None:

@@ -333,7 +333,9 @@ export interface paths {
         /**
          * Import File
          * @description Import a file's conversations as the caller's, all or none; ones imported before are
-         *     skipped. 400 names what is wrong and where.
+         *     skipped. 400 names what is wrong and where; 429 while the caller has an import under way
+         *     (or the server as many as it runs at once); 409 when a concurrent import of the same file
+         *     took the ids this one keeps.
          */
         post: operations["import_file_api_import_post"];
         delete?: never;
@@ -3149,6 +3151,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description content longer than the server's limit (payload_too_large) */
             413: {
                 headers: {
@@ -3160,6 +3171,15 @@ export interface operations {
             };
             /** @description the request does not match its schema (invalid_request) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many attempts or live runs (rate_limited, too_many_runs); see Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -2,9 +2,9 @@
 of them, and import a file (our JSON, ChatGPT's ``conversations.json`` or its zip, LibreChat's).
 
 Every route needs credentials and acts on the caller's own conversations only. Like every
-route, they call the service (``ChatService.transfer``), nothing else. The import body is read
-here up to its limit (413 beyond, before it is all read), whole: the streaming reader is a
-later increment.
+route, they call the service (``ChatService.transfer``), nothing else. The import body is
+handed to the service as the stream it arrives as (it is spooled and parsed as it comes, in
+bounded memory); a declared length over the limit is refused here before anything is read.
 """
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ from starlette.responses import Response
 from ssechat.api.deps import CurrentUser, Service, json_answer
 from ssechat.api.errors import error_responses
 from ssechat.api.transfer_schemas import ExportDocument, ImportResult
-from ssechat.api.transfer_service import MAX_IMPORT_BYTES
+from ssechat.api.transfer_service import MAX_IMPORT_BYTES, TOO_LARGE
 from ssechat.errors import PayloadTooLargeError
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api", tags=["transfer"], responses=error_responses(401, 403))
-
-_TOO_LARGE = f"the file is larger than the import limit ({MAX_IMPORT_BYTES // (1024 * 1024)} MB)"
 
 
 @router.get(
@@ -71,7 +69,7 @@ async def export_all(service: Service, user: CurrentUser) -> Response:
 
 @router.post(
     "/import",
-    responses=error_responses(400, 413, 422),
+    responses=error_responses(400, 409, 413, 422, 429),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -83,23 +81,13 @@ async def export_all(service: Service, user: CurrentUser) -> Response:
 )
 async def import_file(request: Request, service: Service, user: CurrentUser) -> ImportResult:
     """Import a file's conversations as the caller's, all or none; ones imported before are
-    skipped. 400 names what is wrong and where."""
-    body = await _read_body(request)
-    return ImportResult(**await service.transfer.import_file(body, owner=user.id))
-
-
-async def _read_body(request: Request) -> bytes:
+    skipped. 400 names what is wrong and where; 429 while the caller has an import under way
+    (or the server as many as it runs at once); 409 when a concurrent import of the same file
+    took the ids this one keeps."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_IMPORT_BYTES:
-        raise PayloadTooLargeError(_TOO_LARGE)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_IMPORT_BYTES:  # a chunked body has no length to check first
-            raise PayloadTooLargeError(_TOO_LARGE)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        raise PayloadTooLargeError(TOO_LARGE)
+    return ImportResult(**await service.transfer.import_stream(request.stream(), owner=user.id))
 
 
 def _attachment(name: str, extension: str) -> str:

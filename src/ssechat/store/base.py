@@ -3,9 +3,10 @@
 The API depends on this protocol, never on an implementation: ``open_store`` gives one
 (``SQLStore``, SQLAlchemy Core on the store's threads, for SQLite and PostgreSQL),
 and a test may hand in another. Every operation is one transaction: it changes everything it
-says or nothing. Errors are ``ssechat.errors`` (``NotFoundError``, ``InvalidRequestError``,
-``ConflictError``) so the API can answer with them; a closed store raises ``RuntimeError``,
-and a database server that cannot be reached ``ServiceUnavailableError``.
+says or nothing (an import is several short ones, seen by no one until its last). Errors are
+``ssechat.errors`` (``NotFoundError``, ``InvalidRequestError``, ``ConflictError``) so the API
+can answer with them; a closed store raises ``RuntimeError``, and a database server that
+cannot be reached ``ServiceUnavailableError``.
 
 The runs see less than this: their ``AnswerStore`` (``save_partial_answers``, ``update_message``)
 is a part of it. This module must never import an implementation, touch a database or hold an
@@ -25,7 +26,7 @@ only as hashes, made by the caller; password hashes too are made and checked by 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -226,14 +227,22 @@ class Store(Protocol):
         ...
 
     async def import_conversations(
-        self, conversations: Sequence[ImportedConversation], *, owner: str
+        self, source: Callable[[], Iterable[ImportedConversation]], *, owner: str
     ) -> tuple[list[str], int]:
-        """Write the imported conversations as ``owner``'s, all or none (one transaction): the
-        ids of those written, and how many were skipped as imported before (the same owner,
-        source and source id; for our own format also a conversation the owner has already).
-        Times are kept, the current leaf mapped; ids are new, but our own format keeps its ids
-        when none is taken. ``InvalidRequestError`` for a tree that breaks the model's promise
-        (a repeated id, a child before its parent)."""
+        """Write the conversations ``source()`` yields as ``owner``'s, all or none: the ids of
+        those written, and how many were skipped as imported before (the same owner, source and
+        source id, in the database, earlier in the file, or published meanwhile by a concurrent
+        import of it; for our own format also a conversation the owner has already).
+
+        No write lock is held for long: ``source`` is called once and its iterator consumed on a
+        worker thread, never inside a transaction (a streaming parse: memory holds a batch, not
+        the file); each batch is written in a short transaction of its own, invisible to every
+        reader, and the whole import becomes the owner's in one short last one. Any exception
+        (``source``'s own, a database error, cancellation) deletes what was written, then
+        propagates. Times are kept, the current leaf mapped; ids are new, but our own format
+        keeps its ids when none is taken. ``InvalidRequestError`` for a tree that breaks the
+        model's promise (a repeated id, a child before its parent); ``ConflictError`` when a
+        concurrent import of the same file of ours took the ids this one was keeping."""
         ...
 
     # --- MCP server settings (server-wide, not a user's) ----------------------------------------

@@ -148,6 +148,7 @@ class SQLStore(SQLToolSettings, SQLSearch, SQLTransfer):
         store = cls(threads, clock=clock, save_partial=dialect.save_partial)
         try:
             await store.threads.write(store._migrate)
+            await store._sweep_staged_imports()  # what a killed import left (store.transfer)
         except BaseException:
             await store.close()
             raise

@@ -1,5 +1,5 @@
-"""ChatGPT's data export: ``conversations.json`` (a JSON list of conversations), or the export's
-zip holding it, into the neutral model.
+"""ChatGPT's data export: the conversations of ``conversations.json`` (a JSON list of
+conversations, alone or in the export's zip) into the neutral model.
 
 Each conversation's ``mapping`` is a tree of nodes ``{id, message, parent, children}``; a
 message has ``author.role``, ``content.content_type`` with ``parts``, ``create_time``,
@@ -22,15 +22,14 @@ The rule for what is kept (also in the README):
   ``interrupted``, ``max_tokens`` → ``length``, else ``complete``.
 
 Every error is an ``ImportFormatError`` naming where: a wrong type, a parent missing from the
-mapping, a cycle, a ``current_node`` not in the mapping, a zip without ``conversations.json``.
-Pure: bytes or parsed JSON in, values out; never IO beyond reading the given bytes.
+mapping, a cycle, a ``current_node`` not in the mapping. (The zip and the JSON bytes are
+``transfer.stream``'s: it hands this module one conversation at a time.) Pure: parsed JSON in,
+values out; never IO.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -43,12 +42,17 @@ from ssechat.transfer.model import (
     epoch_seconds,
 )
 
-__all__ = ["MEMBER", "SOURCE", "is_chatgpt", "parse_chatgpt", "read_zip"]
+__all__ = [
+    "MEMBER",
+    "SOURCE",
+    "is_chatgpt",
+    "is_conversation",
+    "parse_chatgpt",
+    "parse_conversation",
+]
 
 SOURCE: Final = "chatgpt"
 MEMBER: Final = "conversations.json"
-MAX_MEMBER_BYTES: Final = 1 << 30
-"""The most ``conversations.json`` may unpack to: a zip bomb is refused before it is read."""
 
 _TEXT_TYPES: Final = frozenset({"text", "multimodal_text"})
 
@@ -58,44 +62,24 @@ def is_chatgpt(data: Any) -> bool:
     item is an object with a ``mapping``. An empty list counts: it imports nothing."""
     if not isinstance(data, list):
         return False
-    return not data or (isinstance(data[0], dict) and "mapping" in data[0])
+    return not data or is_conversation(data[0])
 
 
-def read_zip(body: bytes) -> Any:
-    """The parsed ``conversations.json`` of a ChatGPT export's zip."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(body))
-    except (zipfile.BadZipFile, ValueError) as error:
-        raise ImportFormatError("not a readable zip file", "zip") from error
-    with archive:
-        names = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == MEMBER]
-        if not names:
-            raise ImportFormatError(f"the zip holds no {MEMBER}", "zip")
-        name = min(names, key=lambda n: n.count("/"))  # the top-most one
-        where = f"zip:{name}"
-        if archive.getinfo(name).file_size > MAX_MEMBER_BYTES:
-            raise ImportFormatError(f"{MEMBER} is too large", where)
-        try:
-            with archive.open(name) as member:
-                raw = member.read(MAX_MEMBER_BYTES + 1)
-        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as error:
-            raise ImportFormatError(f"cannot unpack {MEMBER}", where) from error
-        if len(raw) > MAX_MEMBER_BYTES:
-            raise ImportFormatError(f"{MEMBER} is too large", where)
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ImportFormatError(f"{MEMBER} is not valid JSON: {_reason(error)}", where) from error
+def is_conversation(item: Any) -> bool:
+    """Whether one item of the list is a ChatGPT conversation (an object with a ``mapping``):
+    what the first item of a file says of the whole list."""
+    return isinstance(item, dict) and "mapping" in item
 
 
 def parse_chatgpt(data: Any) -> list[ImportedConversation]:
     """The conversations of ``conversations.json`` (parsed JSON)."""
     if not isinstance(data, list):
         raise ImportFormatError("expected a list of conversations", "$")
-    return [_conversation(item, f"$[{i}]") for i, item in enumerate(data)]
+    return [parse_conversation(item, f"$[{i}]") for i, item in enumerate(data)]
 
 
-def _conversation(item: Any, where: str) -> ImportedConversation:
+def parse_conversation(item: Any, where: str) -> ImportedConversation:
+    """One conversation of the list (parsed JSON), ``where`` its JSON path (``$[12]``)."""
     if not isinstance(item, dict):
         raise ImportFormatError("expected a conversation object", where)
     mapping = item.get("mapping")
@@ -272,9 +256,3 @@ def _optional_string(value: Any, where: str) -> str | None:
 
 def _node(where: str, key: str) -> str:
     return f"{where}.mapping[{json.dumps(key)}]"
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, json.JSONDecodeError):
-        return f"{error.msg} at line {error.lineno} column {error.colno}"
-    return "it is not UTF-8"

@@ -18,7 +18,7 @@ The rules (the README's import section repeats them):
   message not in the file (a missing parent is not guessed at: attaching it to the root would
   invent a branch), links that form a cycle, a repeated ``messageId``, a field of the wrong type,
   a time that is not an ISO-8601 string or epoch number between 1970 and 9999. (Lengths are
-  checked for every format alike by ``detect.parse_any``.)
+  checked for every format alike by ``transfer.limits``.)
 - **Roles.** ``isCreatedByUser`` says user or assistant; without it, ``sender`` "User" (any case)
   is the user and anything else the assistant. LibreChat keeps no system, tool or hidden
   messages in a conversation: the preset's ``promptPrefix`` becomes the system prompt, and every
@@ -53,7 +53,15 @@ from ssechat.transfer.model import (
     json_kind,
 )
 
-__all__ = ["NO_PARENT", "SOURCE", "is_librechat", "parse_librechat", "seconds"]
+__all__ = [
+    "NO_PARENT",
+    "SOURCE",
+    "is_conversation",
+    "is_librechat",
+    "parse_conversation",
+    "parse_librechat",
+    "seconds",
+]
 
 SOURCE = "librechat"
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
@@ -76,11 +84,12 @@ def is_librechat(value: object) -> bool:
     importer checks: a ``conversationId`` and ``messages`` or ``messagesTree``), or a non-empty
     list of those."""
     if isinstance(value, list):
-        return bool(value) and all(_is_one(item) for item in value)
-    return _is_one(value)
+        return bool(value) and all(is_conversation(item) for item in value)
+    return is_conversation(value)
 
 
-def _is_one(value: object) -> bool:
+def is_conversation(value: object) -> bool:
+    """Whether a parsed JSON value is one LibreChat conversation (the file, or a list's item)."""
     return (
         isinstance(value, dict)
         and "conversationId" in value
@@ -91,8 +100,8 @@ def _is_one(value: object) -> bool:
 def parse_librechat(value: object) -> list[ImportedConversation]:
     """The conversations of a parsed LibreChat export (one object, or a list of them)."""
     if isinstance(value, list):
-        return [_conversation(item, f"$[{index}]") for index, item in enumerate(value)]
-    return [_conversation(value, "$")]
+        return [parse_conversation(item, f"$[{index}]") for index, item in enumerate(value)]
+    return [parse_conversation(value, "$")]
 
 
 def seconds(value: object, where: str) -> float | None:
@@ -127,7 +136,8 @@ def seconds(value: object, where: str) -> float | None:
 # --- one conversation -----------------------------------------------------------------------
 
 
-def _conversation(value: object, where: str) -> ImportedConversation:
+def parse_conversation(value: object, where: str) -> ImportedConversation:
+    """One conversation (parsed JSON), ``where`` its JSON path (``$``, or ``$[3]`` in a list)."""
     if not isinstance(value, dict):
         raise ImportFormatError(
             f"a LibreChat conversation must be an object, not {json_kind(value)}", where

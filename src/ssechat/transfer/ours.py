@@ -43,7 +43,9 @@ __all__ = [
     "ConversationRecord",
     "MessageRecord",
     "build_document",
+    "check_header",
     "is_ours",
+    "parse_conversation",
     "parse_ours",
 ]
 
@@ -169,6 +171,14 @@ def parse_ours(data: Any) -> list[ImportedConversation]:
     an earlier message of the conversation (a cycle, or a missing parent), a current leaf that
     is not one of its messages. A message still ``streaming`` when it was exported comes back
     ``interrupted``, as the server marks such an answer after a restart."""
+    check_header(data)
+    items = _list(data.get("conversations"), "$.conversations")
+    return [parse_conversation(item, f"$.conversations[{i}]") for i, item in enumerate(items)]
+
+
+def check_header(data: Any) -> None:
+    """Refuse a document (parsed JSON, or its top-level keys but ``conversations``) that is not
+    ours, or of a version this ssechat cannot read."""
     if not is_ours(data):
         raise ImportFormatError(f"not an ssechat export (its format is not {FORMAT!r})", "$.format")
     version = data.get("version")
@@ -182,11 +192,10 @@ def parse_ours(data: Any) -> list[ImportedConversation]:
         )
     if version < 1:
         raise ImportFormatError(f"unknown version {version}", "$.version")
-    items = _list(data.get("conversations"), "$.conversations")
-    return [_parse_conversation(item, f"$.conversations[{i}]") for i, item in enumerate(items)]
 
 
-def _parse_conversation(item: Any, where: str) -> ImportedConversation:
+def parse_conversation(item: Any, where: str) -> ImportedConversation:
+    """One item of ``conversations`` (parsed JSON), ``where`` its JSON path."""
     obj = _object(item, where)
     conversation_id = _id(obj.get("id"), f"{where}.id")
     tools = _list(obj.get("tools", []), f"{where}.tools")
