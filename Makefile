@@ -59,9 +59,9 @@ services:
 		echo "installing Debian's postgresql and redis-server for the tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server; }
 
-# The relay benchmark (6-15 minutes): writes bench/RESULTS.md and bench/results.json. It installs
-# its peers itself (bench/.venv-peers, npm ci in bench/peers). A 10-second smoke run of it is
-# part of `make test` (tests/test_bench_smoke.py).
+# The benchmark (10-20 minutes: the relay, then search and import): writes bench/RESULTS.md and
+# bench/results.json. It installs its peers itself (bench/.venv-peers, npm ci in bench/peers). A
+# short smoke run of it is part of `make test` (tests/test_bench_smoke.py).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 

@@ -97,6 +97,8 @@ class Peer:
     """ssechat: the API key every request carries (accounts are on, as by default)."""
     redis: ProcStat | None = None
     postgres: ProcTree | None = None
+    database_url: str = ""
+    """ssechat: its database (a ``sqlite:///`` file or PostgreSQL), for scenarios that fill it."""
 
     def cpu_parts(self) -> tuple[float, float, float]:
         """CPU seconds so far of (the server, Redis, PostgreSQL); NaN for what is not there."""
@@ -253,6 +255,7 @@ def _start(
 ) -> Iterator[Peer]:
     port = free_port()
     env = {"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": "sk-bench"}
+    database_url = ""
     if name == "fastapi":
         argv = [str(PEERS_VENV / "bin" / "python"), str(PEERS_DIR / "fastapi_relay.py")]
         health, kind, sep = "/health", "tutorial", b"\r\n\r\n"
@@ -266,8 +269,11 @@ def _start(
         argv = [str(PROJECT_BIN / "ssechat"), "serve"]
         if shared is None:
             work.mkdir(parents=True, exist_ok=True)
-            argv += ["--db", str(work / f"ssechat-{port}.db")]
+            database = work / f"ssechat-{port}.db"
+            argv += ["--db", str(database)]
+            database_url = f"sqlite:///{database}"
         else:
+            database_url = shared.database_url
             argv += ["--workers", str(SHARED_PEERS[name])]
             env["SSECHAT_DATABASE_URL"] = shared.database_url
             env["SSECHAT_REDIS_URL"] = shared.redis_url
@@ -292,6 +298,7 @@ def _start(
         # With workers, the server is uvicorn's parent and its children: all of them count.
         stat = ProcTree(proc.pid) if SHARED_PEERS.get(name, 1) > 1 else ProcStat(proc.pid)
         peer = Peer(name, kind, port, proc, stat, sep)  # type: ignore[arg-type]
+        peer.database_url = database_url
         if shared is not None:
             peer.redis, peer.postgres = shared.redis, shared.postgres
         if name.startswith("ssechat"):

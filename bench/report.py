@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.peers import LABELS
+from bench.report_store import import_section, search_section, store_goals
 
 __all__ = ["goals", "level_at", "markdown"]
 
@@ -82,6 +83,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         _goal("reconnects gap-free and duplicate-free", "all",
               f"{resume['ok']}/{resume['reconnects']}" if resume else None,
               lambda _: bool(resume.get("passed")), "Last-Event-ID"),
+        *store_goals(results),
     ]  # fmt: skip
 
 
@@ -544,6 +546,8 @@ def markdown(results: dict[str, Any]) -> str:
         *_starts(results),
         *_sessions(results),
         *_tools(results),
+        *search_section(results),
+        *import_section(results),
         *_profile(results),
         *_disturbance(results),
     ]

@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -29,10 +29,12 @@ from typing import Any
 import uvloop
 
 from bench import report
+from bench.importing import ImportSizes, importing
 from bench.peers import PEERS, SHARED_PEERS, install_peers, start_upstream
 from bench.procs import CpuPlan, Procs, loadavg, machine_info, raise_nofile_limit
 from bench.profile import PY_SPY, py_spy_hook, summarize
 from bench.scenarios import Bench, PacedConfig, ladder, paced_fresh, paced_level, saturated
+from bench.search import SearchSizes, search
 from bench.services import Services
 from bench.sessions import idle, resume, starts
 from bench.tools import tools
@@ -40,7 +42,18 @@ from bench.tools import tools
 __all__ = ["main"]
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCENARIOS = ("paced", "saturated", "starts", "idle", "resume", "tools", "profile")
+SCENARIOS = (
+    "paced",
+    "saturated",
+    "starts",
+    "idle",
+    "resume",
+    "tools",
+    "search",
+    "import",
+    "profile",
+)
+STORE_PEERS = ("ssechat", "ssechat-pg")  # search's and import's databases: SQLite, PostgreSQL
 PATIENCE = 480.0  # seconds of a full run after which disturbed measurements are kept as they are
 
 
@@ -67,6 +80,8 @@ class Sizes:
     tool_runs: int
     tool_concurrent: int
     tool_in_flight: int
+    search: SearchSizes
+    imports: ImportSizes
     profile_seconds: float
 
 
@@ -92,6 +107,17 @@ FULL = Sizes(
     tool_runs=300,
     tool_concurrent=1000,
     tool_in_flight=20,
+    search=SearchSizes(
+        conversations=10_000,
+        messages=20,
+        other_conversations=1_000,
+        question_chars=150,
+        answer_chars=600,
+        requests=100,
+        warmup=5,
+        seconds=15.0,
+    ),
+    imports=ImportSizes(conversations=3_000, messages=20, chars=950),  # 99 MB of JSON
     profile_seconds=6.0,
 )
 QUICK = Sizes(
@@ -116,6 +142,17 @@ QUICK = Sizes(
     tool_runs=4,
     tool_concurrent=8,
     tool_in_flight=4,
+    search=SearchSizes(
+        conversations=60,
+        messages=4,
+        other_conversations=20,
+        question_chars=60,
+        answer_chars=200,
+        requests=5,
+        warmup=1,
+        seconds=5.0,
+    ),
+    imports=ImportSizes(conversations=12, messages=4, chars=100),
     profile_seconds=1.0,
 )
 
@@ -265,6 +302,14 @@ async def _scenarios(
     if "ssechat" in peers and "tools" in scenarios:
         run = partial(tools, bench, sizes.tool_runs, sizes.tool_concurrent, sizes.tool_in_flight)
         results["tools"] = await bench.measure("tools", run)
+    if "search" in scenarios:
+        results["search"] = {}
+        for name in (p for p in STORE_PEERS if p in peers):
+            await bench.wait_quiet()
+            results["search"][name] = await search(bench, name, sizes.search)
+    if "import" in scenarios:
+        names = [p for p in STORE_PEERS if p in peers]
+        results["import"] = await importing(bench, names, sizes.imports) if names else {}
     if "ssechat" in peers and "profile" in scenarios and not args.quick:
         results["profile"] = await _profile(bench, sizes, results, args.out)
     results["goals"] = report.goals(results)
@@ -373,6 +418,8 @@ def _sizes_dict(sizes: Sizes) -> dict[str, Any]:
         f", then {sizes.cancels} live runs cancelled one by one",
         "tools": f"{sizes.tool_runs} runs one at a time, then {sizes.tool_concurrent} with "
         f"{sizes.tool_in_flight} in flight, each kind (MCP echo over stdio / plain)",
+        "search": asdict(sizes.search),
+        "import": asdict(sizes.imports),
     }
 
 

@@ -3,9 +3,11 @@
 A few seconds of tiny sizes through the real harness (fake upstream, ``ssechat serve``, the raw
 load generator), then the shape of what it wrote. Timings are never asserted: this machine may
 be busy; only that every stream completed, none failed, every resume was exact and every
-tool run answered with its MCP tool's result. A second, shorter run takes ssechat on
-PostgreSQL + Redis in two processes through paced streams and starts, and checks that Redis's
-and PostgreSQL's CPU was read next to the server's.
+tool run answered with its MCP tool's result, every search answer was right (the owner's hits
+only, the expected hits for the words the fill counted) and every import brought every
+conversation. A second, shorter run takes ssechat on PostgreSQL + Redis in two processes through
+paced streams and starts, and checks that Redis's and PostgreSQL's CPU was read next to the
+server's; a third runs search and import on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -125,6 +127,43 @@ def test_tool_runs_call_the_mcp_server_and_answer_with_its_result(
     assert "## 5. Tools (MCP)" in results[1]
 
 
+def _search_checked(search: dict[str, Any]) -> None:
+    assert search["errors"] == 0, search["error_examples"]
+    fill = search["fill"]
+    assert fill["messages"] == fill["conversations"] * search["sizes"]["messages"] > 0
+    kinds = search["kinds"]
+    assert set(kinds) == {"rare word", "common word", "two words", "phrase", "prefix",
+                          "title word", "no match"}  # fmt: skip
+    for kind in kinds.values():
+        assert kind["requests"] > 0
+        assert kind["p95_ms"] is not None
+    # Each answer was checked against the fill (see bench.search); these two are exact.
+    assert kinds["no match"]["hits_on_first_page"] == 0
+    assert kinds["title word"]["hits_on_first_page"] == min(20, fill["title_word_titles"]) > 0
+    assert search["overall"]["requests"] == sum(k["requests"] for k in kinds.values())
+
+
+def _imports_checked(found: dict[str, Any], peer: str) -> None:
+    assert found["errors"] == 0, [r["error_examples"] for r in found["runs"].values()]
+    for form in ("json", "zip"):
+        run = found["runs"][f"{peer} {form}"]
+        assert run["errors"] == 0, run["error_examples"]
+        assert run["bytes"] == found["files"][form]["bytes"] > 0
+        assert run["seconds"] is not None
+        assert run["rss_before_mib"] is not None
+
+
+def test_search_answers_every_query_kind(results: tuple[dict[str, Any], str]) -> None:
+    _search_checked(results[0]["search"]["ssechat"])
+    assert "## Search" in results[1]
+    assert "search p95, worst query kind (SQLite)" in results[1]
+
+
+def test_import_brings_every_conversation(results: tuple[dict[str, Any], str]) -> None:
+    _imports_checked(results[0]["import"], "ssechat")
+    assert "## Import of a big export" in results[1]
+
+
 # --- ssechat on PostgreSQL + Redis, two processes ---------------------------------------------
 
 
@@ -162,3 +201,25 @@ def test_two_processes_on_postgres_and_redis_stream_and_start(
     for key in ("cpu_ms_per_start", "redis_ms_per_start", "pg_ms_per_start", "total_ms_per_start"):
         assert start[key] is not None, key
     assert start["total_ms_per_start"] >= start["cpu_ms_per_start"] > 0
+
+
+# --- search and import on PostgreSQL -----------------------------------------------------------
+
+
+def test_search_and_import_on_postgres(tmp_path: Path) -> None:
+    # About 10 s: a PostgreSQL cluster and a redis-server, a server per measurement.
+    if postgres_binaries() is None or redis_binary() is None:
+        pytest.skip("PostgreSQL or Redis is not installed (make test installs them)")
+    argv = [sys.executable, "-m", "bench.run", "--quick", "--peers=ssechat-pg"]
+    done = subprocess.run(
+        [*argv, "--scenarios=search,import", f"--out={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads((tmp_path / "results.json").read_text())
+    _search_checked(data["search"]["ssechat-pg"])
+    _imports_checked(data["import"], "ssechat-pg")

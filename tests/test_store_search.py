@@ -10,6 +10,7 @@ import pytest
 
 from ssechat.errors import InvalidRequestError
 from ssechat.store import Store, open_store
+from ssechat.store import search as search_module
 from ssechat.store.dialects import pick
 from ssechat.store.migrations import MIGRATIONS, apply_migrations
 from ssechat.store.search_query import MARK_END, MARK_START, SearchHit
@@ -182,14 +183,32 @@ async def test_pages_follow_the_cursor_without_repeats(store: Store) -> None:
     assert updated == sorted(updated, reverse=True)
 
 
+async def test_only_the_newest_candidates_are_ranked(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A word in more of the owner's messages (and titles) than CANDIDATES: the hits are the
+    # newest of them; another user's newer ones take no place among them.
+    monkeypatch.setattr(search_module, "CANDIDATES", 3)
+    made = [await say(store, f"needle {i} hay", title=f"needle title {i}") for i in range(5)]
+    await say(store, "needle of bob", title="needle bob", owner=OTHER)
+    hits, cursor = await store.search(OWNER, "needle", limit=50)
+    assert cursor is None
+    assert {hit.conversation_id for hit in hits if hit.message_id is not None} == set(made[2:])
+    assert {hit.conversation_id for hit in hits if hit.message_id is None} == set(made[2:])
+    assert [marked(hit) for hit in hits] == [["needle"]] * 6
+    # Fewer matches than CANDIDATES: all of them, whatever their age.
+    (hit,), _ = await store.search(OWNER, "0 hay")
+    assert hit.conversation_id == made[0]
+
+
 async def test_a_bad_limit_or_cursor_is_refused(store: Store) -> None:
     await say(store, "word " * 3)
     for limit in (0, 51):
         with pytest.raises(InvalidRequestError):
             await store.search(OWNER, "word", limit=limit)
-    for cursor in ("nonsense", "W10"):
+    for bad in ("nonsense", "W10"):
         with pytest.raises(InvalidRequestError):
-            await store.search(OWNER, "word", cursor=cursor)
+            await store.search(OWNER, "word", cursor=bad)
     await say(store, "word again")
     _, cursor = await store.search(OWNER, "word", limit=1)
     assert cursor is not None

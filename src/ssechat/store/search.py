@@ -9,6 +9,14 @@ then the snippets of that page only (FTS5's ``snippet``, ``ts_headline``: each c
 the text, so never for the hits past the page). The owner check is in the first statement's
 ``WHERE``, as every read's is: another user's conversation is never a hit.
 
+What is ranked: the owner's newest ``CANDIDATES`` (1 000) matching messages, and apart their
+newest ``CANDIDATES`` matching titles (SQLite: the most recently written titles; PostgreSQL:
+the most recently updated conversations). A query that matches fewer is ranked whole, as
+before; one that matches more (a common word) shows the best of its newest hits, and its pages
+end there. This is what keeps a search fast whatever it matches (``bench/RESULTS.md``, search:
+a word in every one of 200 000 messages took 340 ms on SQLite and 860 ms on PostgreSQL at p95
+when every hit was ranked): the databases walk a word's hits newest first and stop.
+
 There is no portable full-text search, so this module holds SQL of both databases; it is the one
 module besides ``store.dialects`` (and the migration) that tells them apart, by the connection's
 dialect name, because the choice is made per query. It must never build SQL from the user's text
@@ -37,48 +45,70 @@ from ssechat.store.search_query import (
 )
 from ssechat.store.threads import StoreThreads, reads
 
-__all__ = ["MAX_LIMIT", "SQLSearch"]
+__all__ = ["CANDIDATES", "MAX_LIMIT", "SQLSearch"]
 
 MAX_LIMIT = 50
 """The most hits a page holds."""
 
+CANDIDATES = 1_000
+"""How many of the owner's newest matching messages (and, apart, titles) a search ranks: a
+query that matches more shows the best of its newest ``CANDIDATES``, so that a word found in
+every message costs no more than one found in a thousand (``bench/RESULTS.md``, search)."""
+
 _SNIPPET_TOKENS = 24  # FTS5's snippet length, in tokens; ts_headline's MaxWords below matches it
 
+# Each side ranks only its newest CANDIDATES hits of the owner: FTS5 walks a word's hits in
+# rowid order (newest first, DESC) and stops there, so a word in every message costs what a rare
+# one does, instead of a bm25 and a join for each of its hits. The snippets' statements then
+# read the page's rows in one pass over the rowid range of the page (see _snippets).
 _SQLITE_PAGE = sa.text(
-    "SELECT conversation_id, title, updated_at, message_id, role, rank FROM ("
-    " SELECT c.id AS conversation_id, c.title AS title, c.updated_at AS updated_at,"
-    "  m.id AS message_id, m.role AS role, m.seq AS seq, -bm25(messages_fts) AS rank"
-    " FROM messages_fts JOIN messages AS m ON m.seq = messages_fts.rowid"
-    " JOIN conversations AS c ON c.id = m.conversation_id"
-    " WHERE messages_fts MATCH :match AND c.owner = :owner"
+    "SELECT conversation_id, title, updated_at, message_id, role, key, rank FROM ("
+    " SELECT * FROM ("
+    "  SELECT c.id AS conversation_id, c.title AS title, c.updated_at AS updated_at,"
+    "   m.id AS message_id, m.role AS role, m.seq AS seq, messages_fts.rowid AS key,"
+    "   -bm25(messages_fts) AS rank"
+    "  FROM messages_fts JOIN messages AS m ON m.seq = messages_fts.rowid"
+    "  JOIN conversations AS c ON c.id = m.conversation_id"
+    "  WHERE messages_fts MATCH :match AND c.owner = :owner"
+    "  ORDER BY messages_fts.rowid DESC LIMIT :candidates)"
     " UNION ALL"
-    " SELECT c.id, c.title, c.updated_at, NULL, NULL, 0, -bm25(titles_fts)"
-    " FROM titles_fts JOIN conversations AS c ON c.id = titles_fts.conversation_id"
-    " WHERE titles_fts MATCH :match AND c.owner = :owner"
+    " SELECT * FROM ("
+    "  SELECT c.id, c.title, c.updated_at, NULL, NULL, 0, titles_fts.rowid, -bm25(titles_fts)"
+    "  FROM titles_fts JOIN conversations AS c ON c.id = titles_fts.conversation_id"
+    "  WHERE titles_fts MATCH :match AND c.owner = :owner"
+    "  ORDER BY titles_fts.rowid DESC LIMIT :candidates)"
     ") AS hits ORDER BY rank DESC, updated_at DESC, seq DESC, conversation_id"
     " LIMIT :limit OFFSET :offset"
 )
+# "+rowid": a filter on the rows the range gives, not a constraint handed to FTS5, which would
+# evaluate the query once per listed rowid (for a prefix, each time merging every term's hits).
 _SQLITE_MESSAGE_SNIPPETS = sa.text(
-    "SELECT m.id, snippet(messages_fts, 0, :start, :end, '…', :tokens)"
-    " FROM messages_fts JOIN messages AS m ON m.seq = messages_fts.rowid"
-    " WHERE messages_fts MATCH :match AND m.id IN :ids"
+    "SELECT rowid, snippet(messages_fts, 0, :start, :end, '…', :tokens) FROM messages_fts"
+    " WHERE messages_fts MATCH :match AND rowid BETWEEN :low AND :high AND +rowid IN :ids"
 ).bindparams(sa.bindparam("ids", expanding=True))
 _SQLITE_TITLE_SNIPPETS = sa.text(
-    "SELECT conversation_id, snippet(titles_fts, 0, :start, :end, '…', :tokens)"
-    " FROM titles_fts WHERE titles_fts MATCH :match AND conversation_id IN :ids"
+    "SELECT rowid, snippet(titles_fts, 0, :start, :end, '…', :tokens) FROM titles_fts"
+    " WHERE titles_fts MATCH :match AND rowid BETWEEN :low AND :high AND +rowid IN :ids"
 ).bindparams(sa.bindparam("ids", expanding=True))
 
+# The same candidates: PostgreSQL's planner walks the primary key backwards while most rows
+# match (a common word) and reads a rare word's few rows from the GIN index.
 _POSTGRES_PAGE = sa.text(
-    "SELECT conversation_id, title, updated_at, message_id, role, rank FROM ("
-    " SELECT c.id AS conversation_id, c.title AS title, c.updated_at AS updated_at,"
-    "  m.id AS message_id, m.role AS role, m.seq AS seq, ts_rank(m.search, q) AS rank"
-    " FROM to_tsquery('simple', :match) AS q, messages AS m"
-    " JOIN conversations AS c ON c.id = m.conversation_id"
-    " WHERE m.search @@ q AND c.owner = :owner"
+    "SELECT conversation_id, title, updated_at, message_id, role, key, rank FROM ("
+    " SELECT * FROM ("
+    "  SELECT c.id AS conversation_id, c.title AS title, c.updated_at AS updated_at,"
+    "   m.id AS message_id, m.role AS role, m.seq AS seq, m.id AS key,"
+    "   ts_rank(m.search, q) AS rank"
+    "  FROM to_tsquery('simple', :match) AS q, messages AS m"
+    "  JOIN conversations AS c ON c.id = m.conversation_id"
+    "  WHERE m.search @@ q AND c.owner = :owner"
+    "  ORDER BY m.seq DESC LIMIT :candidates) AS in_messages"
     " UNION ALL"
-    " SELECT c.id, c.title, c.updated_at, NULL, NULL, 0, ts_rank(c.search, q)"
-    " FROM to_tsquery('simple', :match) AS q, conversations AS c"
-    " WHERE c.search @@ q AND c.owner = :owner"
+    " SELECT * FROM ("
+    "  SELECT c.id, c.title, c.updated_at, NULL, NULL, 0, c.id, ts_rank(c.search, q)"
+    "  FROM to_tsquery('simple', :match) AS q, conversations AS c"
+    "  WHERE c.search @@ q AND c.owner = :owner"
+    "  ORDER BY c.updated_at DESC LIMIT :candidates) AS in_titles"
     ") AS hits ORDER BY rank DESC, updated_at DESC, seq DESC, conversation_id"
     " LIMIT :limit OFFSET :offset"
 )
@@ -128,7 +158,13 @@ class SQLSearch:
         match = tsquery_text(parsed) if postgres else fts5_match(parsed)
         page = conn.execute(
             _POSTGRES_PAGE if postgres else _SQLITE_PAGE,
-            {"match": match, "owner": owner, "limit": limit + 1, "offset": offset},
+            {
+                "match": match,
+                "owner": owner,
+                "limit": limit + 1,
+                "offset": offset,
+                "candidates": CANDIDATES,
+            },
         ).all()
         more = len(page) > limit
         page = page[:limit]
@@ -141,8 +177,7 @@ class SQLSearch:
                 message_id=row.message_id,
                 role=row.role,
                 snippet=split_snippet(
-                    snippets.get((row.message_id is None, row.message_id or row.conversation_id))
-                    or (row.title or "")
+                    snippets.get((row.message_id is None, row.key)) or (row.title or "")
                 ),
             )
             for row in page
@@ -152,10 +187,11 @@ class SQLSearch:
 
 def _snippets(
     conn: sa.Connection, postgres: bool, match: str, page: Sequence[sa.Row[Any]]
-) -> dict[tuple[bool, str], str]:
-    """The marked snippet of each hit of ``page``, by (is a title, message or conversation id)."""
-    messages = [row.message_id for row in page if row.message_id is not None]
-    titles = [row.conversation_id for row in page if row.message_id is None]
+) -> dict[tuple[bool, Any], str]:
+    """The marked snippet of each hit of ``page``, by (is a title, the page's ``key``: FTS5's
+    rowid on SQLite, the message's or conversation's id on PostgreSQL)."""
+    messages = [row.key for row in page if row.message_id is not None]
+    titles = [row.key for row in page if row.message_id is None]
     if postgres:
         params: dict[str, Any] = {
             "match": match,
@@ -167,14 +203,16 @@ def _snippets(
     else:
         params = {"match": match, "start": MARK_START, "end": MARK_END, "tokens": _SNIPPET_TOKENS}
         statements = (_SQLITE_MESSAGE_SNIPPETS, _SQLITE_TITLE_SNIPPETS)
-    found: dict[tuple[bool, str], str] = {}
-    for is_title, ids, statement in (
+    found: dict[tuple[bool, Any], str] = {}
+    for is_title, keys, statement in (
         (False, messages, statements[0]),
         (True, titles, statements[1]),
     ):
-        if ids:
-            for key, text in conn.execute(statement, {**params, "ids": ids}):
-                if postgres:
-                    text = text.replace(_LT, "<").replace(_GT, ">")
-                found[(is_title, key)] = text
+        if not keys:
+            continue
+        bounds = {} if postgres else {"low": min(keys), "high": max(keys)}
+        for key, text in conn.execute(statement, {**params, **bounds, "ids": keys}):
+            if postgres:
+                text = text.replace(_LT, "<").replace(_GT, ">")
+            found[(is_title, key)] = text
     return found
