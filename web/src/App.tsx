@@ -23,7 +23,7 @@ import { SignIn } from "./pages/SignIn";
 import { SignUp } from "./pages/SignUp";
 import { Tools } from "./pages/Tools";
 import { Users } from "./pages/Users";
-import { decide, parseRoute } from "./routes";
+import { decide, focusFromSearch, parseRoute } from "./routes";
 import type { SessionStore } from "./session";
 
 export function App({ api, session }: { api: Api; session: SessionStore }) {
@@ -60,7 +60,9 @@ export function App({ api, session }: { api: Api; session: SessionStore }) {
         <ChatContext.Provider value={core}>
           <ChatPage
             key={owner ?? ""}
+            api={api}
             conversationId={chatId(location.path)}
+            focusMessageId={focusFromSearch(location.search)}
             user={state.phase === "signed-in" ? state.user : null}
             onSignOut={signOut}
           />
@@ -81,7 +83,7 @@ export function App({ api, session }: { api: Api; session: SessionStore }) {
     case "setup":
       return <Setup api={api} onSignedIn={signedIn} />;
     case "settings":
-      return <Settings api={api} />;
+      return <Settings api={api} accounts={state.phase !== "open"} />;
     case "users":
       return state.phase === "signed-in" ? <Users api={api} user={state.user} /> : null;
     case "tools":

@@ -16,6 +16,7 @@
 import type { components } from "../generated/api";
 import { EventStreamParser, type ServerSentEvent } from "./sse";
 import { toToolCall, toToolEvent, type ToolEvent } from "./tools";
+import { type UploadOptions, uploadImport } from "./transfer";
 
 // --- the server's shapes -------------------------------------------------------------------
 //
@@ -99,6 +100,13 @@ export type McpServerList = Schemas["McpServerList"];
 export type McpServerCreate = Schemas["McpServerCreate"];
 export type McpServerPatch = Schemas["McpServerPatch"];
 export type McpTool = Schemas["McpTool"];
+
+/** A page of search hits (`GET /api/search`); a hit's snippet is plain text parts, never markup. */
+export type SearchPage = Schemas["SearchPage"];
+export type SearchHit = Schemas["SearchHitOut"];
+export type SnippetPart = Schemas["SnippetPartOut"];
+/** What `POST /api/import` did: conversations written, and those already here. */
+export type ImportResult = Schemas["ImportResult"];
 
 // --- run stream events ---------------------------------------------------------------------
 //
@@ -350,6 +358,32 @@ export class Api {
 
   async deleteMcpServer(name: string): Promise<void> {
     await this.request("DELETE", `/api/admin/mcp/${enc(name)}`, undefined, { Accept: JSON_TYPE });
+  }
+
+  // --- search and import ---------------------------------------------------------------------
+
+  /** The user's conversations whose title or messages match `query`; 400 for a blank query. */
+  search(
+    query: string,
+    options: { limit?: number; cursor?: string | null; signal?: AbortSignal } = {},
+  ): Promise<SearchPage> {
+    const params = new URLSearchParams({ q: query });
+    if (options.limit) params.set("limit", String(options.limit));
+    if (options.cursor) params.set("cursor", options.cursor);
+    return this.json("GET", `/api/search?${params.toString()}`, undefined, { signal: options.signal });
+  }
+
+  /**
+   * Import an export file (ours, ChatGPT's, LibreChat's) with upload progress (`transfer.ts`);
+   * a 401 is reported like any other call's.
+   */
+  async importFile(file: Blob, options: Omit<UploadOptions, "baseUrl"> = {}): Promise<ImportResult> {
+    try {
+      return await uploadImport(file, { ...options, baseUrl: this.base });
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) this.reportUnauthenticated(error);
+      throw error;
+    }
   }
 
   // --- plumbing ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import "katex/dist/katex.min.css";
 import "./styles.css";
 import "./pages/pages.css";
+import "./components/search.css";
 
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";

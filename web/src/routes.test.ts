@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import type { AuthStatus, Me } from "./api";
-import { conversationPath, decide, parseRoute, safeNext, tokenFromHash } from "./routes";
+import { conversationPath, decide, focusFromSearch, parseRoute, safeNext, tokenFromHash } from "./routes";
 import type { Session, SignedOutReason } from "./session";
 
 const status = (signup: AuthStatus["signup"] = "closed"): AuthStatus => ({
@@ -95,10 +95,11 @@ describe("decide", () => {
     expect(decide({ phase: "unreachable", message: "down" }, "/c/x")).toEqual({ kind: "page", page: "boot" });
   });
 
-  it("keeps the chat as it was when accounts are off, with no account pages", () => {
+  it("keeps the chat as it was when accounts are off, with settings (the data) but no account pages", () => {
     expect(decide(open, "/")).toEqual({ kind: "page", page: "chat" });
     expect(decide(open, "/c/abc")).toEqual({ kind: "page", page: "chat" });
-    for (const path of ["/login", "/signup", "/setup", "/settings", "/admin/users", "/elsewhere"]) {
+    expect(decide(open, "/settings")).toEqual({ kind: "page", page: "settings" });
+    for (const path of ["/login", "/signup", "/setup", "/admin/users", "/elsewhere"]) {
       expect(decide(open, path)).toEqual({ kind: "redirect", to: "/", next: null });
     }
   });
@@ -146,5 +147,25 @@ describe("decide", () => {
     expect(decide(signedIn(), "/login")).toEqual({ kind: "redirect", to: "/", next: null });
     expect(decide(signedIn(), "/setup")).toEqual({ kind: "redirect", to: "/", next: null });
     expect(decide(signedIn(), "/signup")).toEqual({ kind: "redirect", to: "/", next: null });
+  });
+});
+
+describe("a conversation opened at a message (a search hit)", () => {
+  it("carries the message in the query, escaped", () => {
+    expect(conversationPath("c1")).toBe("/c/c1");
+    expect(conversationPath("c/1", "m&1=2")).toBe("/c/c%2F1?m=m%261%3D2");
+    expect(conversationPath(null, "m1")).toBe("/");
+  });
+
+  it("reads the message back from the query, and nothing else", () => {
+    expect(focusFromSearch("?m=m%261%3D2")).toBe("m&1=2");
+    expect(focusFromSearch(new URL("http://x" + conversationPath("c", "abc")).search)).toBe("abc");
+    expect(focusFromSearch("")).toBeNull();
+    expect(focusFromSearch("?m=")).toBeNull();
+    expect(focusFromSearch("?q=abc")).toBeNull();
+    expect(parseRoute(new URL("http://x" + conversationPath("c", "abc")).pathname)).toEqual({
+      name: "chat",
+      conversationId: "c",
+    });
   });
 });

@@ -61,9 +61,23 @@ export function parseRoute(path: string): Route {
   return { name: "unknown" };
 }
 
-/** The URL of a conversation (null: a new chat). */
-export function conversationPath(id: string | null): string {
-  return id === null ? PATHS.chat : `/c/${encodeURIComponent(id)}`;
+/**
+ * The URL of a conversation (null: a new chat); with `messageId`, opened on the branch holding
+ * that message, scrolled to it (a search hit): `/c/<id>?m=<message id>`.
+ */
+export function conversationPath(id: string | null, messageId: string | null = null): string {
+  if (id === null) return PATHS.chat;
+  const path = `/c/${encodeURIComponent(id)}`;
+  return messageId === null ? path : `${path}?${FOCUS_PARAM}=${encodeURIComponent(messageId)}`;
+}
+
+/** The query parameter naming the message a conversation opens at. */
+const FOCUS_PARAM = "m";
+
+/** The message a URL's query (`location.search`) asks the conversation to open at, or null. */
+export function focusFromSearch(search: string): string | null {
+  const value = new URLSearchParams(search).get(FOCUS_PARAM);
+  return value === null || value.trim() === "" ? null : value;
 }
 
 /** The pages a "next" path may lead to after signing in. */
@@ -116,8 +130,9 @@ export function decide(session: Session, path: string, next: string | null = nul
     case "unreachable":
       return page("boot");
     case "open":
-      // Accounts off: the chat as it always was; account pages do not exist.
-      return route.name === "chat" ? page("chat") : redirect(PATHS.chat);
+      // Accounts off: the chat as it always was, and settings for the data (export, import);
+      // the other account pages do not exist.
+      return route.name === "chat" || route.name === "settings" ? page(route.name) : redirect(PATHS.chat);
     case "setup":
       return route.name === "setup" ? page("setup") : redirect(PATHS.setup);
     case "signed-out":

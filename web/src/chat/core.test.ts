@@ -360,4 +360,52 @@ describe("ChatCore", () => {
     expect(a1()?.content).toBe("half");
     expect(core.getState().live).toEqual({});
   });
+
+  describe("opening a search hit", () => {
+    /*
+     * u1 ─ a1 ─ u2 ─ a2      (the current branch)
+     *        └ u2b ─ a2b     (an edit of u2, older)
+     */
+    const tree = (): Message[] => [
+      message("u1", null, "user"),
+      message("a1", "u1", "assistant"),
+      message("u2b", "a1", "user"),
+      message("a2b", "u2b", "assistant"),
+      message("u2", "a1", "user"),
+      message("a2", "u2", "assistant"),
+    ];
+
+    it("switches to the branch holding the message, remembers it, and asks for it to be shown", async () => {
+      saved(api, "a2", ...tree());
+      await core.start("c1", "u2b");
+      expect(core.getState().leafId).toBe("a2b");
+      expect(core.getState().focus?.messageId).toBe("u2b");
+      expect(shown()).toEqual(["user:u1 text", "assistant:a1 text", "user:u2b text", "assistant:a2b text"]);
+      await waitFor(() => api.patches.length > 0, "the branch to be remembered");
+      expect(api.patches).toEqual([{ current_leaf_id: "a2b" }]);
+    });
+
+    it("keeps the current branch when it holds the message, and asks for it again each time", async () => {
+      saved(api, "a2", ...tree());
+      await core.start("c1", "a1");
+      const first = core.getState().focus;
+      expect(core.getState().leafId).toBe("a2");
+      expect(first?.messageId).toBe("a1");
+      await core.open("c1", "a1");
+      expect(core.getState().focus?.messageId).toBe("a1");
+      expect(core.getState().focus?.seq).not.toBe(first?.seq);
+      expect(api.patches).toEqual([]);
+    });
+
+    it("opens a title hit, or a message no longer there, as the conversation is", async () => {
+      saved(api, "a2", ...tree());
+      await core.start("c1", "gone");
+      expect(core.getState().leafId).toBe("a2");
+      expect(core.getState().focus).toBeNull();
+      await core.open(null);
+      await core.open("c1");
+      expect(core.getState().focus).toBeNull();
+      expect(api.patches).toEqual([]);
+    });
+  });
 });

@@ -33,7 +33,7 @@ import {
   isLocalId,
   placeholder,
 } from "./state";
-import { fallbackLeaf, siblingLeaf, toMap } from "./tree";
+import { fallbackLeaf, leafHolding, siblingLeaf, toMap } from "./tree";
 
 export type { ChatApi, ChatState, LiveView } from "./state";
 
@@ -48,6 +48,7 @@ export class ChatCore {
   /** The conversation being loaded; a send waits for it, so it continues the right branch. */
   private loading: Promise<void> | null = null;
   private noticeSeq = 0;
+  private focusSeq = 0;
   private olderLoaded = false;
 
   constructor(
@@ -92,9 +93,9 @@ export class ChatCore {
 
   // --- loading -------------------------------------------------------------------------------
 
-  /** Load the server's facts and the conversation list, then open `conversationId`. */
-  async start(conversationId: string | null): Promise<void> {
-    const opening = this.open(conversationId);
+  /** Load the server's facts and the conversation list, then open `conversationId` (at a message). */
+  async start(conversationId: string | null, focusMessageId: string | null = null): Promise<void> {
+    const opening = this.open(conversationId, focusMessageId);
     const facts = Promise.all([this.api.health(), this.api.models()]).then(
       ([health, models]) =>
         this.set({ health, models: models.models, defaultModel: models.default || health.default_model }),
@@ -138,13 +139,23 @@ export class ChatCore {
     }
   }
 
-  /** Show conversation `id` (null: a new, empty chat), resuming any answer still streaming. */
-  async open(id: string | null): Promise<void> {
+  /**
+   * Show conversation `id` (null: a new, empty chat), resuming any answer still streaming. With
+   * `focusMessageId` (a search hit), on the branch holding that message, brought into view.
+   */
+  async open(id: string | null, focusMessageId: string | null = null): Promise<void> {
     const seq = ++this.openSeq;
     this.runs.stopAll();
     this.loading = null;
     if (id === null) {
-      this.set({ currentId: null, conversation: null, messages: {}, leafId: null, loadingConversation: false });
+      this.set({
+        currentId: null,
+        conversation: null,
+        messages: {},
+        leafId: null,
+        focus: null,
+        loadingConversation: false,
+      });
       return;
     }
     const known = this.state.conversations.find((c) => c.id === id) ?? null;
@@ -154,6 +165,8 @@ export class ChatCore {
       conversation: known ?? (sameConversation ? this.state.conversation : null),
       messages: sameConversation ? this.state.messages : {},
       leafId: sameConversation ? this.state.leafId : null,
+      // Asked for now, shown once the tree is here (the view waits for the message to exist).
+      focus: focusMessageId === null ? null : { messageId: focusMessageId, seq: ++this.focusSeq },
       loadingConversation: true,
     });
     const loading = this.api.getConversation(id);
@@ -165,6 +178,7 @@ export class ChatCore {
       const detail = await loading;
       if (seq !== this.openSeq) return;
       this.showDetail(detail);
+      if (focusMessageId !== null) this.showBranchOf(detail.id, focusMessageId);
       this.runs.resume(id, this.state.messages);
     } catch (error) {
       if (seq !== this.openSeq) return;
@@ -344,6 +358,24 @@ export class ChatCore {
       if (this.state.leafId === leaf) this.set({ leafId: previous });
       this.notify(describe(error, "The branch could not be switched."));
     }
+  }
+
+  /**
+   * Show the branch holding `messageId` (`leafHolding`: the current one if it does), remembered
+   * on the server as the sibling switcher does; a message no longer there shows nothing more.
+   */
+  private showBranchOf(conversationId: string, messageId: string): void {
+    const leaf = leafHolding(this.state.messages, this.state.leafId, messageId);
+    if (leaf === null) {
+      this.set({ focus: null });
+      return;
+    }
+    if (leaf === this.state.leafId) return;
+    this.set({ leafId: leaf });
+    this.api.updateConversation(conversationId, { current_leaf_id: leaf }).catch((error: unknown) => {
+      // Shown as asked all the same: only remembering it failed (a reload shows the old branch).
+      this.notify(describe(error, "The branch could not be remembered."));
+    });
   }
 
   // --- runs ----------------------------------------------------------------------------------

@@ -74,6 +74,11 @@ export interface ChatState {
   readonly messages: MessageMap;
   /** The leaf of the displayed branch. */
   readonly leafId: string | null;
+  /**
+   * A message to bring into view and highlight (a search hit opened); `seq` changes each time,
+   * so opening the same hit again scrolls to it again.
+   */
+  readonly focus: { readonly messageId: string; readonly seq: number } | null;
   readonly live: Readonly<Record<string, LiveView>>;
   readonly notice: Notice | null;
   /** The tools conversations may offer their model (`GET /api/tools`); null: not loaded (yet). */
@@ -111,6 +116,7 @@ export const INITIAL_STATE: ChatState = {
   loadingConversation: false,
   messages: {},
   leafId: null,
+  focus: null,
   live: {},
   notice: null,
   tools: null,

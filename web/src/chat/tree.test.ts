@@ -6,6 +6,7 @@ import {
   childrenOf,
   deepestLeaf,
   fallbackLeaf,
+  leafHolding,
   renameMessage,
   siblingLeaf,
   siblingsOf,
@@ -121,5 +122,36 @@ describe("the message tree", () => {
     expect(Object.keys(renamed).sort()).toEqual(["local:2", "m7", "u1"]);
     expect(renamed.m7?.parent_id).toBe("u1");
     expect(renamed["local:2"]?.parent_id).toBe("m7");
+  });
+});
+
+describe("leafHolding (opening a search hit)", () => {
+  it("keeps the current leaf when its branch holds the message", () => {
+    expect(leafHolding(tree, "a2", "u2")).toBe("a2");
+    expect(leafHolding(tree, "a2b", "a1")).toBe("a2b");
+    expect(leafHolding(tree, "a3", "u1")).toBe("a3");
+    expect(leafHolding(tree, "a2", "a2")).toBe("a2");
+  });
+
+  it("otherwise descends from the message to its newest leaf", () => {
+    expect(leafHolding(tree, "a3", "a2")).toBe("a2");
+    expect(leafHolding(tree, "a3", "u2")).toBe("a2b");
+    expect(leafHolding(tree, "a1e", "u1")).toBe("a3");
+    expect(leafHolding(tree, "a2", "a1b")).toBe("a3");
+    expect(leafHolding(tree, null, "u1e")).toBe("a1e");
+    expect(leafHolding(tree, "gone", "a1")).toBe("a2b");
+  });
+
+  it("knows nothing of a message not in the tree", () => {
+    expect(leafHolding(tree, "a2", "missing")).toBeNull();
+  });
+
+  it("stops on a cycle instead of looping", () => {
+    const looped = {
+      ...tree,
+      x: { ...tree.u1!, id: "x", parent_id: "y" },
+      y: { ...tree.u1!, id: "y", parent_id: "x" },
+    };
+    expect(leafHolding(looped, "x", "a1")).toBe("a2b");
   });
 });

@@ -119,3 +119,21 @@ export function threadTo(messages: MessageMap, leafId: string | null): ThreadEnt
     };
   });
 }
+
+/**
+ * The leaf to show so that message `messageId` is on the displayed branch (opening a search
+ * hit): `currentLeaf` when its branch already holds the message, else the newest leaf under the
+ * message (the rule `fallbackLeaf` follows, descending from it). Null when the message is unknown.
+ */
+export function leafHolding(messages: MessageMap, currentLeaf: string | null, messageId: string): string | null {
+  if (!messages[messageId]) return null;
+  const seen = new Set<string>();
+  for (let id = currentLeaf; id !== null && !seen.has(id);) {
+    const message = messages[id];
+    if (!message) break;
+    if (id === messageId) return currentLeaf;
+    seen.add(id);
+    id = message.parent_id;
+  }
+  return deepestLeaf(messages, messageId);
+}

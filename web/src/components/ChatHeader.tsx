@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 
 import type { ChatState } from "../chat/core";
 import { titleOf } from "./Sidebar";
+import { ExportMenu } from "./ExportMenu";
 import { Icon } from "./Icon";
 import { ToolsPicker } from "./ToolsPicker";
 
@@ -59,6 +60,7 @@ export function ChatHeader(props: Props) {
           </Icon>
           <span className="prompt-label">System prompt</span>
         </button>
+        {state.currentId !== null && <ExportMenu conversationId={state.currentId} />}
         <button
           type="button"
           className="icon-button header-new-chat"

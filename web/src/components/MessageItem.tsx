@@ -47,7 +47,7 @@ function UserMessage({ message, siblingIndex, siblingCount, busy, actions }: Pro
       if (ok) setEditing(null);
     };
     return (
-      <article className="message user editing" aria-label="Your message">
+      <article className="message user editing" aria-label="Your message" data-message-id={message.id} tabIndex={-1}>
         <textarea
           className="edit-box"
           aria-label="Edit message"
@@ -82,7 +82,7 @@ function UserMessage({ message, siblingIndex, siblingCount, busy, actions }: Pro
   }
 
   return (
-    <article className="message user" aria-label="Your message">
+    <article className="message user" aria-label="Your message" data-message-id={message.id} tabIndex={-1}>
       <div className="bubble">{message.content}</div>
       <div className="message-actions">
         <SiblingNav message={message} index={siblingIndex} count={siblingCount} disabled={busy} actions={actions} />
@@ -109,7 +109,13 @@ function AssistantMessage({ message, siblingIndex, siblingCount, isLast, live, b
   const reasoning = message.reasoning ?? "";
   const calls = message.tool_calls ?? NO_CALLS;
   return (
-    <article className="message assistant" aria-label="Answer" aria-busy={streaming}>
+    <article
+      className="message assistant"
+      aria-label="Answer"
+      aria-busy={streaming}
+      data-message-id={message.id}
+      tabIndex={-1}
+    >
       {reasoning !== "" && (
         <Thinking
           reasoning={reasoning}

@@ -1,8 +1,12 @@
-import { memo, useEffect, useRef, useState } from "react";
+import { type KeyboardEvent, memo, useEffect, useRef, useState, useSyncExternalStore } from "react";
 
-import type { Conversation, Me } from "../api";
+import type { Conversation, Me, SearchHit } from "../api";
+import { PATHS } from "../routes";
+import type { SearchSession } from "../search";
 import { AccountMenu } from "./AccountMenu";
 import { Icon } from "./Icon";
+import { Link } from "./Link";
+import { SearchBox, type SearchBoxHandle, SearchResults, useSearchIds } from "./Search";
 
 interface Props {
   conversations: readonly Conversation[];
@@ -20,11 +24,46 @@ interface Props {
   onLoadMore(): void;
   onClose(): void;
   onSignOut(): Promise<void>;
+  /** The search of conversations; while it has a query, its hits replace the list. */
+  search: SearchSession;
+  /** Changes each time the shortcut (Ctrl+K, ⌘K) asks for the search box. */
+  searchRequest: number;
+  onOpenHit(hit: SearchHit): void;
 }
 
 export const Sidebar = memo(function Sidebar(props: Props) {
-  const { conversations, currentId, hasMore, open } = props;
+  const { conversations, currentId, hasMore, open, search, searchRequest, onOpenHit } = props;
   const [confirming, setConfirming] = useState<Conversation | null>(null);
+  const searchState = useSyncExternalStore(search.subscribe, search.getState, search.getState);
+  const searching = searchState.query.trim() !== "";
+  const box = useRef<SearchBoxHandle>(null);
+  const { listId, optionId } = useSearchIds();
+  const [chosen, setActive] = useState(-1);
+  const hits = searchState.results;
+  // A new query: no hit chosen yet ("Load more" keeps the choice).
+  useEffect(() => setActive(-1), [searchState.query]);
+  const active = chosen < hits.length ? chosen : -1;
+
+  // The shortcut: the sidebar is open (rendered visible) by now, so the box can take the focus.
+  useEffect(() => {
+    if (searchRequest > 0) box.current?.focus();
+  }, [searchRequest]);
+
+  const onSearchKey = (event: KeyboardEvent<HTMLInputElement>): void => {
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      if (hits.length === 0) return;
+      event.preventDefault();
+      const step = event.key === "ArrowDown" ? 1 : -1;
+      setActive(Math.max(0, Math.min(hits.length - 1, active + step)));
+    } else if (event.key === "Enter" && !event.nativeEvent.isComposing) {
+      // Not a hit of an older query while the typed one is still being asked.
+      const hit = searchState.status === "done" ? (hits[active] ?? hits[0]) : undefined;
+      if (!hit || !searching) return;
+      event.preventDefault();
+      onOpenHit(hit);
+    }
+  };
+
   return (
     <nav className={`sidebar${open ? " open" : ""}`} aria-label="Conversations">
       <div className="sidebar-head">
@@ -36,25 +75,34 @@ export const Sidebar = memo(function Sidebar(props: Props) {
           New chat
         </button>
       </div>
-      <ul className="conversation-list">
-        {conversations.map((conversation) => (
-          <ConversationItem
-            key={conversation.id}
-            conversation={conversation}
-            current={conversation.id === currentId}
-            onSelect={props.onSelect}
-            onRename={props.onRename}
-            onDelete={setConfirming}
-          />
-        ))}
-      </ul>
-      {hasMore && (
-        <button type="button" className="button subtle load-more" onClick={props.onLoadMore}>
-          Show older
-        </button>
+      <SearchBox
+        ref={box}
+        session={search}
+        listId={listId}
+        activeId={active >= 0 ? optionId(active) : null}
+        onKeyDown={onSearchKey}
+      />
+      {searching ? (
+        <SearchResults
+          session={search}
+          listId={listId}
+          active={active}
+          onActive={setActive}
+          onOpen={onOpenHit}
+          optionId={optionId}
+        />
+      ) : (
+        <ConversationList {...props} onConfirmDelete={setConfirming} />
       )}
-      {props.loaded && conversations.length === 0 && <p className="sidebar-empty">No conversations yet.</p>}
-      {props.user && <AccountMenu user={props.user} onSignOut={props.onSignOut} />}
+      {props.user ? (
+        <AccountMenu user={props.user} onSignOut={props.onSignOut} />
+      ) : (
+        <div className="account">
+          <Link to={PATHS.settings} className="button subtle">
+            Settings
+          </Link>
+        </div>
+      )}
       <ConfirmDelete
         conversation={confirming}
         onCancel={() => setConfirming(null)}
@@ -67,6 +115,32 @@ export const Sidebar = memo(function Sidebar(props: Props) {
     </nav>
   );
 });
+
+function ConversationList(props: Props & { onConfirmDelete(conversation: Conversation): void }) {
+  const { conversations, currentId, hasMore } = props;
+  return (
+    <>
+      <ul className="conversation-list">
+        {conversations.map((conversation) => (
+          <ConversationItem
+            key={conversation.id}
+            conversation={conversation}
+            current={conversation.id === currentId}
+            onSelect={props.onSelect}
+            onRename={props.onRename}
+            onDelete={props.onConfirmDelete}
+          />
+        ))}
+      </ul>
+      {hasMore && (
+        <button type="button" className="button subtle load-more" onClick={props.onLoadMore}>
+          Show older
+        </button>
+      )}
+      {props.loaded && conversations.length === 0 && <p className="sidebar-empty">No conversations yet.</p>}
+    </>
+  );
+}
 
 export function titleOf(conversation: Conversation | null): string {
   return conversation?.title?.trim() || "New chat";

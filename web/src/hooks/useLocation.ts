@@ -21,6 +21,8 @@ export interface NavState {
 
 export interface AppLocation {
   readonly path: string;
+  /** The query (`?m=…`: the message a conversation opens at), "" when there is none. */
+  readonly search: string;
   readonly state: NavState;
 }
 
@@ -37,7 +39,8 @@ function toNavState(raw: unknown): NavState {
 }
 
 function read(): AppLocation {
-  return { path: window.location.pathname, state: toNavState(window.history.state) };
+  const { pathname, search } = window.location;
+  return { path: pathname, search, state: toNavState(window.history.state) };
 }
 
 function snapshot(): AppLocation {
@@ -59,11 +62,11 @@ function subscribe(listener: () => void): () => void {
   };
 }
 
-/** Go to `path` (a new history entry, or in place of this one with `replace`). */
+/** Go to `path` (with its query, if any: a new history entry, or in place of this one with `replace`). */
 export function navigate(path: string, options: { replace?: boolean; state?: NavState } = {}): void {
   const state = options.state ?? {};
   if (options.replace) window.history.replaceState(state, "", path);
-  else if (path !== window.location.pathname) window.history.pushState(state, "", path);
+  else if (path !== window.location.pathname + window.location.search) window.history.pushState(state, "", path);
   else return; // already there: no duplicate entry for the back button
   changed();
 }

@@ -1,5 +1,6 @@
 /**
- * /settings: the user's password and API keys. A new key is shown once, in a read-only field
+ * /settings: the user's password, API keys, and data (export everything, import: `YourData`);
+ * with accounts off, the data only. A new key is shown once, in a read-only field
  * with a copy button; the server keeps only its hash and visible prefix, so it cannot be shown
  * again. Changing the password ends the user's other sessions and every API key (the server
  * does that; the list is reloaded to show it).
@@ -12,6 +13,7 @@ import { describe } from "../chat/state";
 import { copyText } from "../components/clipboard";
 import { ErrorLine, Field } from "../components/Field";
 import { AccountPage } from "./AccountPage";
+import { YourData } from "./YourData";
 
 const TIME = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
@@ -21,7 +23,19 @@ function formatTime(iso: string | null, none: string): string {
   return Number.isNaN(date.getTime()) ? iso : TIME.format(date);
 }
 
-export function Settings({ api }: { api: Api }) {
+/** With accounts off there is no password nor key: only the data section. */
+export function Settings({ api, accounts = true }: { api: Api; accounts?: boolean }) {
+  if (!accounts) {
+    return (
+      <AccountPage title="Settings" back>
+        <YourData api={api} />
+      </AccountPage>
+    );
+  }
+  return <AccountSettings api={api} />;
+}
+
+function AccountSettings({ api }: { api: Api }) {
   const [keys, setKeys] = useState<readonly ApiKeyInfo[] | null>(null);
   const [keysError, setKeysError] = useState<string | null>(null);
 
@@ -41,6 +55,7 @@ export function Settings({ api }: { api: Api }) {
     <AccountPage title="Settings" back>
       <PasswordSection api={api} onChanged={loadKeys} />
       <KeysSection api={api} keys={keys} error={keysError} setError={setKeysError} reload={loadKeys} />
+      <YourData api={api} />
     </AccountPage>
   );
 }
