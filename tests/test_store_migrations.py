@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from ssechat.store import migrations, open_store, schema
 from ssechat.store.dialects import pick
 from ssechat.store.migrations import MIGRATIONS, applied_migrations, apply_migrations
 
-from .store_support import OWNER, Database, sql
+from .store_support import OWNER, Database, Ticker, sql
 
 pytestmark = pytest.mark.anyio
 
@@ -72,6 +73,7 @@ SEARCH_OBJECTS = {
     "sqlite": {
         "table messages_fts (fts5)",
         "table titles_fts (fts5)",
+        "table titles_fts_keys",
         "view search_messages",
         "trigger messages_fts_insert",
         "trigger messages_fts_update",
@@ -113,7 +115,7 @@ def split_search(conn: Connection, description: dict[str, Any]) -> set[str]:
     rows = conn.exec_driver_sql(
         "SELECT type, name, sql FROM sqlite_master WHERE name LIKE '%fts%' "
         "AND sql IS NOT NULL AND type != 'table' OR sql LIKE 'CREATE VIRTUAL TABLE%' "
-        "OR name = 'search_messages'"
+        "OR name IN ('search_messages', 'titles_fts_keys')"
     )
     return {
         f"{kind} {name}" + (" (fts5)" if "USING fts5" in str(sql) else "")
@@ -212,3 +214,50 @@ async def test_a_database_from_a_newer_version_is_refused(database: Database) ->
     sql(database, "INSERT INTO _migrations (name, applied_at) VALUES ('m999_future', 9.0)")
     with pytest.raises(RuntimeError, match="m999_future"):
         await open_store(database)
+
+
+async def test_titles_indexed_before_m009_are_found_the_same_after_it(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A database of m008 (titles indexed by m007's triggers, renamed and deleted there too)
+    # migrates to m009 (SQLite: a key per title) and every search answers as before.
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[: NAMES.index("m009_title_keys")])
+    queries = ("zebra", "okapi", "zeb*", '"striped zebra"', "giraffe")
+    async with await open_store(database, clock=Ticker()) as store:
+        made = []
+        for i in range(8):
+            conversation = await store.create_conversation(
+                owner=OWNER, title=f"striped zebra {i}" if i % 2 else f"okapi {i}"
+            )
+            await store.start_exchange(
+                conversation.id, owner=OWNER, user_content=f"giraffe zebra {i}", model="m"
+            )
+            made.append(conversation.id)
+        await store.update_conversation(made[0], owner=OWNER, title="renamed zebra")
+        await store.delete_conversation(made[1], owner=OWNER)
+        before = {q: await store.search(OWNER, q, limit=50) for q in queries}
+    if not isinstance(database, str):  # a row of no conversation (left by a bug): dropped
+        sql(database, "INSERT INTO titles_fts (title, conversation_id) VALUES ('zebra', 'gone')")
+    monkeypatch.undo()
+    async with await open_store(database, clock=Ticker(1_800_000_000.0)) as store:
+        assert {q: await store.search(OWNER, q, limit=50) for q in queries} == before
+        assert sum(hit.message_id is None for hit in before["zebra"][0]) == 4
+        # The triggers m009 made: a rename and a delete reach the title by its key.
+        await store.update_conversation(made[3], owner=OWNER, title="plain")
+        await store.delete_conversation(made[5], owner=OWNER)
+        titles = {
+            hit.conversation_id
+            for hit in (await store.search(OWNER, "zebra", limit=50))[0]
+            if hit.message_id is None
+        }
+        assert titles == {made[0], made[7]}
+    assert [name for name, _ in recorded(database)] == NAMES
+    if not isinstance(database, str):
+        with contextlib.closing(sqlite3.connect(database)) as con:
+            assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            con.execute("INSERT INTO titles_fts (titles_fts, rank) VALUES ('integrity-check', 1)")
+            keys = con.execute("SELECT key, conversation_id FROM titles_fts_keys ORDER BY key")
+            indexed = con.execute("SELECT rowid, conversation_id FROM titles_fts ORDER BY rowid")
+            assert keys.fetchall() == indexed.fetchall()
+            titled = con.execute("SELECT count(*) FROM conversations WHERE title IS NOT NULL")
+            assert titled.fetchone() == (6,)

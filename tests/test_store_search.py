@@ -4,7 +4,13 @@ conversations, pages, and snippets as plain parts."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -258,3 +264,131 @@ async def test_the_migration_indexes_the_rows_it_finds(database: Database) -> No
         ("c1", "None"),
         ("c1", "m1"),
     ]
+
+
+# --- SQLite: the titles' index is reached by key (m009_title_keys) ----------------------------
+
+
+def query(path: Database, statement: str, parameters: Sequence[Any] = ()) -> list[Any]:
+    """The rows of one statement, read beside the store (SQLite)."""
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        return con.execute(statement, parameters).fetchall()
+
+
+def check_titles_index(path: Database) -> None:
+    """The database and both FTS5 indexes are whole, and each title is indexed once, under the
+    key its conversation's row in ``titles_fts_keys`` gives."""
+    assert query(path, "PRAGMA integrity_check") == [("ok",)]
+    for table in ("titles_fts", "messages_fts"):  # raises if the index disagrees with its rows
+        sql(path, f"INSERT INTO {table} ({table}, rank) VALUES ('integrity-check', 1)")
+    indexed = query(path, "SELECT rowid, conversation_id, title FROM titles_fts ORDER BY rowid")
+    keys = query(path, "SELECT key, conversation_id FROM titles_fts_keys ORDER BY key")
+    assert [(key, id) for key, id, _ in indexed] == keys
+    titled = query(path, "SELECT id, title FROM conversations WHERE title IS NOT NULL")
+    assert sorted((id, title) for _, id, title in indexed) == sorted(titled)
+
+
+def title_key(path: Database, conversation_id: str) -> int:
+    ((key,),) = query(
+        path, "SELECT key FROM titles_fts_keys WHERE conversation_id = ?", (conversation_id,)
+    )
+    return int(key)
+
+
+async def test_sqlite_titles_stay_indexed_once_through_renames_and_deletes(
+    store: Store, database: Database, backend: str
+) -> None:
+    made = [await say(store, f"text {i}", title=f"gazelle {i}") for i in range(6)]
+    untitled = await say(store, "no title yet")
+    await store.update_conversation(made[0], owner=OWNER, title="antelope 0")
+    await store.update_conversation(made[1], owner=OWNER, title=None)
+    await store.set_title_if_empty(untitled, "gazelle later")
+    await store.delete_conversation(made[2], owner=OWNER)
+    hits, _ = await store.search(OWNER, "gazelle")
+    assert {hit.conversation_id for hit in hits} == {*made[3:], untitled}
+    assert [hit.conversation_id for hit in (await store.search(OWNER, "antelope"))[0]] == [made[0]]
+    if backend != "sqlite":
+        return
+    check_titles_index(database)
+    # A save that leaves the title as it was re-indexes nothing: the title keeps its key (a
+    # re-indexed one would take a new, highest one).
+    kept = title_key(database, made[3])
+    await store.update_conversation(made[3], owner=OWNER, title="gazelle 3", model="m2")
+    assert title_key(database, made[3]) == kept
+    await store.update_conversation(made[3], owner=OWNER, title="gazelle three")
+    assert title_key(database, made[3]) > kept
+    check_titles_index(database)
+
+
+def trigger_plans(con: sqlite3.Connection) -> dict[str, list[str]]:
+    """What SQLite plans for each statement of the titles' triggers, run as the trigger runs
+    it (``old.x``/``new.x`` bound as parameters)."""
+    plans: dict[str, list[str]] = {}
+    rows = con.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE 'titles_fts_%'")
+    for name, text in rows.fetchall():
+        if not text.startswith("CREATE TRIGGER"):
+            continue
+        body = text.split(" BEGIN ", 1)[1].rsplit("END", 1)[0]
+        for statement in filter(None, (s.strip() for s in body.split(";"))):
+            bound = re.sub(r"\b(old|new)\.(\w+)", r":\1_\2", statement)
+            values = {"old_id": "x", "new_id": "x", "old_title": "t", "new_title": "t"}
+            plan = con.execute(f"EXPLAIN QUERY PLAN {bound}", values).fetchall()
+            plans.setdefault(name, []).extend(str(row[3]) for row in plan)
+    return plans
+
+
+def vm_steps(con: sqlite3.Connection, statement: str, parameters: Sequence[Any]) -> int:
+    """How many virtual machine instructions SQLite runs for a statement (its triggers and
+    FTS5's own statements included): a measure of work, unlike a time."""
+    steps = 0
+
+    def step() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    con.set_progress_handler(step, 1)
+    try:
+        con.execute(statement, parameters)
+    finally:
+        con.set_progress_handler(None, 1)
+    return steps
+
+
+async def test_sqlite_deletes_and_renames_reach_a_title_by_key(db_path: Path) -> None:
+    # m007's triggers found a title by its UNINDEXED conversation_id: a scan of every title per
+    # conversation deleted (20 000 titles, 1 400 conversations deleted: 10 s).
+    async with await open_store(db_path):
+        pass
+    with contextlib.closing(sqlite3.connect(db_path)) as con:
+        plans = trigger_plans(con)
+        assert set(plans) == {"titles_fts_insert", "titles_fts_update", "titles_fts_delete"}
+        for name, details in plans.items():
+            for detail in details:  # FTS5 without a constraint ("INDEX 0:") reads every row
+                assert not re.fullmatch(r"SCAN titles_fts VIRTUAL TABLE INDEX \d+:", detail)
+                assert not detail.startswith("SCAN titles_fts_keys"), (name, detail)
+        assert any("INDEX 0:=" in detail for detail in plans["titles_fts_delete"])
+
+        def add(count: int) -> list[str]:
+            ids = [uuid.uuid4().hex for _ in range(count)]
+            with con:
+                con.executemany(
+                    "INSERT INTO conversations (id, title, owner, created_at, updated_at) "
+                    "VALUES (?, ?, 'ann', 1, 1)",
+                    [(id, f"title {id[:6]} of a conversation") for id in ids],
+                )
+            return ids
+
+        def work(ids: list[str]) -> tuple[int, int]:
+            with con:
+                renamed = vm_steps(
+                    con, "UPDATE conversations SET title = 'renamed' WHERE id = ?", ids[:1]
+                )
+                deleted = vm_steps(con, "DELETE FROM conversations WHERE id = ?", ids[1:2])
+            return renamed, deleted
+
+        few = work(add(20))
+        many = work(add(4_000))  # by scan (m007's triggers): 100 times the instructions
+        for small, large in zip(few, many, strict=True):  # the rename, the delete
+            assert large < 2 * small, (few, many)
+    check_titles_index(db_path)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 import ssechat.store.transfer as transfer
 from ssechat.errors import ConflictError, InvalidRequestError, NotFoundError
-from ssechat.store import Store, open_store, schema
+from ssechat.store import LOCAL_OWNER, Store, open_store, schema
 from ssechat.store.sql import SQLStore
 from ssechat.transfer.chatgpt import parse_chatgpt
 from ssechat.transfer.model import ImportedConversation, ImportedMessage
@@ -465,3 +465,49 @@ async def test_the_start_sweeps_staged_imports_older_than_an_hour(database: Data
         young_rows = [row for row in after[table] if staged[young] in row or young in row]
         assert young_rows, table  # the young import is kept whole
         assert sorted(set(after[table]) - set(young_rows)) == sorted(kept[table]), table
+
+
+async def test_an_import_whose_user_is_deleted_meanwhile_publishes_nothing(
+    store: Store, database: Database
+) -> None:
+    # The user is deleted (their rows with them) while their file is being staged: the publish
+    # must not hand the staged rows to an owner no one can be; they go, and the import fails.
+    def user(email: str, role: str) -> Any:
+        return store.accounts.create_user(
+            email=email, name=None, password_hash="h", role=role, status="active"
+        )
+
+    admin = await user("admin@example.com", "admin")
+    doomed = await user("doomed@example.com", "user")
+    await _rich_conversation(store, doomed.id)
+    held = Held(_numbered(150), at=100)
+    failed: list[NotFoundError] = []
+
+    async def run() -> None:
+        try:
+            await store.import_conversations(held, owner=doomed.id)
+        except NotFoundError as error:
+            failed.append(error)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(run)
+        try:
+            await held.wait_reached()
+            assert await _staged_count(store) == 100
+            with anyio.fail_after(15):
+                await store.accounts.delete_user(doomed.id)
+        finally:
+            held.release()
+    (error,) = failed
+    assert "deleted" in str(error)
+    after = table_rows(database)
+    assert {table: after[table] for table in ("conversations", "messages", "imports")} == {
+        "conversations": [],
+        "messages": [],
+        "imports": [],
+    }
+    assert [row[0] for row in after["users"]] == [admin.id]
+    # Owners that exist import as ever: a user, and the owner of accounts off.
+    for owner in (admin.id, LOCAL_OWNER):
+        ids, _ = await store.import_conversations(given(_numbered(3)), owner=owner)
+        assert len(await store.export_conversations(owner=owner)) == len(ids) == 3

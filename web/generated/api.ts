@@ -3151,6 +3151,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description not found, or not yours (not_found) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description an answer is still being generated, the email or name is taken, or the tool call is not waiting for a decision (conflict) */
             409: {
                 headers: {

@@ -69,7 +69,7 @@ async def export_all(service: Service, user: CurrentUser) -> Response:
 
 @router.post(
     "/import",
-    responses=error_responses(400, 409, 413, 422, 429),
+    responses=error_responses(400, 404, 409, 413, 422, 429),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -87,7 +87,8 @@ class TransferService:
         for a file that is malformed or in no supported format; ``RateLimitedError`` (429),
         before a byte is read, while ``owner`` has an import under way or the process has
         ``MAX_IMPORTS_AT_ONCE``; ``ConflictError`` (409) when a concurrent import of the same
-        file took its ids."""
+        file took its ids; ``NotFoundError`` (404) when ``owner``'s account was deleted meanwhile
+        (nothing is published)."""
         self._take_import_place(owner)
         try:
             limit = self._settings.max_content_chars

@@ -210,9 +210,15 @@ class Store(Protocol):
     ) -> tuple[list[SearchHit], str | None]:
         """``owner``'s conversations whose title or message text matches ``query`` (the language
         of ``store.search_query``: words, "phrases", ``prefix*``; anything else is text, never
-        an error), best first (newest conversation first among equals): a hit per matching
-        message and per matching title, with a snippet. Also the next page's cursor, or None.
-        ``InvalidRequestError`` for a ``limit`` out of 1..50 or a cursor not of this query.
+        an error): a hit per matching message and per matching title, with a snippet. Also the
+        next page's cursor, or None. ``InvalidRequestError`` for a ``limit`` out of 1..50 or a
+        cursor not of this query.
+
+        What is ranked is not every match: the owner's newest ``store.search.CANDIDATES``
+        (1 000) matching messages, and apart their newest 1 000 matching titles, best first
+        (newest conversation first among equals). A query matching fewer is ranked whole; one
+        matching more (a common word) shows the best of its newest matches, and its pages end
+        there: an older match it leaves out is found by a more precise query.
         """
         ...
 
@@ -242,7 +248,9 @@ class Store(Protocol):
         propagates. Times are kept, the current leaf mapped; ids are new, but our own format
         keeps its ids when none is taken. ``InvalidRequestError`` for a tree that breaks the
         model's promise (a repeated id, a child before its parent); ``ConflictError`` when a
-        concurrent import of the same file of ours took the ids this one was keeping."""
+        concurrent import of the same file of ours took the ids this one was keeping;
+        ``NotFoundError`` when ``owner``, a user's id, names no user by the time it would be
+        published (their account was deleted meanwhile): nothing is imported."""
         ...
 
     # --- MCP server settings (server-wide, not a user's) ----------------------------------------

@@ -15,7 +15,8 @@ file, see ``api.transfer_service``), read on a worker thread, never inside a tra
     publish   one short write under the invariants lock: staged copies of what the owner got
               meanwhile (a concurrent import of the same file) are dropped, then the staged
               conversations and ``imports`` rows become the owner's: the one moment the
-              import becomes visible, whole
+              import becomes visible, whole; or, when the owner's account was deleted
+              meanwhile, a ``NotFoundError`` (the staged rows are deleted as on an error)
     on error  (the file breaks further on, a database error, cancellation) the staged rows are
               deleted, in batches, shielded from cancellation, and the error propagates
 
@@ -52,7 +53,7 @@ import sqlalchemy as sa
 
 from ssechat.errors import ConflictError, InvalidRequestError, NotFoundError
 from ssechat.store import schema
-from ssechat.store.models import Conversation, Message
+from ssechat.store.models import LOCAL_OWNER, Conversation, Message
 from ssechat.store.rows import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
@@ -138,6 +139,17 @@ _STAGING_OWNERS = (
     .where(_conversations.c.owner.like(f"{STAGING_PREFIX}%"))
     .distinct()
 )
+# The owner names no user while others exist: the owner's account was deleted. Owners are
+# users' ids whenever the database has users (accounts on: the signed-in user; accounts off:
+# the first admin, see ``auth.service``), and ``LOCAL_OWNER`` (accounts off, no admin yet) or
+# any string (the store's own callers and tests) when it has none.
+_users = schema.users
+_OWNER_GONE = sa.select(
+    sa.and_(
+        sa.exists(sa.select(_users.c.id)),
+        ~sa.exists(sa.select(_users.c.id).where(_users.c.id == sa.bindparam("b_owner"))),
+    )
+)
 _PUBLISH = (
     sa.update(_conversations)
     .where(_conversations.c.owner == sa.bindparam("b_staging"))
@@ -155,11 +167,17 @@ _BATCH = 100  # conversations per staging transaction, at most
 # so a batch holds the write lock well under 0.1 s. Smaller batches cost nothing in all: the
 # writes of a 42 MB import took the same CPU in batches of 2 MB and of 0.25 MB.
 _BATCH_CHARS = 200_000
-# Deleting costs about what inserting did (SQLite's index is updated by triggers; its titles'
-# index is scanned once per conversation deleted), so a cleanup transaction deletes at most
-# this many conversations, or this many of their messages.
-_DROP_CONVERSATIONS = 10
+# Deleting costs about what inserting did (SQLite's index is updated by triggers), so a
+# cleanup transaction deletes at most this many conversations, or this many of their messages.
+# Since m009 a title leaves SQLite's index by key (m007 scanned every title per conversation,
+# hence 10 then): with 20 000 other titles, a transaction of 100 conversations of 4 messages
+# of 2 000 characters took 40 ms of CPU, of 100 short ones 10-15 ms, and 500 messages of
+# 2 000 characters (the other bound) 35-60 ms.
+_DROP_CONVERSATIONS = 100
 _DROP_MESSAGES = 500
+# Duplicates are deleted whole, their messages unbounded: few at a time (rare: a concurrent
+# import of the same file).
+_DROP_DUPLICATES = 10
 
 _T = TypeVar("_T")
 
@@ -213,7 +231,7 @@ class SQLTransfer:
             # transactions first, so that the publish has little (usually nothing) left to drop.
             dropped: list[str] = []
             while more := await self._write(
-                functools.partial(_drop_duplicates, staging=staging, limit=_DROP_CONVERSATIONS),
+                functools.partial(_drop_duplicates, staging=staging, limit=_DROP_DUPLICATES),
                 owner=owner,
             ):
                 dropped += more
@@ -270,6 +288,12 @@ class SQLTransfer:
         # and the second drops what the first gave the owner; nothing else gives an owner
         # ``imports`` rows, so the updates below cannot collide with a key.
         self.threads.lock_invariants(conn)
+        if owner != LOCAL_OWNER and conn.execute(_OWNER_GONE, {"b_owner": owner}).scalar():
+            # The user was deleted while their file was staged (``delete_user`` takes the same
+            # lock: it ran before this, wholly). Their rows must not come back under an id no
+            # one can sign in as: the caller's cleanup deletes the staged rows, in short
+            # transactions, as for any failed import.
+            raise NotFoundError("your account was deleted during the import")
         dropped = _drop_duplicates(conn, owner=owner, staging=staging, limit=None)
         params = {"b_owner": owner, "b_staging": staging}
         conn.execute(_PUBLISH, params)
