@@ -261,3 +261,43 @@ async def test_titles_indexed_before_m009_are_found_the_same_after_it(
             assert keys.fetchall() == indexed.fetchall()
             titled = con.execute("SELECT count(*) FROM conversations WHERE title IS NOT NULL")
             assert titled.fetchone() == (6,)
+
+
+async def test_answers_streaming_before_m010_leave_the_index_and_come_back_when_they_end(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under m009 a streaming answer's saved batches were indexed; m010 indexes an answer once
+    # it ends: the migration takes the streaming ones out, and their end puts them in.
+    monkeypatch.setattr(
+        migrations, "MIGRATIONS", MIGRATIONS[: NAMES.index(MIGRATIONS[-1].__name__)]
+    )
+    async with await open_store(database, clock=Ticker()) as store:
+        conversation = await store.create_conversation(owner=OWNER)
+        done = await store.start_exchange(
+            conversation.id, owner=OWNER, user_content="first question", model="m"
+        )
+        await store.update_message(done.answer.id, content="ended aardvark", status="complete")
+        live = await store.start_exchange(
+            conversation.id, owner=OWNER, user_content="second question", model="m"
+        )
+        await store.save_partial_answers({live.answer.id: "streaming aardvark"})
+        assert len((await store.search(OWNER, "aardvark"))[0]) == 2
+    monkeypatch.undo()
+    async with await open_store(database, clock=Ticker(1_800_000_000.0)) as store:
+        hits, _ = await store.search(OWNER, "aardvark")
+        assert [hit.message_id for hit in hits] == [done.answer.id]
+        assert len((await store.search(OWNER, "question"))[0]) == 2  # questions stay indexed
+        await store.save_partial_answers({live.answer.id: "streaming aardvark, more"})
+        assert [hit.message_id for hit in (await store.search(OWNER, "more"))[0]] == []
+        await store.update_message(live.answer.id, content="stopped aardvark", status="stopped")
+        hits, _ = await store.search(OWNER, "aardvark")
+        assert sorted(str(hit.message_id) for hit in hits) == sorted(
+            [done.answer.id, live.answer.id]
+        )
+    assert [name for name, _ in recorded(database)] == NAMES
+    if not isinstance(database, str):
+        with contextlib.closing(sqlite3.connect(database)) as con:
+            assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            con.execute(
+                "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)"
+            )

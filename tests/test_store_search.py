@@ -149,18 +149,28 @@ async def test_other_users_conversations_never_appear(store: Store) -> None:
     assert [hit.conversation_id for hit in their_hits] == [theirs]
 
 
-async def test_an_answer_is_found_after_each_saved_batch_and_its_final_save(store: Store) -> None:
+async def test_an_answer_is_found_once_it_ends_never_while_it_streams(store: Store) -> None:
+    # Indexed in the saved batch that ends it (m010), not at each batch the saver writes.
     conversation = await store.create_conversation(owner=OWNER)
-    started = await store.start_exchange(conversation.id, owner=OWNER, user_content="q", model="m")
+    started = await store.start_exchange(
+        conversation.id, owner=OWNER, user_content="what about wildebeest", model="m"
+    )
     answer = started.answer.id
+    # The question is found at once; the streaming answer's batches are not.
+    assert [hit.role for hit in (await store.search(OWNER, "wildebeest"))[0]] == ["user"]
     await store.save_partial_answers({answer: "The first batch mentions zebras"})
-    hits, _ = await store.search(OWNER, "zebras")
-    assert [(hit.message_id, hit.role) for hit in hits] == [(answer, "assistant")]
+    assert (await store.search(OWNER, "zebras"))[0] == []
     await store.save_partial_answers({answer: "The first batch mentions zebras and giraffes"})
-    assert [hit.message_id for hit in (await store.search(OWNER, "giraffes"))[0]] == [answer]
+    assert (await store.search(OWNER, "giraffes"))[0] == []
+    await store.update_message(answer, content="Zebras, giraffes and okapis", status="complete")
+    hits, _ = await store.search(OWNER, "giraffes")
+    assert [(hit.message_id, hit.role) for hit in hits] == [(answer, "assistant")]
+    # An ended answer changed later (rewritten) is indexed again, its old words gone.
     await store.update_message(answer, content="Rewritten: only okapis", status="complete")
     assert (await store.search(OWNER, "zebras"))[0] == []
     assert [hit.message_id for hit in (await store.search(OWNER, "okapis"))[0]] == [answer]
+    await store.delete_conversation(conversation.id, owner=OWNER)
+    assert (await store.search(OWNER, "okapis"))[0] == []
 
 
 async def test_a_deleted_conversation_is_gone_from_results(store: Store) -> None:

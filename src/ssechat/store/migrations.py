@@ -356,6 +356,67 @@ def m009_title_keys(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def m010_index_finished_answers(conn: Connection) -> None:
+    # A streaming answer is indexed once, when it ends, not at each of its saved batches.
+    # m007 re-indexed an answer's whole text at every batch the run saver writes (every 0.5 s):
+    # about 20 times for a 10-second answer, each time removing the old text from the index
+    # and adding the new, so an answer's index work grew with the square of its length. The
+    # full benchmark measured it on the paced relay (bench/PROFILE.md, "Search"). A question is
+    # indexed as it is saved, an answer in the save that ends it (complete, length, stopped,
+    # error, interrupted: the last of its saved batches), and a search never shows the partial
+    # text of an answer still being written.
+    if conn.dialect.name == "postgresql":
+        # The generated vector is NULL while the answer streams: no tokenizing per batch, and
+        # the GIN entry is written once. (PostgreSQL cannot change a generated expression in
+        # place: the column is made again, and so its index.)
+        vector = (
+            "CASE WHEN status = 'streaming' THEN NULL ELSE to_tsvector('simple'::regconfig, "
+            "regexp_replace(content, '[^[:alnum:]]+', ' ', 'g')) END"
+        )
+        statements = [
+            "DROP INDEX ix_messages_search",
+            "ALTER TABLE messages DROP COLUMN search",
+            "ALTER TABLE messages ADD COLUMN search tsvector "
+            f"GENERATED ALWAYS AS ({vector}) STORED",
+            "CREATE INDEX ix_messages_search ON messages USING gin (search)",
+        ]
+    else:
+        strip = "replace(replace({}, char(57344), ''), char(57345), '')"
+        indexed = "{0}.content != '' AND {0}.status != 'streaming'"
+        statements = [
+            "DROP TRIGGER messages_fts_insert",
+            "DROP TRIGGER messages_fts_delete",
+            "DROP TRIGGER messages_fts_update",
+            "DROP VIEW search_messages",
+            "CREATE VIEW search_messages AS SELECT seq, "
+            f"{strip.format('content')} AS content FROM messages "
+            "WHERE content != '' AND status != 'streaming'",
+            "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages "
+            f"WHEN {indexed.format('new')} BEGIN "
+            "INSERT INTO messages_fts (rowid, content) "
+            f"VALUES (new.seq, {strip.format('new.content')}); END",
+            "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages "
+            f"WHEN {indexed.format('old')} BEGIN "
+            "INSERT INTO messages_fts (messages_fts, rowid, content) "
+            f"VALUES ('delete', old.seq, {strip.format('old.content')}); END",
+            # A batch of a streaming answer (streaming before and after) does nothing at all;
+            # one trigger for both halves, in this order (see m007).
+            "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, status ON messages "
+            "WHEN (new.content IS NOT old.content OR new.status IS NOT old.status) "
+            "AND (old.status != 'streaming' OR new.status != 'streaming') BEGIN "
+            "INSERT INTO messages_fts (messages_fts, rowid, content) "
+            f"SELECT 'delete', old.seq, {strip.format('old.content')} "
+            f"WHERE {indexed.format('old')}; "
+            "INSERT INTO messages_fts (rowid, content) "
+            f"SELECT new.seq, {strip.format('new.content')} WHERE {indexed.format('new')}; END",
+            # What streamed under m007 was indexed; it is not now: the index made again from
+            # the view (the texts themselves are in messages: nothing is lost).
+            "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
+        ]
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: Sequence[Migration] = (
     m001_conversations,
     m002_messages,
@@ -366,6 +427,7 @@ MIGRATIONS: Sequence[Migration] = (
     m007_search,
     m008_imports,
     m009_title_keys,
+    m010_index_finished_answers,
 )
 """Every migration, oldest first. Append only."""
 

@@ -2,8 +2,9 @@
 it, as ``store.tool_settings`` is), with the SQL of each database.
 
 What is indexed, and how it is kept up to date (triggers on SQLite's FTS5 tables, generated
-``tsvector`` columns on PostgreSQL), is migration ``m007_search``'s (and ``m009_title_keys``'s,
-how a title's row is found again); this module reads it. A
+``tsvector`` columns on PostgreSQL), is migration ``m007_search``'s (with ``m009_title_keys``:
+how a title's row is found again; ``m010_index_finished_answers``: an answer is indexed when it
+ends, not while it streams); this module reads it. A
 search is one read on the store's reader threads, in two statements on one snapshot: the page of
 hits, ranked (FTS5's ``bm25``, PostgreSQL's ``ts_rank``; newest conversation first among equals),
 then the snippets of that page only (FTS5's ``snippet``, ``ts_headline``: each costs a read of
