@@ -440,7 +440,7 @@ def _profile(results: dict[str, Any]) -> list[str]:
     profile = results.get("profile")
     if not profile or "skipped" in profile:
         return []
-    out = ["## 6. Where ssechat's CPU goes (py-spy)", "",
+    out = ["## 8. Where ssechat's CPU goes (py-spy)", "",
            "Self time by component, and inclusive time of chosen functions, as a share of the "
            "samples and as µs per relayed token (per started stream for `starts`). Analysis "
            "and proposals: [PROFILE.md](PROFILE.md).", ""]  # fmt: skip

@@ -68,7 +68,7 @@ def search_section(results: dict[str, Any]) -> list[str]:
     found = results.get("search") or {}
     if not found:
         return []
-    out = ["## Search", ""]
+    out = ["## 6. Search", ""]
     for peer, database in _DATABASES:
         run = found.get(peer)
         if not run:
@@ -118,7 +118,7 @@ def import_section(results: dict[str, Any]) -> list[str]:
         for key, run in found["runs"].items()
     ]  # fmt: skip
     return [
-        "## Import of a big export",
+        "## 7. Import of a big export",
         "",
         f"A ChatGPT export written by `bench/exports.py`: {sizes['conversations']:,} "
         f"conversations of {sizes['messages']} messages of ~{sizes['chars']} characters, as "

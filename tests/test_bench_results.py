@@ -349,7 +349,7 @@ def test_every_section_and_every_peer_is_in_the_report() -> None:
         "## 3. Starting streams",
         "## 4. Idle streams and resume (ssechat)",
         "## 5. Tools (MCP)",
-        "## 6. Where ssechat's CPU goes (py-spy)",
+        "## 8. Where ssechat's CPU goes (py-spy)",
         "## Disturbance",
     ]
     cancel_row = next(line for line in markdown.splitlines() if "| cancel of a live run" in line)
