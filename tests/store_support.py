@@ -80,8 +80,10 @@ def table_rows(database: Database) -> dict[str, list[tuple[Any, ...]]]:
             name
             for (name,) in con.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                # The full-text index (FTS5's tables): derived from the rows, not data.
+                # The full-text index (FTS5's tables, and what is still to be indexed): derived
+                # from the rows, not data.
                 " AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'titles_fts%'"
+                " AND name != 'search_pending'"
             )
         ]
         return {

@@ -155,13 +155,13 @@ def _imports_checked(found: dict[str, Any], peer: str) -> None:
 
 def test_search_answers_every_query_kind(results: tuple[dict[str, Any], str]) -> None:
     _search_checked(results[0]["search"]["ssechat"])
-    assert "## Search" in results[1]
+    assert "## 6. Search" in results[1]
     assert "search p95, worst query kind (SQLite)" in results[1]
 
 
 def test_import_brings_every_conversation(results: tuple[dict[str, Any], str]) -> None:
     _imports_checked(results[0]["import"], "ssechat")
-    assert "## Import of a big export" in results[1]
+    assert "## 7. Import of a big export" in results[1]
 
 
 # --- ssechat on PostgreSQL + Redis, two processes ---------------------------------------------

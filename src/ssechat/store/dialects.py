@@ -41,6 +41,9 @@ class Dialect:
     portable executemany: ``(conn, [(id, text)], reasoning or None, now)``."""
     writers: int = 1
     """How many writes may run at once (SQLite: one, its file has one writer)."""
+    index_search: Callable[[sa.Connection, int], int] | None = None
+    """The search index's deferred work, if the database defers it: ``(conn, limit)`` indexes
+    up to ``limit`` pending messages and says how many (SQLite; ``store.indexer`` runs it)."""
 
 
 def pick(url_or_path: str | os.PathLike[str] | None) -> Dialect:
@@ -67,4 +70,10 @@ def pick(url_or_path: str | os.PathLike[str] | None) -> Dialect:
             f"unsupported database URL scheme; use {postgres.SUPPORTED}, or {sqlite.SUPPORTED}"
         )
     url = sqlite.resolve_url(url_or_path)
-    return Dialect(url, sqlite.create_engines, sqlite.lock_invariants, sqlite.unreachable)
+    return Dialect(
+        url,
+        sqlite.create_engines,
+        sqlite.lock_invariants,
+        sqlite.unreachable,
+        index_search=sqlite.index_pending,
+    )

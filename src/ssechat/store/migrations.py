@@ -417,6 +417,54 @@ def m010_index_finished_answers(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def m011_search_pending(conn: Connection) -> None:
+    # SQLite: a saved message is noted as pending, and written into the FTS5 index in batches
+    # by ``store.indexer`` (every half second, and before a search), not by the trigger in the
+    # transaction that saved it: FTS5 costs most per committing transaction (a new segment,
+    # then merges), and a start paid for two of them. The view (the index's content) leaves the
+    # pending messages out, so the index and its content agree at every commit; a pending
+    # message that changes or goes is simply no longer pending (nothing to take out of the
+    # index). Indexing rules as m010's: a message with a text, once it no longer streams.
+    # PostgreSQL: nothing (its GIN index has a pending list of its own).
+    if conn.dialect.name == "postgresql":
+        return
+    strip = "replace(replace({}, char(57344), ''), char(57345), '')"
+    indexed = "{0}.content != '' AND {0}.status != 'streaming'"
+    indexed_now = (
+        f"{indexed.format('old')} AND NOT EXISTS (SELECT 1 FROM search_pending WHERE seq = old.seq)"
+    )
+    statements = [
+        "CREATE TABLE search_pending (seq INTEGER PRIMARY KEY)",
+        "DROP TRIGGER messages_fts_insert",
+        "DROP TRIGGER messages_fts_delete",
+        "DROP TRIGGER messages_fts_update",
+        "DROP VIEW search_messages",
+        "CREATE VIEW search_messages AS SELECT seq, "
+        f"{strip.format('content')} AS content FROM messages "
+        "WHERE content != '' AND status != 'streaming' "
+        "AND seq NOT IN (SELECT seq FROM search_pending)",
+        "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages "
+        f"WHEN {indexed.format('new')} BEGIN "
+        "INSERT OR IGNORE INTO search_pending (seq) VALUES (new.seq); END",
+        "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages "
+        f"WHEN {indexed.format('old')} BEGIN "
+        "INSERT INTO messages_fts (messages_fts, rowid, content) "
+        f"SELECT 'delete', old.seq, {strip.format('old.content')} WHERE {indexed_now}; "
+        "DELETE FROM search_pending WHERE seq = old.seq; END",
+        # In this order: the old text leaves the index if it was in it, then the message is
+        # pending again if it is to be indexed (one trigger: see m007).
+        "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, status ON messages "
+        "WHEN (new.content IS NOT old.content OR new.status IS NOT old.status) "
+        "AND (old.status != 'streaming' OR new.status != 'streaming') BEGIN "
+        "INSERT INTO messages_fts (messages_fts, rowid, content) "
+        f"SELECT 'delete', old.seq, {strip.format('old.content')} WHERE {indexed_now}; "
+        "DELETE FROM search_pending WHERE seq = old.seq; "
+        f"INSERT INTO search_pending (seq) SELECT new.seq WHERE {indexed.format('new')}; END",
+    ]
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: Sequence[Migration] = (
     m001_conversations,
     m002_messages,
@@ -428,6 +476,7 @@ MIGRATIONS: Sequence[Migration] = (
     m008_imports,
     m009_title_keys,
     m010_index_finished_answers,
+    m011_search_pending,
 )
 """Every migration, oldest first. Append only."""
 

@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ssechat.errors import InvalidRequestError
+from ssechat.store.indexer import SearchIndexer
 from ssechat.store.search_query import (
     MARK_END,
     MARK_START,
@@ -139,9 +140,18 @@ class SQLSearch:
     ``SQLStore`` inherits it."""
 
     threads: StoreThreads
+    _search_indexer: SearchIndexer | None = None
+    """The deferred index work (SQLite), done before each search: it sees every saved message."""
+
+    async def search(
+        self, owner: str, query: str, *, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[SearchHit], str | None]:
+        if self._search_indexer is not None:
+            await self._search_indexer.flush()
+        return await self._search(owner, query, limit=limit, cursor=cursor)
 
     @reads
-    def search(
+    def _search(
         self,
         conn: sa.Connection,
         owner: str,

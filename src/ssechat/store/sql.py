@@ -42,6 +42,7 @@ from ssechat.store.accounts import SQLAccounts
 from ssechat.store.base import Store
 from ssechat.store.cursor import decode_cursor, encode_cursor
 from ssechat.store.dialects import SavePartial, pick
+from ssechat.store.indexer import start_search_indexer
 from ssechat.store.migrations import apply_migrations
 from ssechat.store.models import MESSAGE_STATUSES, UNSET, Conversation, Exchange, Message, Unset
 from ssechat.store.rows import (
@@ -149,6 +150,7 @@ class SQLStore(SQLToolSettings, SQLSearch, SQLTransfer):
         try:
             await store.threads.write(store._migrate)
             await store._sweep_staged_imports()  # what a killed import left (store.transfer)
+            store._search_indexer = await start_search_indexer(threads, dialect.index_search)
         except BaseException:
             await store.close()
             raise
@@ -162,6 +164,9 @@ class SQLStore(SQLToolSettings, SQLSearch, SQLTransfer):
 
     async def close(self) -> None:
         """Wait for the operations under way, then close every connection. Idempotent."""
+        indexer, self._search_indexer = self._search_indexer, None
+        if indexer is not None:
+            await indexer.close()
         await self.threads.close()
 
     async def __aenter__(self) -> Self:

@@ -29,6 +29,7 @@ __all__ = [
     "SUPPORTED",
     "create_engines",
     "default_database_url",
+    "index_pending",
     "lock_invariants",
     "resolve_url",
     "unreachable",
@@ -138,3 +139,29 @@ def lock_invariants(conn: sa.Connection) -> None:
 def unreachable(error: BaseException) -> bool:
     """Never: a file is always reachable (a locked or broken one is another failure)."""
     return False
+
+
+# --- the search index's deferred work (m011_search_pending; store.indexer runs it) ----------
+
+_PENDING_UP_TO = sa.text(
+    "SELECT max(seq) FROM (SELECT seq FROM search_pending ORDER BY seq LIMIT :limit)"
+)
+# The text as m007's view gives it to FTS5 (the snippet marks stripped): what is indexed must be
+# what the view shows, or FTS5's deletes and snippets would disagree with its index.
+_INDEX_PENDING = sa.text(
+    "INSERT INTO messages_fts (rowid, content) "
+    "SELECT m.seq, replace(replace(m.content, char(57344), ''), char(57345), '') "
+    "FROM search_pending AS p JOIN messages AS m ON m.seq = p.seq WHERE p.seq <= :last"
+)
+_NO_LONGER_PENDING = sa.text("DELETE FROM search_pending WHERE seq <= :last")
+
+
+def index_pending(conn: sa.Connection, limit: int) -> int:
+    """Write up to ``limit`` pending messages (the oldest) into the FTS5 index, in the
+    transaction of ``conn``; how many. A pending message is one the triggers noted as saved and
+    not yet indexed: ``search_messages`` (the index's content) leaves them out until now."""
+    last = conn.execute(_PENDING_UP_TO, {"limit": limit}).scalar()
+    if last is None:
+        return 0
+    conn.execute(_INDEX_PENDING, {"last": last})
+    return conn.execute(_NO_LONGER_PENDING, {"last": last}).rowcount
