@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bench.mdtable import fmt as _fmt
+from bench.mdtable import table as _table
 from bench.peers import LABELS
 from bench.report_store import import_section, search_section, store_goals
 
@@ -88,26 +90,6 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # --- markdown ---------------------------------------------------------------------------------
-
-
-def _fmt(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
-    elif isinstance(value, int):
-        text = f"{value:,}"
-    else:
-        text = str(value)
-    return f"{text}{unit}"
-
-
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return [*lines, ""]
 
 
 def _pair(data: Any, key: str, floor: Any = None) -> str:

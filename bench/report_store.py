@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.mdtable import fmt as _fmt
+from bench.mdtable import table as _table
+
 __all__ = ["import_section", "search_section", "store_goals"]
 
 _DATABASES = (("ssechat", "SQLite"), ("ssechat-pg", "PostgreSQL"))
@@ -12,23 +15,6 @@ _SEARCH_HEAD = ["query", "hits on page 1", "requests", "p50 ms", "p95 ms", "max 
 _IMPORT_HEAD = ["file", "database", "size", "seconds", "MB/s", "conversations/s",
                 "RSS before MiB", "peak RSS MiB", "peak - before MiB", "errors",
                 "load average"]  # fmt: skip
-
-
-def _fmt(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
-    elif isinstance(value, int):
-        text = f"{value:,}"
-    else:
-        text = str(value)
-    return f"{text}{unit}"
-
-
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
-    return [*lines, *("| " + " | ".join(row) + " |" for row in rows), ""]
 
 
 def _goal(name: str, target: str, measured: Any, met: bool | None, where: str) -> dict[str, Any]:
