@@ -26,6 +26,8 @@ from fastapi.routing import iter_route_contexts
 from ssechat.api import create_app
 from ssechat.config import Settings
 
+from .store_support import NOT_DERIVED
+
 SESSION_COOKIE = "ssechat_session"
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -263,11 +265,7 @@ def db_snapshot(path: Path) -> Snapshot:
         tables = [
             row[0]
             for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'"
-                # The search index and what is still to be indexed: derived from the rows,
-                # and written by the store's indexer in its own time, not by the request.
-                " AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'titles_fts%'"
-                " AND name != 'search_pending' ORDER BY name"
+                f"SELECT name FROM sqlite_master WHERE type = 'table'{NOT_DERIVED} ORDER BY name"
             )
         ]
         snapshot = {

@@ -21,6 +21,13 @@ from ssechat.store import Message
 Database: TypeAlias = Path | str
 """What the ``database`` fixture gives: a SQLite file's path, or a PostgreSQL URL."""
 
+NOT_DERIVED = (
+    " AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'titles_fts%'"
+    " AND name != 'search_pending'"
+)
+"""A ``sqlite_master`` condition leaving out the search index (FTS5's tables) and what is still
+to be indexed: derived from the rows, written by the store's indexer in its own time, not data."""
+
 OWNER = "ann"
 """The owner the store's tests act as (any string: the store does not check it names a user)."""
 OTHER = "bob"
@@ -80,10 +87,7 @@ def table_rows(database: Database) -> dict[str, list[tuple[Any, ...]]]:
             name
             for (name,) in con.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                # The full-text index (FTS5's tables, and what is still to be indexed): derived
-                # from the rows, not data.
-                " AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'titles_fts%'"
-                " AND name != 'search_pending'"
+                + NOT_DERIVED
             )
         ]
         return {

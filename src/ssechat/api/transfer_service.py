@@ -37,7 +37,7 @@ from ssechat.store import Store
 from ssechat.transfer.markdown import render_markdown
 from ssechat.transfer.model import ImportedConversation
 from ssechat.transfer.ours import build_document
-from ssechat.transfer.stream import ImportReader, zip_conversations
+from ssechat.transfer.stream import ImportReader, read_conversations, zip_conversations
 
 __all__ = ["MAX_IMPORTS_AT_ONCE", "MAX_IMPORT_BYTES", "TOO_LARGE", "TransferService"]
 
@@ -93,9 +93,9 @@ class TransferService:
         try:
             limit = self._settings.max_content_chars
             with tempfile.TemporaryFile() as spool:
-                zipped = await _spool_and_check(chunks, spool, limit)
+                await _spool_and_check(chunks, spool, limit)
                 ids, skipped = await self._store.import_conversations(
-                    lambda: _read_again(spool, zipped, limit), owner=owner
+                    lambda: _read_again(spool, limit), owner=owner
                 )
         finally:
             self._importing.discard(owner)
@@ -115,8 +115,8 @@ class TransferService:
         self._importing.add(owner)
 
 
-async def _spool_and_check(chunks: AsyncIterable[bytes], spool: IO[bytes], limit: int) -> bool:
-    """The first pass: the body into ``spool``, every byte of it checked; whether it is a zip."""
+async def _spool_and_check(chunks: AsyncIterable[bytes], spool: IO[bytes], limit: int) -> None:
+    """The first pass: the body into ``spool``, every byte of it checked."""
     reader = ImportReader(max_content_chars=limit)
     size = 0
     pending: list[bytes] = []
@@ -133,7 +133,7 @@ async def _spool_and_check(chunks: AsyncIterable[bytes], spool: IO[bytes], limit
             pending_size = 0
             await anyio.to_thread.run_sync(_check_piece, spool, reader, piece)
     await anyio.to_thread.run_sync(_check_piece, spool, reader, b"".join(pending))
-    return await anyio.to_thread.run_sync(_check_end, spool, reader, limit)
+    await anyio.to_thread.run_sync(_check_end, spool, reader, limit)
 
 
 def _check_piece(spool: IO[bytes], reader: ImportReader, piece: bytes) -> None:
@@ -141,26 +141,19 @@ def _check_piece(spool: IO[bytes], reader: ImportReader, piece: bytes) -> None:
     reader.feed(piece)  # the conversations are dropped: the second pass makes them again
 
 
-def _check_end(spool: IO[bytes], reader: ImportReader, limit: int) -> bool:
+def _check_end(spool: IO[bytes], reader: ImportReader, limit: int) -> None:
     if not reader.is_zip:
         reader.close()
-        return False
+        return
     spool.flush()
     spool.seek(0)
     for _ in zip_conversations(spool, max_content_chars=limit):
         pass
-    return True
 
 
-def _read_again(spool: IO[bytes], zipped: bool, limit: int) -> Iterator[ImportedConversation]:
+def _read_again(spool: IO[bytes], limit: int) -> Iterator[ImportedConversation]:
     """The second pass, on a worker thread (never inside a transaction): the spooled file's
     conversations, one at a time."""
     spool.flush()
     spool.seek(0)
-    if zipped:
-        yield from zip_conversations(spool, max_content_chars=limit)
-        return
-    reader = ImportReader(max_content_chars=limit)
-    while piece := spool.read(_PIECE_BYTES):
-        yield from reader.feed(piece)
-    yield from reader.close()
+    return read_conversations(spool, max_content_chars=limit, chunk_bytes=_PIECE_BYTES)

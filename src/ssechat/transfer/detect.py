@@ -27,7 +27,7 @@ from ssechat.transfer.limits import (
     check_limits,
 )
 from ssechat.transfer.model import ImportedConversation
-from ssechat.transfer.stream import SUPPORTED, Format, ImportReader, zip_conversations
+from ssechat.transfer.stream import SUPPORTED, Format, ImportReader, read_conversations
 
 __all__ = [
     "MAX_ANSWER_CHARS",
@@ -57,8 +57,4 @@ def parse_any(
 ) -> list[ImportedConversation]:
     """The conversations of an uploaded file, whatever supported format it is in, checked
     against the limits; ``ImportFormatError`` (400) naming where for anything else."""
-    reader = ImportReader(max_content_chars=max_content_chars)
-    conversations = reader.feed(data)
-    if reader.is_zip:
-        return list(zip_conversations(io.BytesIO(data), max_content_chars=max_content_chars))
-    return conversations + reader.close()
+    return list(read_conversations(io.BytesIO(data), max_content_chars=max_content_chars))

@@ -54,6 +54,7 @@ __all__ = [
     "SUPPORTED",
     "Format",
     "ImportReader",
+    "read_conversations",
     "zip_conversations",
 ]
 
@@ -432,6 +433,23 @@ class ImportReader:
                 "the file ends before its JSON does (it is truncated)", self._where(self._offset)
             ) from None
         self._refuse_json(error, self._offset)
+
+
+def read_conversations(
+    file: IO[bytes], *, max_content_chars: int = MAX_CONTENT_CHARS, chunk_bytes: int = _MIB
+) -> Iterator[ImportedConversation]:
+    """The conversations of an export in ``file`` (seekable, at its start, opened by the
+    caller), whatever supported format it is in: read a piece at a time through an
+    ``ImportReader``, or, for a zip, through ``zip_conversations``."""
+    reader = ImportReader(max_content_chars=max_content_chars)
+    while piece := file.read(chunk_bytes):
+        found = reader.feed(piece)
+        if reader.is_zip:
+            file.seek(0)
+            yield from zip_conversations(file, max_content_chars=max_content_chars)
+            return
+        yield from found
+    yield from reader.close()
 
 
 def zip_conversations(
