@@ -57,6 +57,11 @@ DEFAULT_MODEL = "fake-echo@100"
 SESSION_COOKIE = "ssechat_session"
 
 
+_DERIVED = tuple(
+    f'INSERT INTO "{table}' for table in ("messages_fts", "titles_fts", "search_pending")
+)
+
+
 @dataclass(frozen=True)
 class Account:
     email: str
@@ -217,10 +222,12 @@ class Server:
         return found[-1]
 
     def dump(self) -> str:
-        """Every row of the database as plain SQL (read-only, beside the running server)."""
+        """Every row of the database as plain SQL (read-only, beside the running server), but
+        the search index's and its pending list's: derived from the rows, and written by the
+        server's indexer in its own time."""
         conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True)
         try:
-            return "\n".join(conn.iterdump())
+            return "\n".join(line for line in conn.iterdump() if not line.startswith(_DERIVED))
         finally:
             conn.close()
 
